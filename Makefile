@@ -1,0 +1,35 @@
+# coord: two commands set everything up on a fresh Debian/Ubuntu machine with Swift.
+#   make run   prerequisites, release build, embedded PostgreSQL, migrations, coordd
+#   make test  prerequisites, the whole test suite on its own throwaway PostgreSQL
+
+SWIFT ?= swift
+RELEASE_BIN = .build/release
+DEBUG_BIN = .build/debug
+
+.PHONY: run test build release prereqs bench clean stop
+
+prereqs:
+	@scripts/ensure-prereqs.sh
+
+build: prereqs
+	$(SWIFT) build
+
+release: prereqs
+	$(SWIFT) build -c release
+
+run: release
+	$(RELEASE_BIN)/coordctl migrate
+	exec $(RELEASE_BIN)/coordd
+
+test: prereqs
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: release
+	$(RELEASE_BIN)/coordctl bench append --writers 32 --events 20000
+
+stop:
+	-$(RELEASE_BIN)/coordctl db stop
+
+clean:
+	rm -rf .build

@@ -1,0 +1,28 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// coord depends on the Swift toolchain and the system's libpq only: no package dependencies,
+// so the server builds offline and every line that runs in production is auditable here.
+let package = Package(
+    name: "coord",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "coordd", targets: ["coordd"]),
+        .executable(name: "coordctl", targets: ["coordctl"]),
+        .library(name: "Events", targets: ["Events"]),
+        .library(name: "Coordination", targets: ["Coordination"]),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+        .target(name: "Events", dependencies: ["CLibPQ"]),
+        .target(name: "Coordination", dependencies: ["Events"]),
+        .executableTarget(name: "coordd", dependencies: ["Events", "Coordination"]),
+        .executableTarget(name: "coordctl", dependencies: ["Events", "Coordination"]),
+        .testTarget(name: "EventsTests", dependencies: ["Events"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,8 @@
+#ifndef COORD_CLIBPQ_SHIM_H
+#define COORD_CLIBPQ_SHIM_H
+#include <libpq-fe.h>
+
+/* glibc declares pipe2 only under _GNU_SOURCE, which Swift's Glibc module is not built with.
+   The launcher needs it to create pipes that are close-on-exec from birth (see Subprocess.swift). */
+extern int pipe2(int pipefd[2], int flags);
+#endif

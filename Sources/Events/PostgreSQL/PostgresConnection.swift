@@ -1,0 +1,290 @@
+import CLibPQ
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libpq connection.
+///
+/// Every call blocks the calling thread until PostgreSQL answers, so a connection is used from
+/// threads outside Swift's cooperative pool: `PostgresPool` runs each borrower on a dispatch
+/// queue. A connection is not safe to use from two threads at once; the pool lends it to one
+/// borrower at a time, which is what `@unchecked Sendable` relies on.
+public final class PostgresConnection: @unchecked Sendable {
+    private var conn: OpaquePointer?
+    /// Whether a transaction is open (set by `transaction`).
+    public private(set) var inTransaction = false
+
+    /// A notification received on a channel this connection listens to.
+    public struct Notification: Sendable, Equatable {
+        public let channel: String
+        public let payload: String
+    }
+
+    /// Connects with `configuration` (a `postgres://` URI or libpq key/value string, merged with `PG*`
+    /// environment variables by libpq). Sets UTF-8, ISO dates and UTC for the session, so decoding is
+    /// independent of the server's defaults.
+    public init(configuration: PostgresConfiguration) throws {
+        var keys = ["dbname", "client_encoding", "options", "application_name", "connect_timeout"]
+        var options = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c client_min_messages=warning"
+        if let schema = configuration.schema {
+            // Validated to a plain identifier by PostgresConfiguration, so no escaping is needed here.
+            options += " -c search_path=\(schema)"
+        }
+        var values = [configuration.connectionString, "UTF8", options, configuration.applicationName,
+                      String(configuration.connectTimeoutSeconds)]
+        if configuration.connectionString.isEmpty {
+            keys.removeFirst(); values.removeFirst()
+        }
+        conn = withCStringArray(keys) { k in
+            withCStringArray(values) { v in PQconnectdbParams(k, v, 1) }
+        }
+        guard let conn, PQstatus(conn) == CONNECTION_OK else {
+            let message = conn.map { String(cString: PQerrorMessage($0)) } ?? "out of memory"
+            if let conn { PQfinish(conn) }
+            self.conn = nil
+            throw PostgresError(kind: .connection, serverMessage: message.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
+    deinit { close() }
+
+    /// Closes the connection; further calls fail with a connection error.
+    public func close() {
+        if let conn { PQfinish(conn) }
+        conn = nil
+    }
+
+    /// False once the connection broke or was closed: the pool then replaces it.
+    public var isUsable: Bool {
+        guard let conn else { return false }
+        return PQstatus(conn) == CONNECTION_OK
+    }
+
+    /// The server's process id for this session (for `pg_terminate_backend` in tests and operations).
+    public var backendPID: Int32 { conn.map { PQbackendPID($0) } ?? 0 }
+
+    private func handle() throws -> OpaquePointer {
+        guard let conn else { throw PostgresError(kind: .connection, serverMessage: "connection closed") }
+        return conn
+    }
+
+    /// Runs one parameterised statement and returns its rows.
+    @discardableResult
+    public func query(_ sql: SQL) throws -> PostgresResult {
+        let conn = try handle()
+        for value in sql.binds {
+            if let value, value.utf8.contains(0) {
+                throw PostgresError(kind: .encoding, serverMessage: "text contains a NUL character")
+            }
+        }
+        let result: OpaquePointer? = sql.binds.isEmpty
+            ? PQexecParams(conn, sql.text, 0, nil, nil, nil, nil, 0)
+            : withOptionalCStringArray(sql.binds) { values in
+                PQexecParams(conn, sql.text, Int32(sql.binds.count), nil, values, nil, nil, 0)
+            }
+        return try check(result)
+    }
+
+    /// Runs constant SQL text that may hold several statements (migrations, `BEGIN`).
+    /// Never pass text derived from input: nothing in it is a bind.
+    @discardableResult
+    public func execute(unsafe text: String) throws -> PostgresResult {
+        let conn = try handle()
+        return try check(PQexec(conn, text))
+    }
+
+    private func check(_ result: OpaquePointer?) throws -> PostgresResult {
+        guard let result else {
+            throw PostgresError(kind: .connection, serverMessage: lastErrorMessage)
+        }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_IN:
+            return PostgresResult(handle: result)
+        default:
+            let error = errorFrom(result)
+            PQclear(result)
+            throw error
+        }
+    }
+
+    private var lastErrorMessage: String {
+        guard let conn else { return "connection closed" }
+        return String(cString: PQerrorMessage(conn)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func errorFrom(_ result: OpaquePointer) -> PostgresError {
+        func field(_ code: Int32) -> String? {
+            guard let p = PQresultErrorField(result, code) else { return nil }
+            return String(cString: p)
+        }
+        let sqlState = field(Int32(UInt8(ascii: "C")))
+        let constraint = field(Int32(UInt8(ascii: "n")))
+        let message = field(Int32(UInt8(ascii: "M"))) ?? lastErrorMessage
+        let detail = field(Int32(UInt8(ascii: "D")))
+        let text = detail.map { "\(message) (\($0))" } ?? message
+        if sqlState == nil, !isUsable {
+            return PostgresError(kind: .connection, serverMessage: text)
+        }
+        return PostgresError(kind: .server, sqlState: sqlState, constraint: constraint, serverMessage: text)
+    }
+
+    /// Runs `body` between BEGIN and COMMIT on this connection; rolls back when it throws.
+    /// The closure is synchronous, so nothing else can run on the connection in between.
+    public func transaction<T>(isolation: String = "READ COMMITTED", _ body: (PostgresConnection) throws -> T) throws -> T {
+        precondition(!inTransaction, "nested transaction")
+        switch isolation {
+        case "SERIALIZABLE": try execute(unsafe: "BEGIN ISOLATION LEVEL SERIALIZABLE")
+        case "REPEATABLE READ": try execute(unsafe: "BEGIN ISOLATION LEVEL REPEATABLE READ")
+        default: try execute(unsafe: "BEGIN")
+        }
+        inTransaction = true
+        defer { inTransaction = false }
+        do {
+            let value = try body(self)
+            try execute(unsafe: "COMMIT")
+            return value
+        } catch {
+            if isUsable { _ = try? execute(unsafe: "ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Streams rows into `COPY ... FROM STDIN` (text format). Each element of `rows` is one line
+    /// without its newline; use `CopyText.escape` for field values. Returns the number of rows copied.
+    @discardableResult
+    public func copyIn(_ sql: SQL, rows: some Sequence<String>) throws -> Int {
+        let conn = try handle()
+        let start = try query(sql)
+        guard PQresultStatus(start.handle) == PGRES_COPY_IN else {
+            throw PostgresError(kind: .server, serverMessage: "statement is not COPY FROM STDIN")
+        }
+        var buffer = [UInt8]()
+        buffer.reserveCapacity(1 << 16)
+        func flush() throws {
+            guard !buffer.isEmpty else { return }
+            let status = buffer.withUnsafeBufferPointer { b in
+                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) {
+                    PQputCopyData(conn, $0, Int32(b.count))
+                }
+            }
+            buffer.removeAll(keepingCapacity: true)
+            guard status == 1 else { throw PostgresError(kind: .connection, serverMessage: lastErrorMessage) }
+        }
+        var copyError: Error?
+        for row in rows {
+            if row.utf8.contains(0) {
+                copyError = PostgresError(kind: .encoding, serverMessage: "text contains a NUL character")
+                break
+            }
+            buffer.append(contentsOf: row.utf8)
+            buffer.append(10)
+            if buffer.count >= 1 << 16 { try flush() }
+        }
+        if copyError == nil { try flush() }
+        let endStatus: Int32 = copyError == nil ? PQputCopyEnd(conn, nil) : PQputCopyEnd(conn, "aborted by client")
+        guard endStatus == 1 else { throw PostgresError(kind: .connection, serverMessage: lastErrorMessage) }
+        var copied = 0
+        var serverError: Error?
+        while let result = PQgetResult(conn) {
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                copied = Int(String(cString: PQcmdTuples(result))) ?? 0
+                PQclear(result)
+            } else {
+                serverError = errorFrom(result)
+                PQclear(result)
+            }
+        }
+        if let copyError { throw copyError }
+        if let serverError { throw serverError }
+        return copied
+    }
+
+    /// Starts listening on `channel` (a plain identifier).
+    public func listen(_ channel: String) throws {
+        guard PostgresConfiguration.isPlainIdentifier(channel) else {
+            throw PostgresError(kind: .encoding, serverMessage: "invalid channel name")
+        }
+        try execute(unsafe: "LISTEN \(channel)")
+    }
+
+    /// Waits up to `timeout` seconds for notifications and returns those received (possibly none).
+    /// Throws a connection error when the connection is lost.
+    public func waitForNotifications(timeout: Double) throws -> [Notification] {
+        let conn = try handle()
+        var out = drainNotifications(conn)
+        if !out.isEmpty { return out }
+        let socket = PQsocket(conn)
+        guard socket >= 0 else { throw PostgresError(kind: .connection, serverMessage: "no socket") }
+        var fds = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let rc = poll(&fds, 1, Int32(max(0, timeout * 1000)))
+        if rc < 0 && errno != EINTR {
+            throw PostgresError(kind: .connection, serverMessage: "poll failed")
+        }
+        if rc > 0 {
+            guard PQconsumeInput(conn) == 1 else {
+                throw PostgresError(kind: .connection, serverMessage: lastErrorMessage)
+            }
+            out = drainNotifications(conn)
+        }
+        if !isUsable { throw PostgresError(kind: .connection, serverMessage: lastErrorMessage) }
+        return out
+    }
+
+    private func drainNotifications(_ conn: OpaquePointer) -> [Notification] {
+        var out: [Notification] = []
+        while let n = PQnotifies(conn) {
+            out.append(Notification(channel: String(cString: n.pointee.relname),
+                                    payload: String(cString: n.pointee.extra)))
+            PQfreemem(n)
+        }
+        return out
+    }
+
+    /// Escapes an identifier with libpq's own rules (for configuration values such as a schema name;
+    /// never for request input).
+    public func quoteIdentifier(_ identifier: String) throws -> String {
+        let conn = try handle()
+        guard let p = PQescapeIdentifier(conn, identifier, identifier.utf8.count) else {
+            throw PostgresError(kind: .encoding, serverMessage: "invalid identifier")
+        }
+        defer { PQfreemem(p) }
+        return String(cString: p)
+    }
+}
+
+/// Escaping for `COPY ... FROM STDIN` text format.
+public enum CopyText {
+    /// Escapes backslash, tab, newline and carriage return; `nil` is `\N` (NULL).
+    public static func escape(_ value: String?) -> String {
+        guard let value else { return "\\N" }
+        if !value.utf8.contains(where: { $0 == 92 || $0 == 9 || $0 == 10 || $0 == 13 }) { return value }
+        var out = ""
+        out.reserveCapacity(value.utf8.count + 8)
+        for ch in value.unicodeScalars {
+            switch ch {
+            case "\\": out += "\\\\"
+            case "\t": out += "\\t"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            default: out.unicodeScalars.append(ch)
+            }
+        }
+        return out
+    }
+}
+
+private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicated: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    defer { duplicated.forEach { free($0) } }
+    var pointers: [UnsafePointer<CChar>?] = duplicated.map { UnsafePointer($0) }
+    pointers.append(nil)
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+private func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicated: [UnsafeMutablePointer<CChar>?] = strings.map { $0.flatMap { strdup($0) } }
+    defer { duplicated.forEach { free($0) } }
+    let pointers: [UnsafePointer<CChar>?] = duplicated.map { UnsafePointer($0) }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

@@ -1,0 +1,127 @@
+import Foundation
+
+/// One schema change, applied once, in its own transaction.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    /// Constant SQL shipped with the binary (may hold several statements).
+    public let sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+}
+
+/// The migrations of one component (`events`, `coordination`, ...), each with its own version sequence.
+public struct MigrationSet: Sendable {
+    public let component: String
+    public let migrations: [Migration]
+
+    public init(component: String, migrations: [Migration]) {
+        precondition(zip(migrations, migrations.dropFirst()).allSatisfy { $0.version + 1 == $1.version },
+                     "migration versions must be contiguous")
+        self.component = component
+        self.migrations = migrations
+    }
+
+    public var latestVersion: Int { migrations.last?.version ?? 0 }
+}
+
+public enum MigrationError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The database was migrated by a newer binary: this one must not write to it.
+    case schemaTooNew(component: String, database: Int, known: Int)
+    /// The database has not been migrated to what this binary needs.
+    case schemaBehind(component: String, database: Int, required: Int)
+
+    public var description: String {
+        switch self {
+        case let .schemaTooNew(component, database, known):
+            return "the database schema for \(component) is at version \(database), newer than this binary knows (\(known)): upgrade coord"
+        case let .schemaBehind(component, database, required):
+            return "the database schema for \(component) is at version \(database), this binary needs \(required): run `coordctl migrate`"
+        }
+    }
+}
+
+/// Applies migrations. Safe when several processes migrate at once: they serialise on a session
+/// advisory lock, and each sees what the one before it applied.
+public enum Migrator {
+    public struct Applied: Sendable, Equatable {
+        public let component: String
+        public let version: Int
+        public let name: String
+    }
+
+    /// Creates the configured schema if needed and applies every pending migration of `sets`, in order.
+    /// Returns what it applied (empty when the database was current).
+    public static func migrate(_ pool: PostgresPool, _ sets: [MigrationSet]) async throws -> [Applied] {
+        let schema = pool.configuration.schema
+        return try await pool.withConnection { connection in
+            try migrate(connection: connection, schema: schema, sets)
+        }
+    }
+
+    /// Same as `migrate(_:_:)` on one connection.
+    public static func migrate(connection: PostgresConnection, schema: String?, _ sets: [MigrationSet]) throws -> [Applied] {
+        let lockName = "coord.migrations." + (schema ?? "(default)")
+        try connection.query("SELECT pg_advisory_lock(hashtextextended(\(lockName), 0))")
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock(hashtextextended(\(lockName), 0))") }
+        if let schema {
+            // `schema` is a validated plain identifier (PostgresConfiguration), never request input.
+            try connection.execute(unsafe: "CREATE SCHEMA IF NOT EXISTS \(schema)")
+        }
+        try connection.execute(unsafe: """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                component  text        NOT NULL,
+                version    int         NOT NULL,
+                name       text        NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (component, version)
+            )
+            """)
+        var applied: [Applied] = []
+        for set in sets {
+            let current = try version(connection: connection, component: set.component)
+            if current > set.latestVersion {
+                throw MigrationError.schemaTooNew(component: set.component, database: current, known: set.latestVersion)
+            }
+            for migration in set.migrations where migration.version > current {
+                try connection.transaction { c in
+                    try c.execute(unsafe: migration.sql)
+                    try c.query("""
+                        INSERT INTO schema_migrations (component, version, name)
+                        VALUES (\(set.component), \(migration.version), \(migration.name))
+                        """)
+                }
+                applied.append(Applied(component: set.component, version: migration.version, name: migration.name))
+            }
+        }
+        return applied
+    }
+
+    /// The highest applied version of `component`, 0 when none (or no migrations table).
+    public static func version(connection: PostgresConnection, component: String) throws -> Int {
+        let exists = try connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        guard try exists.decode(0, 0, as: Bool.self) else { return 0 }
+        let result = try connection.query("SELECT coalesce(max(version), 0) FROM schema_migrations WHERE component = \(component)")
+        return try result.decode(0, 0)
+    }
+
+    /// Throws unless every set is exactly at its latest version: a binary must not run against a
+    /// schema that is behind (missing tables) or ahead (unknown meaning) of it.
+    public static func requireCurrent(_ pool: PostgresPool, _ sets: [MigrationSet]) async throws {
+        try await pool.withConnection(retryOnConnectionFailure: true) { connection in
+            for set in sets {
+                let current = try version(connection: connection, component: set.component)
+                if current > set.latestVersion {
+                    throw MigrationError.schemaTooNew(component: set.component, database: current, known: set.latestVersion)
+                }
+                if current < set.latestVersion {
+                    throw MigrationError.schemaBehind(component: set.component, database: current, required: set.latestVersion)
+                }
+            }
+        }
+    }
+}

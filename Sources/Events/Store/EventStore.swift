@@ -1,0 +1,261 @@
+import Foundation
+
+/// The append-only event log on PostgreSQL.
+///
+/// Guarantees:
+/// - An append is atomic across all its streams, and acknowledged only after COMMIT.
+/// - Positions are global, gapless and in commit order; versions are per stream, contiguous from 1.
+/// - Appending events whose ids are already stored, with the same stream, type and data, writes nothing
+///   and returns the original result (`duplicate == true`); a stored id with other content is refused.
+/// - Every event is chained to the one before it by SHA-256 (`verify`).
+public final class EventStore: Sendable {
+    public let pool: PostgresPool
+    private let committer: GroupCommitter
+    let watcher: HeadWatcher
+
+    /// Largest `data` of one event, in bytes of JSON text.
+    public static let maxEventDataBytes = 1 << 20
+    /// Most events in one append.
+    public static let maxEventsPerAppend = 1000
+
+    /// Uses `pool` for reads; appends go through one dedicated writer connection of the same configuration.
+    public init(pool: PostgresPool) {
+        self.pool = pool
+        self.committer = GroupCommitter(configuration: pool.configuration)
+        self.watcher = HeadWatcher(configuration: pool.configuration)
+    }
+
+    /// Stops the writer and the notification listener; the pool is the caller's to close.
+    public func close() {
+        committer.close()
+        watcher.stop()
+    }
+
+    /// Batches and events the writer has committed since start (for metrics).
+    public var writerStats: (batches: Int, events: Int) { committer.stats }
+
+    // MARK: Names
+
+    /// Stream names: `[A-Za-z0-9][A-Za-z0-9._:@+/=-]{0,199}`. The category is the part before the first `-`.
+    public static func isValidStreamName(_ s: String) -> Bool {
+        let u = s.utf8
+        guard !u.isEmpty, u.count <= 200 else { return false }
+        for (i, c) in u.enumerated() {
+            let alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+            if i == 0 { guard alnum else { return false }; continue }
+            guard alnum || c == 46 || c == 95 || c == 58 || c == 64 || c == 43 || c == 47 || c == 61 || c == 45 else { return false }
+        }
+        return true
+    }
+
+    /// Event types: `[A-Za-z][A-Za-z0-9._-]{0,127}`, e.g. `stock.dispatched`.
+    public static func isValidType(_ s: String) -> Bool {
+        let u = s.utf8
+        guard !u.isEmpty, u.count <= 128 else { return false }
+        for (i, c) in u.enumerated() {
+            let alpha = (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+            let digit = c >= 48 && c <= 57
+            if i == 0 { guard alpha else { return false }; continue }
+            guard alpha || digit || c == 46 || c == 95 || c == 45 else { return false }
+        }
+        return true
+    }
+
+    public static func category(of stream: String) -> String {
+        stream.firstIndex(of: "-").map { String(stream[..<$0]) } ?? stream
+    }
+
+    // MARK: Append
+
+    /// Appends `events` to `stream` if its version matches `expected`.
+    /// Throws `EventStoreError.wrongExpectedVersion` with the actual version on a mismatch.
+    @discardableResult
+    public func append(_ events: [EventData], to stream: String, expected: ExpectedVersion = .any) async throws -> AppendResult {
+        try await append([StreamAppend(stream: stream, expected: expected, events: events)])
+    }
+
+    /// Appends to several streams atomically: all events are written, or none.
+    @discardableResult
+    public func append(_ streams: [StreamAppend]) async throws -> AppendResult {
+        let (json, count) = try Self.encode(streams)
+        return try await committer.submit(streams, json: json, eventCount: count)
+    }
+
+    static func encode(_ streams: [StreamAppend]) throws -> (String, Int) {
+        guard !streams.isEmpty, streams.contains(where: { !$0.events.isEmpty }) else {
+            throw EventStoreError.invalidInput(field: "events", reason: "an append needs at least one event")
+        }
+        guard Set(streams.map(\.stream)).count == streams.count else {
+            throw EventStoreError.invalidInput(field: "stream", reason: "a stream appears twice in one append")
+        }
+        var ids = Set<UUID>()
+        var count = 0
+        var json = "{\"streams\":["
+        for (si, s) in streams.enumerated() {
+            guard isValidStreamName(s.stream) else {
+                throw EventStoreError.invalidInput(field: "stream", reason: "must match [A-Za-z0-9][A-Za-z0-9._:@+/=-]{0,199}")
+            }
+            if case .exact(let v) = s.expected, v < 0 {
+                throw EventStoreError.invalidInput(field: "expected", reason: "a version is never negative")
+            }
+            if si > 0 { json += "," }
+            json += "{\"stream\":" + JSONWriter.quote(s.stream) + ",\"expected\":\"" + s.expected.wire + "\",\"events\":["
+            for (ei, e) in s.events.enumerated() {
+                guard isValidType(e.type) else {
+                    throw EventStoreError.invalidInput(field: "type", reason: "must match [A-Za-z][A-Za-z0-9._-]{0,127}")
+                }
+                guard e.data.text.utf8.count <= maxEventDataBytes else {
+                    throw EventStoreError.invalidInput(field: "data", reason: "larger than \(maxEventDataBytes) bytes")
+                }
+                if let problem = JSONWriter.problemWithObject(e.data.text) {
+                    throw EventStoreError.invalidInput(field: "data", reason: problem)
+                }
+                guard ids.insert(e.id).inserted else {
+                    throw EventStoreError.invalidInput(field: "id", reason: "an event id appears twice in one append")
+                }
+                if ei > 0 { json += "," }
+                json += "{\"id\":\"" + e.id.uuidString.lowercased() + "\",\"type\":" + JSONWriter.quote(e.type)
+                json += ",\"data\":" + e.data.text + ",\"metadata\":" + e.metadata.json
+                json += ",\"occurred_at\":\"" + Timestamp.format(e.occurredAt) + "\"}"
+                count += 1
+            }
+            json += "]}"
+        }
+        json += "]}"
+        guard count <= maxEventsPerAppend else {
+            throw EventStoreError.invalidInput(field: "events", reason: "more than \(maxEventsPerAppend) events in one append")
+        }
+        if json.utf8.contains(0) {
+            throw EventStoreError.invalidInput(field: "data", reason: "contains a NUL character")
+        }
+        return (json, count)
+    }
+
+    // MARK: Read
+
+    static let columns: SQL = """
+        SELECT position, stream, version, id, type, data::text, metadata::text, occurred_at, recorded_at, encode(hash, 'hex')
+        FROM events
+        """
+
+    static func decodeEvents(_ result: PostgresResult) throws -> [RecordedEvent] {
+        var out: [RecordedEvent] = []
+        out.reserveCapacity(result.count)
+        for i in 0..<result.count {
+            out.append(RecordedEvent(
+                position: try result.decode(i, 0), stream: try result.decode(i, 1), version: try result.decode(i, 2),
+                id: try result.decode(i, 3), type: try result.decode(i, 4), data: try result.decode(i, 5),
+                metadata: try result.decode(i, 6), occurredAt: try result.decode(i, 7), recordedAt: try result.decode(i, 8),
+                hash: try result.decode(i, 9)))
+        }
+        return out
+    }
+
+    /// Reads all events after `position`, in position order, at most `limit`, matching `filter`,
+    /// and stopping at `until`.
+    public func read(after position: Int64 = 0, limit: Int = 1000, filter: EventFilter = .all, until: ReadLimit = .none) async throws -> [RecordedEvent] {
+        let sql = Self.readAllSQL(after: position, limit: limit, filter: filter, until: until)
+        return try await pool.withConnection(retryOnConnectionFailure: true) { c in try Self.decodeEvents(try c.query(sql)) }
+    }
+
+    static func readAllSQL(after position: Int64, limit: Int, filter: EventFilter, until: ReadLimit) -> SQL {
+        var sql = columns + " WHERE position > \(position)"
+        switch until {
+        case .none: break
+        case .position(let p): sql = sql + " AND position <= \(p)"
+        case .recordedAt(let t): sql = sql + " AND recorded_at <= \(t)"
+        }
+        if let types = filter.types { sql = sql + " AND type = ANY(\(types)::text[])" }
+        if let categories = filter.categories { sql = sql + " AND category = ANY(\(categories)::text[])" }
+        if let streams = filter.streams { sql = sql + " AND stream = ANY(\(streams)::text[])" }
+        return sql + " ORDER BY position LIMIT \(max(0, limit))"
+    }
+
+    public enum Direction: Sendable { case forward, backward }
+
+    /// Reads one stream from `version` (inclusive) forwards, or backwards from it (`Int64.max` for the end).
+    public func read(stream: String, from version: Int64 = 1, direction: Direction = .forward, limit: Int = 1000) async throws -> [RecordedEvent] {
+        let sql: SQL = direction == .forward
+            ? Self.columns + " WHERE stream = \(stream) AND version >= \(version) ORDER BY version LIMIT \(max(0, limit))"
+            : Self.columns + " WHERE stream = \(stream) AND version <= \(version) ORDER BY version DESC LIMIT \(max(0, limit))"
+        return try await pool.withConnection(retryOnConnectionFailure: true) { c in try Self.decodeEvents(try c.query(sql)) }
+    }
+
+    /// The stream's current version (0 when it has no events).
+    public func version(of stream: String) async throws -> Int64 {
+        try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            let r = try c.query("SELECT version FROM streams WHERE stream = \(stream)")
+            return r.count == 0 ? 0 : try r.decode(0, 0)
+        }
+    }
+
+    /// The position of the last committed event (0 for an empty log).
+    public func headPosition() async throws -> Int64 {
+        try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            try c.query("SELECT position FROM event_head").decode(0, 0)
+        }
+    }
+
+    /// Numbers for `coordctl status`.
+    public struct Summary: Sendable {
+        public let headPosition: Int64
+        public let streams: Int64
+        public let lastRecordedAt: Date?
+    }
+
+    public func summary() async throws -> Summary {
+        try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            let r = try c.query("""
+                SELECT (SELECT position FROM event_head), (SELECT count(*) FROM streams),
+                       (SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1)
+                """)
+            return Summary(headPosition: try r.decode(0, 0), streams: try r.decode(0, 1), lastRecordedAt: try r.decodeOptional(0, 2))
+        }
+    }
+
+    // MARK: Verify
+
+    public struct VerifyReport: Sendable, Equatable {
+        /// Events checked.
+        public let checked: Int64
+        /// The last position found sound.
+        public let verifiedThrough: Int64
+        /// The first broken position, nil when the chain is sound.
+        public let brokenAt: Int64?
+        public let problem: String?
+        public var isSound: Bool { brokenAt == nil }
+    }
+
+    /// Recomputes the hash chain, position contiguity and version contiguity from `position` to the head,
+    /// `batch` events per statement (so no long transaction holds back vacuum or other writers).
+    /// `progress` is called with the last verified position after each batch.
+    public func verify(from position: Int64 = 1, batch: Int64 = 20_000, progress: (@Sendable (Int64) -> Void)? = nil) async throws -> VerifyReport {
+        var from = max(1, position)
+        var checked: Int64 = 0
+        while true {
+            let start = from
+            let r = try await pool.withConnection(retryOnConnectionFailure: true) { c in
+                try c.query("SELECT checked, last_checked, broken_at, problem FROM coord_verify(\(start), \(batch))")
+            }
+            let n: Int64 = try r.decode(0, 0)
+            let last: Int64 = try r.decode(0, 1)
+            checked += n
+            if let broken: Int64 = try r.decodeOptional(0, 2) {
+                return VerifyReport(checked: checked, verifiedThrough: last, brokenAt: broken, problem: try r.decodeOptional(0, 3))
+            }
+            progress?(last)
+            if n < batch { return VerifyReport(checked: checked, verifiedThrough: last, brokenAt: nil, problem: nil) }
+            from = last + 1
+        }
+    }
+
+    // MARK: Subscribe
+
+    /// Every event after `position` matching `filter`, once each, in position order: first the history
+    /// in batches, then live as events commit (woken by LISTEN/NOTIFY, polling every `pollInterval`
+    /// seconds as a fallback). Connection failures, including a PostgreSQL restart, are retried with
+    /// backoff and resume after the last delivered event. Ends when the task is cancelled.
+    public func subscribe(after position: Int64, filter: EventFilter = .all, batchSize: Int = 500, pollInterval: Double = 1.0) -> Subscription {
+        Subscription(store: self, after: position, filter: filter, batchSize: batchSize, pollInterval: pollInterval)
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+
+/// Who caused an event and why. Stored as the event's `metadata` jsonb.
+public struct EventMetadata: Sendable, Equatable, Codable {
+    /// The token subject or operator that issued the command.
+    public var actor: String?
+    /// Groups every event caused by one user intent (one HTTP request, one import line).
+    public var correlationID: String?
+    /// The command or event that directly caused this one.
+    public var causationID: String?
+    /// Where the command came from: `api`, `coordctl`, `import`, `demo`, ...
+    public var source: String?
+
+    public init(actor: String? = nil, correlationID: String? = nil, causationID: String? = nil, source: String? = nil) {
+        self.actor = actor
+        self.correlationID = correlationID
+        self.causationID = causationID
+        self.source = source
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case actor
+        case correlationID = "correlation_id"
+        case causationID = "causation_id"
+        case source
+    }
+
+    /// Compact JSON with keys in a fixed order.
+    public var json: String {
+        var out = "{"
+        var first = true
+        func field(_ key: String, _ value: String?) {
+            guard let value else { return }
+            if !first { out += "," }
+            first = false
+            out += JSONWriter.quote(key) + ":" + JSONWriter.quote(value)
+        }
+        field("actor", actor)
+        field("causation_id", causationID)
+        field("correlation_id", correlationID)
+        field("source", source)
+        return out + "}"
+    }
+}
+
+/// An event to append.
+public struct EventData: Sendable, Equatable {
+    /// Unique forever. Re-appending the same id with the same content is a no-op (idempotency).
+    public var id: UUID
+    /// A stable name such as `stock.dispatched`; see `EventStore.isValidType`.
+    public var type: String
+    /// A JSON object.
+    public var data: JSONText
+    public var metadata: EventMetadata
+    /// When it happened in the field; the store adds when it was recorded.
+    public var occurredAt: Date
+
+    public init(id: UUID = UUID(), type: String, data: JSONText, metadata: EventMetadata = EventMetadata(), occurredAt: Date = Date()) {
+        self.id = id
+        self.type = type
+        self.data = data
+        self.metadata = metadata
+        self.occurredAt = occurredAt
+    }
+
+    /// Encodes `payload` with snake_case keys and RFC 3339 dates.
+    public init<T: Encodable>(id: UUID = UUID(), type: String, payload: T, metadata: EventMetadata = EventMetadata(), occurredAt: Date = Date()) throws {
+        self.init(id: id, type: type, data: JSONText(try JSONWriter.encode(payload)), metadata: metadata, occurredAt: occurredAt)
+    }
+}
+
+/// The version a writer expects a stream to be at. Versions start at 1; a stream without events is at 0.
+public enum ExpectedVersion: Sendable, Equatable, CustomStringConvertible {
+    /// No check.
+    case any
+    /// The stream must have no events.
+    case noStream
+    /// The stream must have at least one event.
+    case streamExists
+    /// The stream's last event must have this version (0 means no events).
+    case exact(Int64)
+
+    var wire: String {
+        switch self {
+        case .any: return "any"
+        case .noStream: return "no_stream"
+        case .streamExists: return "exists"
+        case .exact(let v): return String(v)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .any: return "any"
+        case .noStream: return "no stream"
+        case .streamExists: return "stream exists"
+        case .exact(let v): return "version \(v)"
+        }
+    }
+}
+
+/// Events for one stream within an append.
+public struct StreamAppend: Sendable {
+    public var stream: String
+    public var expected: ExpectedVersion
+    public var events: [EventData]
+
+    public init(stream: String, expected: ExpectedVersion = .any, events: [EventData]) {
+        self.stream = stream
+        self.expected = expected
+        self.events = events
+    }
+}
+
+/// What an append wrote (or, for a duplicate, what the original append wrote).
+public struct AppendResult: Sendable, Equatable {
+    public struct Stream: Sendable, Equatable {
+        public let stream: String
+        /// The stream's version after its last event of this append.
+        public let version: Int64
+        public let firstPosition: Int64
+        public let lastPosition: Int64
+    }
+
+    public let streams: [Stream]
+    /// True when every event was already stored with the same content: nothing was written.
+    public let duplicate: Bool
+
+    /// The global position of the last event of the append.
+    public var position: Int64 { streams.map(\.lastPosition).max() ?? 0 }
+
+    public func version(of stream: String) -> Int64? { streams.first { $0.stream == stream }?.version }
+}
+
+/// An event as stored.
+public struct RecordedEvent: Sendable, Equatable {
+    /// Global, gapless, in commit order, from 1.
+    public let position: Int64
+    public let stream: String
+    /// Per stream, contiguous, from 1.
+    public let version: Int64
+    public let id: UUID
+    public let type: String
+    public let data: JSONText
+    public let metadata: JSONText
+    public let occurredAt: Date
+    public let recordedAt: Date
+    /// SHA-256 chain link, lower-case hex.
+    public let hash: String
+
+    /// The stream's category: its name up to the first `-` (`stock-MNL` → `stock`).
+    public var category: String { EventStore.category(of: stream) }
+
+    /// The metadata decoded; unknown keys are ignored.
+    public var decodedMetadata: EventMetadata {
+        (try? JSONDecoder().decode(EventMetadata.self, from: Data(metadata.text.utf8))) ?? EventMetadata()
+    }
+}
+
+/// Errors of the event store. `description` is safe to show a user.
+public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The stream's version did not match the expectation.
+    case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: Int64)
+    /// An event id is already stored with different content (or a retry does not match the original append).
+    case idempotencyMismatch(eventID: UUID)
+    /// The input cannot be stored; names the offending field.
+    case invalidInput(field: String, reason: String)
+    /// The store's schema is not what this binary needs.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case let .wrongExpectedVersion(stream, expected, actual):
+            return "stream \(stream) is at version \(actual), expected \(expected)"
+        case let .idempotencyMismatch(id):
+            return "event \(id.uuidString.lowercased()) was already appended with different content"
+        case let .invalidInput(field, reason):
+            return "\(field): \(reason)"
+        case let .unavailable(reason):
+            return "event store unavailable: \(reason)"
+        }
+    }
+}
+
+/// Which events a read or subscription returns.
+public struct EventFilter: Sendable, Equatable {
+    /// Only these event types.
+    public var types: [String]?
+    /// Only streams of these categories (`stock` matches `stock-*`).
+    public var categories: [String]?
+    /// Only these streams.
+    public var streams: [String]?
+
+    public init(types: [String]? = nil, categories: [String]? = nil, streams: [String]? = nil) {
+        self.types = types
+        self.categories = categories
+        self.streams = streams
+    }
+
+    public static let all = EventFilter()
+}
+
+/// Where a read of all events stops.
+public enum ReadLimit: Sendable, Equatable {
+    case none
+    /// Up to and including this position.
+    case position(Int64)
+    /// Events recorded up to and including this time ("what was known then").
+    case recordedAt(Date)
+}

@@ -1,0 +1,60 @@
+import CLibPQ
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a program and collects its combined output, with `posix_spawn` and `waitpid`.
+///
+/// Foundation's `Process.waitUntilExit` can hang when called from a Swift concurrency thread on
+/// Linux (it spins a run loop that never learns of the exit), so the launcher uses this instead.
+public enum Subprocess {
+    public struct Output: Sendable {
+        public let status: Int32
+        public let output: String
+    }
+
+    /// Runs `argv[0]` (an absolute path) with `argv`, standard input from /dev/null.
+    public static func run(_ argv: [String]) throws -> Output {
+        var fds: [Int32] = [0, 0]
+        // Close-on-exec: a child spawned by another thread at the same moment (a PostgreSQL server,
+        // which lives on) must not inherit our write end, or we would wait for EOF forever.
+        guard pipe2(&fds, O_CLOEXEC) == 0 else { throw POSIXError(.EMFILE) }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        posix_spawn_file_actions_addclose(&actions, readEnd)
+        posix_spawn_file_actions_addclose(&actions, writeEnd)
+
+        let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { cargs.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, nil, cargs, environ)
+        close(writeEnd)
+        guard rc == 0 else {
+            close(readEnd)
+            throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT)
+        }
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress!, $0.count) }
+            if n > 0 { data.append(contentsOf: buffer[0..<n]); continue }
+            if n < 0 && errno == EINTR { continue }
+            break
+        }
+        close(readEnd)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { break }
+        }
+        // WIFEXITED / WEXITSTATUS, spelled out: the C macros are not imported.
+        let exited = (status & 0x7f) == 0
+        let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Output(status: code, output: String(decoding: data, as: UTF8.self))
+    }
+}

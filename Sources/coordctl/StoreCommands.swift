@@ -1,0 +1,168 @@
+import Coordination
+import Events
+import Foundation
+
+enum MigrateCommand {
+    static let spec = CommandSpec(
+        path: "coordctl migrate", summary: "Create or upgrade the database schema.",
+        options: [.init("json", help: "Print what was applied as JSON.")],
+        details: "Safe to run again and from several processes at once; refuses a schema newer than this binary.\n\n" + databaseHelp)
+
+    static let command = Command(spec: spec) { args in
+        try args.requirePositionals(0...0)
+        let session = try Session.open()
+        defer { session.close() }
+        let applied = try await Migrator.migrate(session.pool, Coordination.migrationSets)
+        if args.flag("json") {
+            print(Output.json(["applied": applied.map { ["component": $0.component, "version": $0.version, "name": $0.name] }]))
+        } else if applied.isEmpty {
+            print("Schema is current.")
+        } else {
+            for a in applied { print("Applied \(a.component) v\(a.version): \(a.name)") }
+        }
+        return 0
+    }
+}
+
+enum StatusCommand {
+    static let spec = CommandSpec(
+        path: "coordctl status", summary: "Show schema version, event counts, head position and chain state.",
+        options: [
+            .init("json", help: "Machine-readable output."),
+            .init("full", help: "Verify the whole hash chain (default: the last 10,000 events)."),
+        ],
+        details: databaseHelp)
+
+    static let command = Command(spec: spec) { args in
+        try args.requirePositionals(0...0)
+        let session = try Session.open()
+        defer { session.close() }
+        let versions = try await session.pool.withConnection { c in
+            try Coordination.migrationSets.map { ($0.component, try Migrator.version(connection: c, component: $0.component), $0.latestVersion) }
+        }
+        var result: [String: Any] = [
+            "database": session.target.description,
+            "schema": versions.map { ["component": $0.0, "version": $0.1, "binary_version": $0.2] },
+        ]
+        var lines: [(String, String)] = [("Database", session.target.description)]
+        for (component, version, known) in versions {
+            lines.append(("Schema \(component)", version == known ? "v\(version) (current)" : "v\(version) (this binary: v\(known))"))
+        }
+        var exitCode: Int32 = 0
+        if versions.allSatisfy({ $0.1 > 0 }) {
+            let store = EventStore(pool: session.pool)
+            defer { store.close() }
+            let summary = try await store.summary()
+            let from = args.flag("full") ? 1 : max(1, summary.headPosition - 9_999)
+            let report = try await store.verify(from: from)
+            result["head_position"] = summary.headPosition
+            result["events"] = summary.headPosition
+            result["streams"] = summary.streams
+            result["last_recorded_at"] = summary.lastRecordedAt.map(Timestamp.format) ?? NSNull()
+            result["chain"] = ["from": from, "verified_through": report.verifiedThrough, "sound": report.isSound,
+                               "broken_at": report.brokenAt as Any? ?? NSNull(), "problem": report.problem as Any? ?? NSNull()]
+            lines += [
+                ("Events", "\(summary.headPosition)"),
+                ("Head position", "\(summary.headPosition)"),
+                ("Streams", "\(summary.streams)"),
+                ("Last recorded", summary.lastRecordedAt.map(Timestamp.format) ?? "-"),
+                ("Chain", report.isSound
+                    ? "sound from \(from) through \(report.verifiedThrough)"
+                    : "BROKEN at position \(report.brokenAt!) (\(report.problem ?? "?")); run coordctl verify"),
+            ]
+            if !report.isSound { exitCode = 2 }
+        } else {
+            lines.append(("Events", "schema not created: run coordctl migrate"))
+        }
+        if case .embedded(let embedded) = session.target {
+            result["embedded"] = ["cluster": embedded.location, "running": embedded.isRunning()]
+            lines.append(("Embedded cluster", "\(embedded.location) (\(session.startedEmbedded ? "started for this command" : "running"))"))
+        }
+        print(args.flag("json") ? Output.json(result) : Output.keyValues(lines))
+        return exitCode
+    }
+}
+
+enum VerifyCommand {
+    static let spec = CommandSpec(
+        path: "coordctl verify", summary: "Recompute the hash chain and version contiguity; exit 2 if broken.",
+        options: [
+            .init("from", value: "POSITION", help: "Start at this position (default 1)."),
+            .init("json", help: "Machine-readable output."),
+        ],
+        details: "Exit status: 0 sound, 2 broken (the first broken position is printed), 1 other failure.\n\n" + databaseHelp)
+
+    static let command = Command(spec: spec) { args in
+        try args.requirePositionals(0...0)
+        let from = try args.int("from", default: 1, range: 1...Int.max)
+        let session = try Session.open()
+        defer { session.close() }
+        try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
+        let store = EventStore(pool: session.pool)
+        defer { store.close() }
+        let started = Date()
+        let report = try await store.verify(from: Int64(from)) { last in Output.progress("verified through \(last)") }
+        Output.progressDone()
+        let seconds = Date().timeIntervalSince(started)
+        if args.flag("json") {
+            print(Output.json(["sound": report.isSound, "checked": report.checked, "verified_through": report.verifiedThrough,
+                               "broken_at": report.brokenAt as Any? ?? NSNull(), "problem": report.problem as Any? ?? NSNull(),
+                               "seconds": (seconds * 1000).rounded() / 1000]))
+        } else if report.isSound {
+            print("Chain sound: \(report.checked) events checked from position \(from) through \(report.verifiedThrough) in \(String(format: "%.2f", seconds)) s.")
+        } else {
+            print("Chain BROKEN at position \(report.brokenAt!): \(report.problem ?? "unknown problem"). Sound through \(report.verifiedThrough).")
+        }
+        return report.isSound ? 0 : 2
+    }
+}
+
+enum DBCommands {
+    static let group = Group(name: "db", summary: "Manage the embedded PostgreSQL cluster.", commands: [
+        "start": Command(spec: CommandSpec(path: "coordctl db start", summary: "Initialise (first time) and start the embedded cluster.",
+                                           details: "Data directory: COORD_DATA_DIR, default .coord/ in the working directory.")) { args in
+            try args.requirePositionals(0...0)
+            let embedded = try embeddedOnly()
+            let started = try embedded.start()
+            print(started ? "Started embedded PostgreSQL at \(embedded.location)." : "Embedded PostgreSQL already running at \(embedded.location).")
+            return 0
+        },
+        "stop": Command(spec: CommandSpec(path: "coordctl db stop", summary: "Stop the embedded cluster (fast shutdown).")) { args in
+            try args.requirePositionals(0...0)
+            let embedded = try embeddedOnly()
+            try embedded.stop()
+            print("Embedded PostgreSQL stopped.")
+            return 0
+        },
+        "status": Command(spec: CommandSpec(path: "coordctl db status", summary: "Say whether the embedded cluster is running; exit 3 if not.")) { args in
+            try args.requirePositionals(0...0)
+            let embedded = try embeddedOnly()
+            let running = embedded.isRunning()
+            print(running ? "running: \(embedded.location)" : "stopped: \(embedded.location)")
+            return running ? 0 : 3
+        },
+        "url": Command(spec: CommandSpec(path: "coordctl db url", summary: "Print the embedded cluster's libpq connection string.")) { args in
+            try args.requirePositionals(0...0)
+            print(try embeddedOnly().connectionString)
+            return 0
+        },
+        "psql": Command(spec: CommandSpec(path: "coordctl db psql", summary: "Open psql on the configured database.",
+                                          arguments: "[-- PSQL-ARGS...]")) { args in
+            let target = DatabaseLocator.resolve()
+            let (connection, _) = try DatabaseLocator.connectionString(for: target, startEmbedded: true)
+            var argv = ["psql"]
+            if !connection.isEmpty { argv.append(connection) }
+            argv += args.positionals
+            let cargs = argv.map { strdup($0) } + [nil]
+            execvp("psql", cargs)
+            throw EmbeddedPostgres.LauncherError.commandFailed("psql", errno, "could not run psql")
+        },
+    ])
+
+    static func embeddedOnly() throws -> EmbeddedPostgres {
+        guard case .embedded(let embedded) = DatabaseLocator.resolve() else {
+            throw UsageError("DATABASE_URL or PG* variables are set: the embedded cluster is not in use", usage: "Usage: coordctl db <start|stop|status|url|psql>")
+        }
+        return embedded
+    }
+}

@@ -1,0 +1,268 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import Events
+
+@Suite("Append")
+struct AppendTests {
+    @Test("appends get gapless positions and contiguous versions from 1")
+    func positionsAndVersions() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        let a = try await store.append(sampleEvents(3), to: "thing-a", expected: .noStream)
+        let b = try await store.append(sampleEvents(2), to: "thing-b", expected: .noStream)
+        #expect(a.streams == [AppendResult.Stream(stream: "thing-a", version: 3, firstPosition: 1, lastPosition: 3)])
+        #expect(b.position == 5)
+        #expect(b.version(of: "thing-b") == 2)
+        let all = try await store.read(after: 0)
+        #expect(all.map(\.position) == [1, 2, 3, 4, 5])
+        #expect(all.map(\.version) == [1, 2, 3, 1, 2])
+        #expect(try await store.headPosition() == 5)
+        #expect(try await store.version(of: "thing-a") == 3)
+        #expect(try await store.version(of: "missing") == 0)
+    }
+
+    @Test("stored events keep their data, metadata and both times")
+    func roundTrip() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        let occurred = Date(timeIntervalSince1970: 1_762_583_400.123456)
+        let event = EventData(type: "stock.dispatched", data: JSONText(#"{"quantity": 500, "item": "HSHETARPW406"}"#),
+                              metadata: EventMetadata(actor: "officer-7", correlationID: "corr-1", causationID: "cmd-1", source: "api"),
+                              occurredAt: occurred)
+        let before = Date()
+        try await store.append([event], to: "stock-MNL")
+        let read = try #require(try await store.read(stream: "stock-MNL").first)
+        #expect(read.id == event.id)
+        #expect(read.type == "stock.dispatched")
+        #expect(read.category == "stock")
+        let data = try JSONSerialization.jsonObject(with: Data(read.data.text.utf8)) as? [String: Any]
+        #expect(data?["quantity"] as? Int == 500)
+        #expect(read.decodedMetadata == event.metadata)
+        #expect(abs(read.occurredAt.timeIntervalSince(occurred)) < 0.000_001)
+        #expect(read.recordedAt >= before.addingTimeInterval(-1))
+        #expect(read.hash.count == 64)
+    }
+
+    @Test("each expected-version form is enforced and a conflict names the actual version")
+    func expectedVersions() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        await #expect(throws: EventStoreError.wrongExpectedVersion(stream: "s-1", expected: .streamExists, actual: 0)) {
+            try await store.append(sampleEvents(1), to: "s-1", expected: .streamExists)
+        }
+        try await store.append(sampleEvents(2), to: "s-1", expected: .noStream)
+        await #expect(throws: EventStoreError.wrongExpectedVersion(stream: "s-1", expected: .noStream, actual: 2)) {
+            try await store.append(sampleEvents(1), to: "s-1", expected: .noStream)
+        }
+        await #expect(throws: EventStoreError.wrongExpectedVersion(stream: "s-1", expected: .exact(1), actual: 2)) {
+            try await store.append(sampleEvents(1), to: "s-1", expected: .exact(1))
+        }
+        try await store.append(sampleEvents(1), to: "s-1", expected: .exact(2))
+        try await store.append(sampleEvents(1), to: "s-1", expected: .streamExists)
+        try await store.append(sampleEvents(1), to: "s-1", expected: .any)
+        #expect(try await store.version(of: "s-1") == 5)
+        #expect(try await store.headPosition() == 5, "refused appends wrote nothing")
+    }
+
+    @Test("two writers with the same expected version: exactly one wins, every time")
+    func concurrentConflicts() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        for round in 0..<20 {
+            let stream = "race-\(round)"
+            try await store.append(sampleEvents(1), to: stream)
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        do { try await store.append(sampleEvents(1), to: stream, expected: .exact(1)); return true }
+                        catch { return false }
+                    }
+                }
+                var wins = 0
+                for await won in group where won { wins += 1 }
+                return wins
+            }
+            #expect(outcomes == 1, "round \(round)")
+            #expect(try await store.version(of: stream) == 2)
+        }
+    }
+
+    @Test("concurrent appends from many writers: gapless positions, contiguous versions, chain sound")
+    func manyWriters() async throws {
+        let store = try await TestDatabase.makeStore(poolSize: 4)
+        defer { store.close() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<32 {
+                group.addTask {
+                    for i in 0..<25 {
+                        try await store.append(sampleEvents(1 + i % 3), to: "w-\(w % 8)", expected: .any)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let all = try await store.read(after: 0, limit: 10_000)
+        let expected = 32 * (0..<25).reduce(0) { $0 + 1 + $1 % 3 }
+        #expect(all.count == expected)
+        #expect(all.map(\.position) == Array(1...Int64(expected)))
+        for stream in Set(all.map(\.stream)) {
+            let versions = all.filter { $0.stream == stream }.map(\.version)
+            #expect(versions == Array(1...Int64(versions.count)), "stream \(stream)")
+        }
+        let report = try await store.verify()
+        #expect(report.isSound)
+        #expect(report.checked == Int64(expected))
+        #expect(store.writerStats.batches < expected, "group commit gathered appends into fewer transactions")
+    }
+
+    @Test("a conflicting request in a batch fails alone; its neighbours commit")
+    func conflictIsolatedInBatch() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        try await store.append(sampleEvents(1), to: "shared")
+        let results = await withTaskGroup(of: (Int, Bool).self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    // Request 0 expects a version the stream does not have.
+                    let expected: ExpectedVersion = i == 0 ? .exact(7) : .any
+                    let stream = i == 0 ? "shared" : "own-\(i)"
+                    do { try await store.append(sampleEvents(1), to: stream, expected: expected); return (i, true) }
+                    catch { return (i, false) }
+                }
+            }
+            var out: [Int: Bool] = [:]
+            for await (i, ok) in group { out[i] = ok }
+            return out
+        }
+        #expect(results[0] == false)
+        #expect((1..<40).allSatisfy { results[$0] == true })
+        #expect(try await store.headPosition() == 40)
+    }
+
+    @Test("an atomic multi-stream append writes all streams or none")
+    func multiStreamAtomic() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        try await store.append(sampleEvents(1), to: "wh-MNL")
+        let transfer = [
+            StreamAppend(stream: "wh-MNL", expected: .exact(1), events: sampleEvents(1, type: "transfer.sent")),
+            StreamAppend(stream: "wh-TAC", expected: .noStream, events: sampleEvents(1, type: "transfer.expected")),
+        ]
+        let result = try await store.append(transfer)
+        #expect(result.version(of: "wh-MNL") == 2)
+        #expect(result.version(of: "wh-TAC") == 1)
+        // Same again: wh-MNL's expectation now fails, so wh-TAC must not receive its event either.
+        let stale = transfer.map { StreamAppend(stream: $0.stream, expected: $0.expected, events: sampleEvents(1)) }
+        await #expect(throws: EventStoreError.wrongExpectedVersion(stream: "wh-MNL", expected: .exact(1), actual: 2)) {
+            try await store.append(stale)
+        }
+        #expect(try await store.version(of: "wh-TAC") == 1)
+        #expect(try await store.headPosition() == 3)
+    }
+
+    @Test("re-appending stored events returns the original result and writes nothing")
+    func idempotentRetry() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        let events = sampleEvents(3)
+        let first = try await store.append(events, to: "idem", expected: .noStream)
+        try await store.append(sampleEvents(1), to: "other")
+        // The retry carries the same stale expectation a client would resend; it must still succeed.
+        let retry = try await store.append(events, to: "idem", expected: .noStream)
+        #expect(retry.duplicate)
+        #expect(retry.streams == first.streams)
+        #expect(!first.duplicate)
+        #expect(try await store.headPosition() == 4)
+        // Concurrent retries of one new append: stored once.
+        let fresh = sampleEvents(2)
+        let results = try await withThrowingTaskGroup(of: AppendResult.self) { group in
+            for _ in 0..<10 { group.addTask { try await store.append(fresh, to: "idem-2") } }
+            var out: [AppendResult] = []
+            for try await r in group { out.append(r) }
+            return out
+        }
+        #expect(Set(results.map(\.position)).count == 1)
+        #expect(results.filter { !$0.duplicate }.count == 1)
+        #expect(try await store.read(stream: "idem-2").count == 2)
+    }
+
+    @Test("the same event id with different content is refused")
+    func idempotencyMismatch() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        var event = sampleEvents(1)[0]
+        try await store.append([event], to: "mm")
+        event.data = JSONText(#"{"n": 999}"#)
+        await #expect(throws: EventStoreError.idempotencyMismatch(eventID: event.id)) {
+            try await store.append([event], to: "mm")
+        }
+        // A retry that adds a new event to stored ones is not a retry either.
+        let stored = try await store.read(stream: "mm")[0]
+        let original = EventData(id: stored.id, type: stored.type, data: stored.data)
+        await #expect(throws: EventStoreError.self) {
+            try await store.append([original] + sampleEvents(1), to: "mm")
+        }
+        #expect(try await store.headPosition() == 1)
+    }
+
+    @Test("invalid input is refused with the field named, and nothing is written")
+    func invalidInput() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        func field(_ body: () async throws -> Void) async -> String? {
+            do { try await body(); return nil } catch let EventStoreError.invalidInput(field, _) { return field } catch { return "other: \(error)" }
+        }
+        #expect(await field { try await store.append(sampleEvents(1), to: "bad stream") } == "stream")
+        #expect(await field { try await store.append(sampleEvents(1), to: "") } == "stream")
+        #expect(await field { try await store.append(sampleEvents(1), to: "'; DROP TABLE events; --") } == "stream")
+        #expect(await field { try await store.append(sampleEvents(1, type: "9bad"), to: "s") } == "type")
+        #expect(await field { try await store.append([EventData(type: "t", data: JSONText("[1,2]"))], to: "s") } == "data")
+        #expect(await field { try await store.append([EventData(type: "t", data: JSONText("{not json"))], to: "s") } == "data")
+        #expect(await field { try await store.append([EventData(type: "t", data: JSONText(#"{"a":"\u0000"}"#))], to: "s") } == "data")
+        #expect(await field { try await store.append([], to: "s") } == "events")
+        let twice = sampleEvents(1)[0]
+        #expect(await field { try await store.append([twice, twice], to: "s") } == "id")
+        #expect(await field { try await store.append(sampleEvents(1), to: "s", expected: .exact(-1)) } == "expected")
+        #expect(try await store.headPosition() == 0)
+    }
+
+    @Test("quotes, unicode, control characters and large values are stored exactly")
+    func awkwardValues() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        let nasty = "O'Brien \"quoted\" \\ back; DROP TABLE events; -- 東京 🌀 \t\n\r \u{7f}"
+        let invalidUTF8 = String(decoding: [0x66, 0xff, 0xfe, 0x6f], as: UTF8.self)  // repaired to U+FFFD on decoding
+        let big = String(repeating: "x", count: 900_000)
+        let payload = try JSONWriter.encode(["text": nasty, "wire": invalidUTF8, "big": big])
+        try await store.append([EventData(type: "t", data: JSONText(payload), metadata: EventMetadata(actor: nasty))], to: "s-odd")
+        let read = try #require(try await store.read(stream: "s-odd").first)
+        let decoded = try JSONDecoder().decode([String: String].self, from: Data(read.data.text.utf8))
+        #expect(decoded["text"] == nasty)
+        #expect(decoded["wire"] == "f\u{FFFD}\u{FFFD}o")
+        #expect(decoded["big"]?.count == 900_000)
+        #expect(read.decodedMetadata.actor == nasty)
+        let tooBig = String(repeating: "x", count: EventStore.maxEventDataBytes + 1)
+        await #expect(throws: EventStoreError.self) {
+            try await store.append([EventData(type: "t", data: JSONText(try JSONWriter.encode(["big": tooBig])))], to: "s-odd")
+        }
+        #expect(try await store.verify().isSound)
+    }
+
+    @Test("a request whose value the server refuses fails alone, even inside a batch")
+    func serverRefusalIsolated() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        // Year 318857: a valid Swift date, but beyond timestamptz's range, so only the server refuses it.
+        let bad = EventData(type: "t", data: JSONText("{}"), occurredAt: Date(timeIntervalSince1970: 1e13))
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await store.append([bad], to: "bad")) != nil }
+            for i in 0..<20 { group.addTask { (try? await store.append(sampleEvents(1), to: "good-\(i)")) != nil } }
+            var ok = 0
+            for await success in group where success { ok += 1 }
+            return ok
+        }
+        #expect(outcomes == 20)
+        #expect(try await store.headPosition() == 20)
+    }
+}

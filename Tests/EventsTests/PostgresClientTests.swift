@@ -1,0 +1,194 @@
+import Foundation
+import Testing
+@testable import Events
+
+@Suite("PostgreSQL client")
+struct PostgresClientTests {
+    @Test("interpolated values are binds, never query text")
+    func bindsNotText() throws {
+        let hostile = "x'; DROP TABLE events; --"
+        let n = 5
+        let sql: SQL = "SELECT \(hostile), \(n), \(nil as String?)"
+        #expect(sql.text == "SELECT $1, $2, $3")
+        #expect(sql.binds == [hostile, "5", nil])
+        let combined: SQL = "SELECT * FROM t WHERE a = \(1)" + " AND b = \(2)"
+        #expect(combined.text == "SELECT * FROM t WHERE a = $1 AND b = $2")
+        let nested: SQL = "WITH x AS (\(combined)) SELECT \(3)"
+        #expect(nested.text == "WITH x AS (SELECT * FROM t WHERE a = $1 AND b = $2) SELECT $3")
+        #expect(["a\"b", "c\\d"].postgresText == #"{"a\"b","c\\d"}"#)
+    }
+
+    @Test("values round-trip through the server with their types")
+    func typedDecoding() async throws {
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        let id = UUID()
+        let date = Date(timeIntervalSince1970: 1_762_583_400.25)
+        let hostile = "O'Brien \"; DROP TABLE x; -- 東京"
+        let row = try await pool.withConnection { c in
+            try c.query("SELECT \(hostile)::text, \(Int64.max)::bigint, \(true)::bool, \(id)::uuid, \(date)::timestamptz, \(2.5)::float8, NULL::text, '\\x00ff'::bytea")
+        }
+        #expect(try row.decode(0, 0, as: String.self) == hostile)
+        #expect(try row.decode(0, 1, as: Int64.self) == .max)
+        #expect(try row.decode(0, 2, as: Bool.self))
+        #expect(try row.decode(0, 3, as: UUID.self) == id)
+        #expect(try row.decode(0, 4, as: Date.self) == date)
+        #expect(try row.decode(0, 5, as: Double.self) == 2.5)
+        #expect(try row.decodeOptional(0, 6, as: String.self) == nil)
+        #expect(try row.decode(0, 7, as: ByteA.self).bytes == [0, 255])
+        #expect(throws: PostgresError.self) { try row.decode(0, 0, as: Int64.self) }
+    }
+
+    @Test("a NUL character is refused before it reaches the server; huge text is fine")
+    func nulAndHuge() async throws {
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { c in try c.query("SELECT \("a\u{0}b")::text") }
+        }
+        let huge = String(repeating: "é", count: 4_000_000)
+        let length = try await pool.withConnection { c in try c.query("SELECT length(\(huge))").decode(0, 0, as: Int.self) }
+        #expect(length == 4_000_000)
+    }
+
+    @Test("server errors carry SQLSTATE and constraint; their description quotes no values")
+    func errors() async throws {
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        let secret = "person-secret@example.org"
+        do {
+            try await pool.withConnection { c in
+                try c.execute(unsafe: "CREATE TABLE people (email text CONSTRAINT people_email_key UNIQUE)")
+                try c.query("INSERT INTO people VALUES (\(secret))")
+                try c.query("INSERT INTO people VALUES (\(secret))")
+            }
+            Issue.record("expected a unique violation")
+        } catch let error as PostgresError {
+            #expect(error.sqlState == PostgresError.uniqueViolation)
+            #expect(error.constraint == "people_email_key")
+            #expect(!error.description.contains(secret))
+            #expect(error.description.contains("unique_violation"))
+            #expect(error.debugDescription.contains("duplicate key"))
+        }
+        do {
+            try await pool.withConnection { c in try c.query("SELECT \("not-a-uuid")::uuid") }
+        } catch let error as PostgresError {
+            #expect(error.sqlState == "22P02")
+            #expect(!error.description.contains("not-a-uuid"))
+        }
+    }
+
+    @Test("a transaction rolls back when its body throws, and the connection stays usable")
+    func transactions() async throws {
+        let pool = try await TestDatabase.makePool(poolSize: 1, migrate: false)
+        defer { pool.close() }
+        try await pool.withConnection { c in try c.execute(unsafe: "CREATE TABLE tx (n int)") }
+        struct Boom: Error {}
+        await #expect(throws: Boom.self) {
+            try await pool.transaction { c in
+                try c.query("INSERT INTO tx VALUES (\(1))")
+                throw Boom()
+            }
+        }
+        try await pool.transaction { c in try c.query("INSERT INTO tx VALUES (\(2))") }
+        let values = try await pool.withConnection { c in try c.query("SELECT n FROM tx").rows.map { try $0.decode(0, as: Int.self) } }
+        #expect(values == [2])
+    }
+
+    @Test("COPY FROM STDIN loads rows with escaped fields")
+    func copyIn() async throws {
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        let copied = try await pool.withConnection { c in
+            try c.execute(unsafe: "CREATE TABLE bulk (n int, note text)")
+            return try c.copyIn("COPY bulk (n, note) FROM STDIN", rows: (1...10_000).lazy.map { i in
+                "\(i)\t" + CopyText.escape(i == 7 ? "tab\there\nnewline \\ back" : (i == 8 ? nil : "row \(i)"))
+            })
+        }
+        #expect(copied == 10_000)
+        let r = try await pool.withConnection { c in
+            try c.query("SELECT count(*), (SELECT note FROM bulk WHERE n = 7), (SELECT note IS NULL FROM bulk WHERE n = 8) FROM bulk")
+        }
+        #expect(try r.decode(0, 0, as: Int.self) == 10_000)
+        #expect(try r.decode(0, 1, as: String.self) == "tab\there\nnewline \\ back")
+        #expect(try r.decode(0, 2, as: Bool.self))
+        // A malformed row fails the whole COPY and leaves the connection usable.
+        await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { c in try c.copyIn("COPY bulk (n, note) FROM STDIN", rows: ["1\tok", "not-a-number\tx"]) }
+        }
+        let count = try await pool.withConnection { c in try c.query("SELECT count(*) FROM bulk").decode(0, 0, as: Int.self) }
+        #expect(count == 10_000)
+    }
+
+    @Test("LISTEN/NOTIFY delivers notifications")
+    func listenNotify() async throws {
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        let listener = try TestDatabase.connection(like: pool)
+        defer { listener.close() }
+        try listener.listen("coord_test_channel")
+        #expect(try listener.waitForNotifications(timeout: 0.05).isEmpty)
+        try await pool.withConnection { c in try c.query("SELECT pg_notify('coord_test_channel', \("hello"))") }
+        var got: [PostgresConnection.Notification] = []
+        for _ in 0..<20 where got.isEmpty { got = try listener.waitForNotifications(timeout: 0.25) }
+        #expect(got == [.init(channel: "coord_test_channel", payload: "hello")])
+    }
+
+    @Test("a broken connection is replaced; reads retry transparently")
+    func brokenConnectionReplaced() async throws {
+        let pool = try await TestDatabase.makePool(poolSize: 2, migrate: false)
+        defer { pool.close() }
+        let pid = try await pool.withConnection { c in c.backendPID }
+        let admin = try TestDatabase.connection(like: pool)
+        defer { admin.close() }
+        try admin.query("SELECT pg_terminate_backend(\(Int(pid)))")
+        try await Task.sleep(nanoseconds: 100_000_000)
+        // Without retry, the first use of the dead connection fails with a connection error...
+        do {
+            try await pool.withConnection { c in try c.query("SELECT 1") }
+        } catch let error as PostgresError {
+            #expect(error.isConnectionFailure)
+        }
+        // ...and the pool has dropped it: the next borrower gets a working connection.
+        let one = try await pool.withConnection { c in try c.query("SELECT 1").decode(0, 0, as: Int.self) }
+        #expect(one == 1)
+        let pid2 = try await pool.withConnection { c in c.backendPID }
+        try admin.query("SELECT pg_terminate_backend(\(Int(pid2)))")
+        try await Task.sleep(nanoseconds: 100_000_000)
+        let retried = try await pool.withConnection(retryOnConnectionFailure: true) { c in try c.query("SELECT 2").decode(0, 0, as: Int.self) }
+        #expect(retried == 2)
+    }
+
+    @Test("an exhausted pool times out instead of queueing forever")
+    func poolTimeout() async throws {
+        let configuration = try PostgresConfiguration(connectionString: try TestDatabase.connectionString(), poolSize: 1)
+        let pool = PostgresPool(configuration: configuration, acquireTimeout: 0.3)
+        defer { pool.close() }
+        let holder = Task { try await pool.withConnection { c in try c.query("SELECT pg_sleep(1.5)") } }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        do {
+            try await pool.withConnection { c in try c.query("SELECT 1") }
+            Issue.record("expected a pool timeout")
+        } catch let error as PostgresError {
+            #expect(error.kind == .pool)
+        }
+        _ = try await holder.value
+        #expect(pool.usage.inUse == 0)
+    }
+
+    @Test("an unreachable server fails fast with a connection error")
+    func unreachable() async throws {
+        let configuration = try PostgresConfiguration(connectionString: "host=/nonexistent-dir port=5432 dbname=x", poolSize: 1)
+        let pool = PostgresPool(configuration: configuration)
+        defer { pool.close() }
+        let started = Date()
+        do {
+            try await pool.withConnection { c in try c.query("SELECT 1") }
+            Issue.record("expected a connection error")
+        } catch let error as PostgresError {
+            #expect(error.kind == .connection)
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(pool.usage.open == 0)
+    }
+}

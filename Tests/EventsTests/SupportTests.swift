@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+@testable import Events
+
+@Suite("Support")
+struct SupportTests {
+    @Test("timestamps format and parse in RFC 3339 and PostgreSQL's ISO form")
+    func timestamps() throws {
+        let date = Date(timeIntervalSince1970: 1_762_583_400.5)
+        #expect(Timestamp.format(date) == "2025-11-08T06:30:00.5Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00Z")
+        #expect(Timestamp.parse("2025-11-08T06:30:00.5Z") == date)
+        #expect(Timestamp.parse("2025-11-08 13:30:00.5+07") == date)
+        #expect(Timestamp.parse("2025-11-08T13:30:00.5+07:00") == date)
+        #expect(Timestamp.parse("2025-11-08T06:30:00") == nil, "a time without a zone is ambiguous")
+        #expect(Timestamp.parse("2025-02-30T00:00:00Z") == nil)
+        #expect(Timestamp.parse("2024-02-29T00:00:00Z") != nil)
+        #expect(Timestamp.parse("2025-11-08T06:30:00Zjunk") == nil)
+        #expect(Timestamp.parseDate("2026-11-08") == Timestamp.parse("2026-11-08T00:00:00Z"))
+        #expect(Timestamp.parseDate("2026-13-01") == nil)
+    }
+
+    @Test("passwords are redacted from connection strings")
+    func redaction() {
+        #expect(PostgresConfiguration.redact("postgres://coord:s3cret@db:5432/coord") == "postgres://coord:***@db:5432/coord")
+        #expect(PostgresConfiguration.redact("host=db password=s3cret user=x") == "host=db password=*** user=x")
+        #expect(PostgresConfiguration.redact("postgres://db/coord") == "postgres://db/coord")
+    }
+
+    @Test("schema names must be plain identifiers")
+    func schemaNames() {
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(connectionString: "", schema: "x; DROP") }
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(connectionString: "", schema: "Upper") }
+        #expect((try? PostgresConfiguration(connectionString: "", schema: "t_abc123")) != nil)
+    }
+
+    @Test("arguments: long options, inline values, flags, unknown options")
+    func arguments() throws {
+        let spec = CommandSpec(path: "coordctl bench append", summary: "x",
+                               options: [.init("writers", value: "N", help: ""), .init("json", help: "")])
+        let parsed = try spec.parse(["--writers", "32", "--json", "extra"])
+        #expect(try parsed.int("writers", default: 1) == 32)
+        #expect(parsed.flag("json"))
+        #expect(parsed.positionals == ["extra"])
+        #expect(try spec.parse(["--writers=8"]).value("writers") == "8")
+        #expect(throws: UsageError.self) { try spec.parse(["--nope"]) }
+        #expect(throws: UsageError.self) { try spec.parse(["--writers"]) }
+        #expect(throws: UsageError.self) { try spec.parse(["--json=1"]) }
+        #expect(throws: UsageError.self) { try spec.parse(["--writers", "x"]).int("writers", default: 1) }
+        #expect(try spec.parse(["-h"]).wantsHelp)
+        #expect(spec.help.contains("--writers N"))
+    }
+
+    @Test("log lines are single-line, keys sorted, values quoted when needed")
+    func logLines() {
+        let lines = LockedLines()
+        let logger = Logger(label: "coordd", level: .info) { lines.add($0) }
+        logger.debug("dropped")
+        logger.info("appended\nsecond line", ["request.id": "r1", "http.status": "201", "note": "two words"])
+        #expect(lines.all.count == 1)
+        let line = lines.all[0]
+        #expect(line.hasSuffix(#" info coordd: http.status=201 note="two words" request.id=r1 appended second line"#))
+    }
+}
+
+final class LockedLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func add(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+}
