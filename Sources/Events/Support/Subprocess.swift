@@ -14,8 +14,9 @@ public enum Subprocess {
         public let output: String
     }
 
-    /// Runs `argv[0]` (an absolute path) with `argv`, standard input from /dev/null.
-    public static func run(_ argv: [String]) throws -> Output {
+    /// Runs `argv[0]` (an absolute path) with `argv`, standard input from /dev/null, in this process's
+    /// environment or in `environment` when given.
+    public static func run(_ argv: [String], environment: [String: String]? = nil) throws -> Output {
         var fds: [Int32] = [0, 0]
         // Close-on-exec: a child spawned by another thread at the same moment (a PostgreSQL server,
         // which lives on) must not inherit our write end, or we would wait for EOF forever.
@@ -32,8 +33,10 @@ public enum Subprocess {
 
         let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { cargs.forEach { free($0) } }
+        let cenv: [UnsafeMutablePointer<CChar>?]? = environment.map { env in env.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { cenv?.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, cargs, environ)
+        let rc = cenv.map { posix_spawn(&pid, argv[0], &actions, nil, cargs, $0) } ?? posix_spawn(&pid, argv[0], &actions, nil, cargs, environ)
         close(writeEnd)
         guard rc == 0 else {
             close(readEnd)

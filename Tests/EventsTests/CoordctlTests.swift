@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+@testable import Events
+
+/// Runs the built `coordctl` binary, as an operator would.
+enum Coordctl {
+    static var path: String {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        // Swift Testing runs from `<build>/debug/coordPackageTests.xctest`; the executables sit beside it.
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let p = candidate.appendingPathComponent("coordctl").path
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return dir.appendingPathComponent("coordctl").path
+    }
+
+    static func run(_ args: [String], env extra: [String: String] = [:]) throws -> Subprocess.Output {
+        var env = ProcessInfo.processInfo.environment
+        for key in ["DATABASE_URL", "PGHOST", "PGDATABASE", "PGSERVICE", "PGPORT", "PGUSER", "COORD_SCHEMA"] { env[key] = nil }
+        env["NO_COLOR"] = "1"
+        env.merge(extra) { _, new in new }
+        return try Subprocess.run([path] + args, environment: env)
+    }
+}
+
+@Suite("coordctl")
+struct CoordctlTests {
+    @Test("help at every level exits 0; usage errors exit 64 with Error: and the usage line")
+    func helpAndUsage() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Coordctl.path), "build coordctl before the tests")
+        let help = try Coordctl.run(["--help"])
+        #expect(help.status == 0)
+        for word in ["migrate", "status", "verify", "bench append", "db start"] { #expect(help.output.contains(word)) }
+        #expect(try Coordctl.run(["--version"]).output.hasPrefix("coordctl "))
+        let sub = try Coordctl.run(["verify", "--help"])
+        #expect(sub.status == 0)
+        #expect(sub.output.contains("--from POSITION"))
+        #expect(try Coordctl.run(["help", "bench"]).status == 0)
+        #expect(try Coordctl.run(["db", "-h"]).status == 0)
+        for bad in [["frobnicate"], ["verify", "--bogus"], ["verify", "--from", "abc"], ["verify", "--from"],
+                    ["bench"], ["bench", "nope"], ["status", "extra"], []] {
+            let out = try Coordctl.run(bad)
+            #expect(out.status == 64, "\(bad)")
+            if !bad.isEmpty {
+                #expect(out.output.contains("Error: "), "\(bad)")
+                #expect(out.output.contains("Usage: "), "\(bad)")
+            }
+        }
+    }
+
+    @Test("migrate, status and verify against DATABASE_URL; verify exits 2 on a tampered log")
+    func migrateStatusVerify() async throws {
+        let schema = "cli_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        let env = ["DATABASE_URL": try TestDatabase.connectionString(), "COORD_SCHEMA": String(schema)]
+        let migrated = try Coordctl.run(["migrate"], env: env)
+        #expect(migrated.status == 0, "\(migrated.output)")
+        #expect(migrated.output.contains("Applied events v1"))
+        #expect(try Coordctl.run(["migrate"], env: env).output.contains("Schema is current"))
+
+        let pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: env["DATABASE_URL"]!, schema: String(schema)))
+        defer { pool.close() }
+        let store = EventStore(pool: pool)
+        defer { store.close() }
+        for i in 0..<4 { try await store.append(sampleEvents(5), to: "cli-\(i)") }
+
+        let status = try Coordctl.run(["status", "--json"], env: env)
+        #expect(status.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
+        #expect(json?["head_position"] as? Int == 20)
+        #expect(json?["streams"] as? Int == 4)
+        #expect((json?["chain"] as? [String: Any])?["sound"] as? Bool == true)
+
+        let sound = try Coordctl.run(["verify"], env: env)
+        #expect(sound.status == 0)
+        #expect(sound.output.contains("20 events checked"))
+
+        let admin = try PostgresConnection(configuration: pool.configuration)
+        defer { admin.close() }
+        try admin.execute(unsafe: "SET session_replication_role = replica")
+        try admin.execute(unsafe: #"UPDATE events SET data = '{"n": -1}' WHERE position = 13"#)
+        let broken = try Coordctl.run(["verify"], env: env)
+        #expect(broken.status == 2)
+        #expect(broken.output.contains("BROKEN at position 13"))
+        #expect(try Coordctl.run(["verify", "--from", "14"], env: env).status == 0)
+        #expect(try Coordctl.run(["status"], env: env).status == 2)
+    }
+
+    @Test("an unreachable DATABASE_URL fails with exit 1 and a clear message, without a password")
+    func unreachable() throws {
+        let out = try Coordctl.run(["status"], env: ["DATABASE_URL": "postgres://coord:hunter2@127.0.0.1:1/coord?connect_timeout=2"])
+        #expect(out.status == 1)
+        #expect(out.output.contains("Error: database connection failed"))
+        #expect(!out.output.contains("hunter2"))
+    }
+}
