@@ -22,7 +22,10 @@ let package = Package(
         .target(name: "Coordination", dependencies: ["Events"]),
         .executableTarget(name: "coordd", dependencies: ["Events", "Coordination"]),
         .executableTarget(name: "coordctl", dependencies: ["Events", "Coordination"]),
-        .testTarget(name: "EventsTests", dependencies: ["Events"]),
+        // Shared by the test targets: the throwaway PostgreSQL and per-test schemas.
+        .target(name: "TestSupport", dependencies: ["Events"], path: "Tests/TestSupport"),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "TestSupport"]),
+        .testTarget(name: "CoordinationTests", dependencies: ["Coordination", "Events", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Events
+import TestSupport
 
 @Suite("Append")
 struct AppendTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Events
+import TestSupport
 
 /// Runs the built `coordctl` binary, as an operator would.
 enum Coordctl {

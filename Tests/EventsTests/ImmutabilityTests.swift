@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Events
+import TestSupport
 
 @Suite("Immutability and verification")
 struct ImmutabilityTests {

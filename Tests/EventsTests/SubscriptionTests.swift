@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Events
+import TestSupport
 
 /// Collects what a subscription delivers, for assertions from the test's task.
 final class Collected: Sendable {

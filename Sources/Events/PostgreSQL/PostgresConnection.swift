@@ -45,6 +45,9 @@ public final class PostgresConnection: @unchecked Sendable {
             self.conn = nil
             throw PostgresError(kind: .connection, serverMessage: message.trimmingCharacters(in: .whitespacesAndNewlines))
         }
+        // Server notices (warnings on shutdown, NOTICEs from DDL) would go to stderr by default and could
+        // quote values; errors reach callers as PostgresError instead.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
     }
 
     deinit { close() }

@@ -181,6 +181,13 @@ public final class EventStore: Sendable {
         return try await pool.withConnection(retryOnConnectionFailure: true) { c in try Self.decodeEvents(try c.query(sql)) }
     }
 
+    /// The stored event with `id`, if any.
+    public func event(id: UUID) async throws -> RecordedEvent? {
+        try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            try Self.decodeEvents(try c.query(Self.columns + " WHERE id = \(id)")).first
+        }
+    }
+
     /// The stream's current version (0 when it has no events).
     public func version(of stream: String) async throws -> Int64 {
         try await pool.withConnection(retryOnConnectionFailure: true) { c in

@@ -10,12 +10,22 @@ public struct EventMetadata: Sendable, Equatable, Codable {
     public var causationID: String?
     /// Where the command came from: `api`, `coordctl`, `import`, `demo`, ...
     public var source: String?
+    /// The client's idempotency key for the command that produced the event.
+    public var idempotencyKey: String?
+    /// A digest of that command's body: a retry with the same key but another body is refused.
+    public var requestHash: String?
+    /// The version of the event's data schema (see the domain's upcasters); nil means 1.
+    public var schemaVersion: Int?
 
-    public init(actor: String? = nil, correlationID: String? = nil, causationID: String? = nil, source: String? = nil) {
+    public init(actor: String? = nil, correlationID: String? = nil, causationID: String? = nil, source: String? = nil,
+                idempotencyKey: String? = nil, requestHash: String? = nil, schemaVersion: Int? = nil) {
         self.actor = actor
         self.correlationID = correlationID
         self.causationID = causationID
         self.source = source
+        self.idempotencyKey = idempotencyKey
+        self.requestHash = requestHash
+        self.schemaVersion = schemaVersion
     }
 
     enum CodingKeys: String, CodingKey {
@@ -23,6 +33,9 @@ public struct EventMetadata: Sendable, Equatable, Codable {
         case correlationID = "correlation_id"
         case causationID = "causation_id"
         case source
+        case idempotencyKey = "idempotency_key"
+        case requestHash = "request_hash"
+        case schemaVersion = "schema_version"
     }
 
     /// Compact JSON with keys in a fixed order.
@@ -38,6 +51,13 @@ public struct EventMetadata: Sendable, Equatable, Codable {
         field("actor", actor)
         field("causation_id", causationID)
         field("correlation_id", correlationID)
+        field("idempotency_key", idempotencyKey)
+        field("request_hash", requestHash)
+        if let schemaVersion {
+            if !first { out += "," }
+            first = false
+            out += "\"schema_version\":\(schemaVersion)"
+        }
         field("source", source)
         return out + "}"
     }

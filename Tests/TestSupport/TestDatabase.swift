@@ -1,5 +1,5 @@
 import Foundation
-@testable import Events
+import Events
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,8 +7,8 @@ import Glibc
 /// The suite's PostgreSQL: `COORD_TEST_DATABASE_URL` when set, else a throwaway embedded cluster in a
 /// temporary directory, started once per test process and removed at exit. Each test works in a
 /// schema of its own, so tests run in parallel without seeing each other's events.
-enum TestDatabase {
-    static let clusterDirectory = "/tmp/coord-test-\(getpid())"
+public enum TestDatabase {
+    public static let clusterDirectory = "/tmp/coord-test-\(getpid())"
 
     private static let connection: Result<String, Error> = Result {
         if let url = ProcessInfo.processInfo.environment["COORD_TEST_DATABASE_URL"], !url.isEmpty {
@@ -25,36 +25,36 @@ enum TestDatabase {
 
     /// A cluster tuned for tests: fsync off (a crash of a throwaway cluster loses nothing we keep),
     /// but synchronous_commit stays on so commit behaviour is the production one.
-    static func makeCluster(at directory: String) -> EmbeddedPostgres {
+    public static func makeCluster(at directory: String) -> EmbeddedPostgres {
         EmbeddedPostgres(dataDirectory: directory, settings: [
             "fsync": "off", "full_page_writes": "off", "max_connections": "400", "shared_buffers": "64MB",
         ])
     }
 
-    static func connectionString() throws -> String { try connection.get() }
+    public static func connectionString() throws -> String { try connection.get() }
 
     /// A pool on a new, migrated schema of its own.
-    static func makePool(poolSize: Int = 8, migrate: Bool = true) async throws -> PostgresPool {
+    public static func makePool(poolSize: Int = 8, migrate: Bool = true, sets: [MigrationSet] = [EventStoreSchema.migrations]) async throws -> PostgresPool {
         let schema = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
         let configuration = try PostgresConfiguration(connectionString: try connectionString(), schema: String(schema),
                                                       applicationName: "coord-test", poolSize: poolSize)
         let pool = PostgresPool(configuration: configuration)
         // Without `migrate`, only the schema (and the migrations table) is created.
-        _ = try await Migrator.migrate(pool, migrate ? [EventStoreSchema.migrations] : [])
+        _ = try await Migrator.migrate(pool, migrate ? sets : [])
         return pool
     }
 
-    static func makeStore(poolSize: Int = 8) async throws -> EventStore {
+    public static func makeStore(poolSize: Int = 8) async throws -> EventStore {
         EventStore(pool: try await makePool(poolSize: poolSize))
     }
 
     /// A connection to the same schema as `pool` that the test drives by hand.
-    static func connection(like pool: PostgresPool) throws -> PostgresConnection {
+    public static func connection(like pool: PostgresPool) throws -> PostgresConnection {
         try PostgresConnection(configuration: pool.configuration)
     }
 }
 
 /// `count` events of a small, valid shape.
-func sampleEvents(_ count: Int, type: String = "thing.happened") -> [EventData] {
+public func sampleEvents(_ count: Int, type: String = "thing.happened") -> [EventData] {
     (0..<count).map { i in EventData(type: type, data: JSONText(#"{"n":\#(i)}"#), metadata: EventMetadata(actor: "test")) }
 }

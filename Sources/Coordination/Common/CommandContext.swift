@@ -1,0 +1,61 @@
+import Events
+import Foundation
+
+/// Who issues a command, why, and under which guarantees. Every event a command writes carries it.
+public struct CommandContext: Sendable {
+    /// The token subject or operator: becomes every event's `actor`.
+    public var actor: String
+    /// One id for everything caused by one user intent (an HTTP request, an import line).
+    public var correlationID: String
+    public var causationID: String?
+    /// `api`, `coordctl`, `import`, `demo`, `test`...
+    public var source: String
+    /// A retry with the same key and the same command returns the original result and writes nothing.
+    public var idempotencyKey: String?
+    /// `If-Match`: the version the client last saw of the resource it changes.
+    public var expectedVersion: Int64?
+    /// When the command arrived; the default `occurred_at`.
+    public var receivedAt: Date
+
+    public init(actor: String, correlationID: String = UUID().uuidString.lowercased(), causationID: String? = nil,
+                source: String, idempotencyKey: String? = nil, expectedVersion: Int64? = nil, receivedAt: Date = Date()) {
+        self.actor = actor
+        self.correlationID = correlationID
+        self.causationID = causationID
+        self.source = source
+        self.idempotencyKey = idempotencyKey
+        self.expectedVersion = expectedVersion
+        self.receivedAt = receivedAt
+    }
+
+    func metadata(requestHash: String?) -> EventMetadata {
+        EventMetadata(actor: actor, correlationID: correlationID, causationID: causationID, source: source,
+                      idempotencyKey: idempotencyKey, requestHash: requestHash)
+    }
+}
+
+/// What a command did: the resource it created or changed, its state now, and where its events landed.
+public struct CommandResult: Sendable {
+    /// `deployment`, `task`, `stock`...
+    public let kind: String
+    public let id: String
+    /// True when the command created the resource (HTTP 201).
+    public let created: Bool
+    /// Global position of the last event written (for a duplicate: of the original command).
+    public let position: Int64
+    /// Version of the resource's stream after the command.
+    public let version: Int64
+    /// True when an idempotent retry found the original command: nothing was written.
+    public let duplicate: Bool
+    /// The resource's current state as a JSON object.
+    public let state: JSONText
+
+    /// The state with `position` and `version` added, as the API answers.
+    public var body: String {
+        var text = state.text
+        guard text.hasSuffix("}") else { return text }
+        text.removeLast()
+        let sep = text.count > 1 ? "," : ""
+        return text + sep + "\"position\":\(position),\"version\":\(version)}"
+    }
+}

@@ -1,0 +1,191 @@
+import Events
+import Foundation
+
+/// Stream names: one stream per consistency boundary (docs/DOMAIN_MODEL.md explains each choice).
+public enum Streams {
+    public static func response(_ id: String) -> String { "response-\(id)" }
+    public static func warehouse(_ code: String) -> String { "warehouse-\(code)" }
+    public static func item(_ code: String) -> String { "item-\(code)" }
+    /// All movements of one item at one warehouse: "on hand never negative" is decided on this stream.
+    public static func stock(_ warehouse: String, _ item: String) -> String { "stock-\(warehouse):\(item)" }
+    public static func transfer(_ id: String) -> String { "transfer-\(id)" }
+    /// A person's profile, unavailability and bookings: "no double booking" is decided on this stream.
+    public static func person(_ id: String) -> String { "person-\(id)" }
+    public static func deployment(_ id: String) -> String { "deployment-\(id)" }
+    public static func task(_ id: String) -> String { "task-\(id)" }
+}
+
+/// A command users issue: decoded strictly from JSON (unknown fields refused), validated, then run.
+public protocol DomainCommand: Codable, Sendable {
+    /// The NDJSON/event-log name, e.g. `stock.dispatch`.
+    static var name: String { get }
+    /// Every JSON field the command accepts.
+    static var fields: [String] { get }
+    /// Adds every field problem to `v`.
+    func validate(_ v: inout Validator)
+    func run(_ service: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult
+}
+
+/// The write side of the domain: the one API through which coordd and coordctl change anything.
+/// Every rule is enforced here, once.
+public final class CoordinationService: Sendable {
+    public let store: EventStore
+    let runner: CommandRunner
+
+    public init(store: EventStore) {
+        self.store = store
+        self.runner = CommandRunner(store: store)
+    }
+
+    /// Validates and runs `command`. Throws `DomainError` for anything the domain refuses; nothing is
+    /// written then.
+    public func execute(_ command: some DomainCommand, _ ctx: CommandContext) async throws -> CommandResult {
+        var v = Validator()
+        command.validate(&v)
+        v.text(ctx.actor, "actor")
+        try v.check()
+        return try await command.run(self, ctx)
+    }
+
+    /// Decodes `json` as the command called `name` and runs it (NDJSON import, the HTTP API).
+    public func execute(name: String, json: Data, _ ctx: CommandContext) async throws -> CommandResult {
+        let command = try CommandCatalog.decode(name: name, json: json)
+        return try await execute(command, ctx)
+    }
+
+    // MARK: Helpers for handlers
+
+    func requireExists(_ kind: String, _ id: String, stream: String) async throws {
+        if try await store.version(of: stream) == 0 { throw DomainError.notFound(kind: kind, id: id) }
+    }
+
+    /// The canonical body of a command, for idempotency digests.
+    static func canonical(_ command: some DomainCommand) -> String {
+        (try? JSONWriter.encode(command)) ?? ""
+    }
+
+    /// Checks `If-Match` against the resource's version.
+    static func checkIfMatch(_ ctx: CommandContext, kind: String, id: String, version: Int64) throws {
+        if let expected = ctx.expectedVersion, expected != version {
+            throw DomainError.stale(kind: kind, id: id, expected: expected, actual: version)
+        }
+    }
+
+    /// Runs a one-stream lifecycle step: load, check the transition (and If-Match), append one event.
+    func step<S: AggregateState>(
+        _ command: some DomainCommand, _ ctx: CommandContext, kind: String, id: String, stream: String, state: S.Type,
+        occurredAt: Date?, extraLocks: [String] = [],
+        _ decide: @escaping @Sendable (S, Int64) throws -> [any EventPayload]
+    ) async throws -> CommandResult {
+        let runner = self.runner
+        return try await runner.run(command: type(of: command).name, body: Self.canonical(command), ctx: ctx, occurredAt: occurredAt,
+                                    locks: [stream] + extraLocks, state: S.self) {
+            let (current, version) = try await runner.load(stream, as: S.self)
+            guard version > 0 else { throw DomainError.notFound(kind: kind, id: id) }
+            try Self.checkIfMatch(ctx, kind: kind, id: id, version: version)
+            let payloads = try decide(current, version)
+            return .init(appends: [(stream, .exact(version), payloads)], primary: stream, kind: kind, id: id, created: false)
+        }
+    }
+
+    /// Runs a creation: the stream must not exist yet.
+    func create<S: AggregateState>(
+        _ command: some DomainCommand, _ ctx: CommandContext, kind: String, id: String, stream: String, state: S.Type,
+        occurredAt: Date?, check: @escaping @Sendable () async throws -> Void = {}, payload: @escaping @Sendable () -> any EventPayload
+    ) async throws -> CommandResult {
+        let runner = self.runner
+        return try await runner.run(command: type(of: command).name, body: Self.canonical(command), ctx: ctx, occurredAt: occurredAt,
+                                    locks: [stream], state: S.self) {
+            let (_, version) = try await runner.load(stream, as: S.self)
+            if version > 0 { throw DomainError.alreadyExists(kind: kind, id: id) }
+            try await check()
+            return .init(appends: [(stream, .noStream, [payload()])], primary: stream, kind: kind, id: id, created: true)
+        }
+    }
+}
+
+/// Decodes commands by name, refusing unknown fields and naming the field of every type error.
+public enum CommandCatalog {
+    static let commands: [any DomainCommand.Type] = [
+        RegisterWarehouse.self, RegisterItem.self, SetLevels.self,
+        DeclareResponse.self, ChangeSeverity.self, CloseResponse.self, AddAreas.self, ChangePhase.self,
+        ReceiveStock.self, DispatchStock.self, AdjustStock.self, CountStock.self,
+        TransferStock.self, ReceiveTransfer.self, CancelTransfer.self,
+        RegisterPerson.self, AddUnavailability.self,
+        RequestDeployment.self, ConfirmDeployment.self, ArriveDeployment.self, ExtendDeployment.self,
+        CompleteDeployment.self, CancelDeployment.self,
+        CreateTask.self, AssignTask.self, StartTask.self, BlockTask.self, CompleteTask.self, VerifyTask.self,
+        CancelTask.self, ReopenTask.self, CommentTask.self,
+    ]
+
+    static let byName: [String: any DomainCommand.Type] = Dictionary(uniqueKeysWithValues: commands.map { ($0.name, $0) })
+
+    public static var names: [String] { commands.map { $0.name } }
+
+    /// The accepted JSON fields of a command, for documentation and the OpenAPI document.
+    public static func fields(of name: String) -> [String]? { byName[name]?.fields }
+
+    public static func decode(name: String, json: Data) throws -> any DomainCommand {
+        guard let type = byName[name] else { throw DomainError.invalid("command", "unknown command \(name)") }
+        return try decode(type, json: json)
+    }
+
+    public static func decode<C: DomainCommand>(_ type: C.Type, json: Data) throws -> C {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: json, options: [])
+        } catch {
+            throw DomainError.invalid("body", "is not valid JSON")
+        }
+        guard let dict = object as? [String: Any] else { throw DomainError.invalid("body", "must be a JSON object") }
+        let unknown = dict.keys.filter { !C.fields.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw DomainError.validation(unknown.map { FieldError($0, "unknown field") })
+        }
+        do {
+            return try JSONWriter.makeDecoder().decode(C.self, from: json)
+        } catch let error as DecodingError {
+            throw DomainError.validation([Self.fieldError(error)])
+        }
+    }
+
+    static func fieldError(_ error: DecodingError) -> FieldError {
+        func path(_ codingPath: [CodingKey]) -> String {
+            let parts = codingPath.map { key -> String in
+                if let i = key.intValue { return "[\(i)]" }
+                return snake(key.stringValue)
+            }
+            return parts.enumerated().map { i, p in i == 0 || p.hasPrefix("[") ? p : "." + p }.joined()
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return FieldError(path(context.codingPath + [key]), "is required")
+        case .typeMismatch(let type, let context):
+            return FieldError(path(context.codingPath), "must be \(describe(type))")
+        case .valueNotFound(let type, let context):
+            return FieldError(path(context.codingPath), "must be \(describe(type)), not null")
+        case .dataCorrupted(let context):
+            return FieldError(path(context.codingPath).isEmpty ? "body" : path(context.codingPath), context.debugDescription)
+        @unknown default:
+            return FieldError("body", "is malformed")
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type, is Day.Type, is Date.Type: return "a string"
+        case is Int64.Type, is Int.Type: return "a whole number"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default: return String(describing: type).contains("Array") ? "an array" : "an object"
+        }
+    }
+
+    static func snake(_ s: String) -> String {
+        var out = ""
+        for ch in s {
+            if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
+        }
+        return out
+    }
+}

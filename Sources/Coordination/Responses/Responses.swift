@@ -1,0 +1,199 @@
+import Events
+import Foundation
+
+public enum ResponseVocabulary {
+    public static let hazards = ["typhoon", "earthquake", "flood", "cyclone", "drought", "volcano", "conflict", "epidemic", "other"]
+    public static let severities = ["yellow", "orange", "red"]
+    public static let phases = ["alert", "response", "recovery"]
+}
+
+struct ResponseState: AggregateState {
+    struct SeverityChange: Encodable, Sendable { var severity: String; var at: Date }
+    var id = ""
+    var name = ""
+    var country = ""
+    var hazard = ""
+    var glide: String?
+    var severity = ""
+    var severityHistory: [SeverityChange] = []
+    var areas: [String] = []
+    var phase = "response"
+    var status = "open"
+    var declaredAt = Date(timeIntervalSince1970: 0)
+    var closedAt: Date?
+
+    mutating func apply(_ payload: any EventPayload, _ event: RecordedEvent) {
+        switch payload {
+        case let e as ResponseDeclared:
+            (id, name, country, hazard, glide, severity, declaredAt) = (e.response, e.name, e.country, e.hazard, e.glide, e.severity, e.declaredAt)
+            severityHistory = [SeverityChange(severity: e.severity, at: e.declaredAt)]
+        case let e as ResponseSeverityChanged:
+            severity = e.severity
+            severityHistory.append(SeverityChange(severity: e.severity, at: event.occurredAt))
+        case let e as ResponseAreasAdded:
+            for p in e.pcodes where !areas.contains(p) { areas.append(p) }
+        case let e as ResponsePhaseChanged: phase = e.phase
+        case is ResponseClosed: status = "closed"; closedAt = event.occurredAt
+        default: break
+        }
+    }
+}
+
+extension CoordinationService {
+    /// The response exists and is not closed: new deployments, tasks and dispatches may reference it.
+    func requireOpenResponse(_ id: String) async throws {
+        let (state, version) = try await runner.load(Streams.response(id), as: ResponseState.self)
+        guard version > 0 else { throw DomainError.notFound(kind: "response", id: id) }
+        if state.status == "closed" { throw DomainError.rule("response \(id) is closed") }
+    }
+
+    func responseStep(_ command: some DomainCommand, _ ctx: CommandContext, id: String, occurredAt: Date?, action: String,
+                      _ decide: @escaping @Sendable (ResponseState) throws -> [any EventPayload]) async throws -> CommandResult {
+        try await step(command, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self, occurredAt: occurredAt) { state, _ in
+            if state.status == "closed" { throw DomainError.invalidTransition(kind: "response", id: id, current: "closed", action: action) }
+            return try decide(state)
+        }
+    }
+}
+
+/// `POST /v1/responses`
+public struct DeclareResponse: DomainCommand {
+    public static let name = "response.declare"
+    public static let fields = ["id", "name", "country", "hazard", "glide", "severity", "declared_at", "occurred_at"]
+    public var id: String?
+    public var name: String
+    public var country: String
+    public var hazard: String
+    public var glide: String?
+    public var severity: String
+    public var declaredAt: Date
+    public var occurredAt: Date?
+
+    public init(id: String? = nil, name: String, country: String, hazard: String, glide: String? = nil, severity: String,
+                declaredAt: Date, occurredAt: Date? = nil) {
+        (self.id, self.name, self.country, self.hazard, self.glide) = (id, name, country, hazard, glide)
+        (self.severity, self.declaredAt, self.occurredAt) = (severity, declaredAt, occurredAt)
+    }
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.text(name, "name")
+        v.country(country, "country")
+        v.oneOf(hazard, "hazard", ResponseVocabulary.hazards)
+        if let glide, !Self.isGlide(glide) { v.fail("glide", "must be a GLIDE number such as TC-2026-000187-PHL") }
+        v.oneOf(severity, "severity", ResponseVocabulary.severities)
+        v.time(declaredAt, "declared_at")
+        v.time(occurredAt, "occurred_at")
+    }
+
+    /// `XX-YYYY-NNNNNN-CCC`.
+    static func isGlide(_ s: String) -> Bool {
+        let p = s.split(separator: "-")
+        return p.count == 4 && p[0].count == 2 && p[0].allSatisfy(\.isUppercase) && p[1].count == 4 && p[1].allSatisfy(\.isNumber)
+            && p[2].count == 6 && p[2].allSatisfy(\.isNumber) && Countries.iso3.contains(String(p[3]))
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let id = self.id ?? UUID().uuidString.lowercased()
+        let e = ResponseDeclared(response: id, name: name, country: country, hazard: hazard, glide: glide, severity: severity, declaredAt: declaredAt)
+        return try await s.create(self, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self,
+                                  occurredAt: occurredAt ?? declaredAt) { e }
+    }
+}
+
+/// `POST /v1/responses/{id}/severity`
+public struct ChangeSeverity: DomainCommand {
+    public static let name = "response.severity"
+    public static let fields = ["id", "severity", "occurred_at"]
+    public var id: String
+    public var severity: String
+    public var occurredAt: Date?
+
+    public init(id: String, severity: String, occurredAt: Date? = nil) { (self.id, self.severity, self.occurredAt) = (id, severity, occurredAt) }
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.oneOf(severity, "severity", ResponseVocabulary.severities)
+        v.time(occurredAt, "occurred_at")
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let (id, severity) = (self.id, self.severity)
+        return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "change the severity of") { state in
+            if state.severity == severity { throw DomainError.rule("response \(id) is already \(severity)") }
+            return [ResponseSeverityChanged(response: id, severity: severity, previous: state.severity)]
+        }
+    }
+}
+
+/// `POST /v1/responses/{id}/close`
+public struct CloseResponse: DomainCommand {
+    public static let name = "response.close"
+    public static let fields = ["id", "occurred_at"]
+    public var id: String
+    public var occurredAt: Date?
+
+    public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.time(occurredAt, "occurred_at")
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let id = self.id
+        return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "close") { _ in [ResponseClosed(response: id)] }
+    }
+}
+
+/// Adds affected areas (P-codes) to a response.
+public struct AddAreas: DomainCommand {
+    public static let name = "response.areas"
+    public static let fields = ["id", "pcodes", "occurred_at"]
+    public var id: String
+    public var pcodes: [String]
+    public var occurredAt: Date?
+
+    public init(id: String, pcodes: [String], occurredAt: Date? = nil) { (self.id, self.pcodes, self.occurredAt) = (id, pcodes, occurredAt) }
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        if pcodes.isEmpty || pcodes.count > 500 { v.fail("pcodes", "must list 1 to 500 P-codes") }
+        for (i, p) in pcodes.enumerated() { v.pcode(p, "pcodes[\(i)]") }
+        v.time(occurredAt, "occurred_at")
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let (id, pcodes) = (self.id, self.pcodes)
+        return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "add areas to") { state in
+            let new = pcodes.filter { !state.areas.contains($0) }
+            if new.isEmpty { throw DomainError.rule("response \(id) already lists these areas") }
+            return [ResponseAreasAdded(response: id, pcodes: new)]
+        }
+    }
+}
+
+/// Moves a response to another phase.
+public struct ChangePhase: DomainCommand {
+    public static let name = "response.phase"
+    public static let fields = ["id", "phase", "occurred_at"]
+    public var id: String
+    public var phase: String
+    public var occurredAt: Date?
+
+    public init(id: String, phase: String, occurredAt: Date? = nil) { (self.id, self.phase, self.occurredAt) = (id, phase, occurredAt) }
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.oneOf(phase, "phase", ResponseVocabulary.phases)
+        v.time(occurredAt, "occurred_at")
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let (id, phase) = (self.id, self.phase)
+        return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "change the phase of") { state in
+            if state.phase == phase { throw DomainError.rule("response \(id) is already in phase \(phase)") }
+            return [ResponsePhaseChanged(response: id, phase: phase, previous: state.phase)]
+        }
+    }
+}

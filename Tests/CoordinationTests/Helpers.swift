@@ -1,0 +1,50 @@
+import Coordination
+import Events
+import Foundation
+import Testing
+import TestSupport
+
+func makeService(poolSize: Int = 8) async throws -> CoordinationService {
+    CoordinationService(store: try await TestDatabase.makeStore(poolSize: poolSize))
+}
+
+let ctx = CommandContext(actor: "officer-1", source: "test")
+
+func day(_ s: String) -> Day { Day(s)! }
+
+/// Reference data most tests need: warehouses MNL and TAC, a tarpaulin and a kit, an open response.
+func seed(_ s: CoordinationService) async throws {
+    _ = try await s.execute(RegisterWarehouse(code: "MNL", name: "Manila hub", country: "PHL", kind: "global_hub", pcode: "PH1339"), ctx)
+    _ = try await s.execute(RegisterWarehouse(code: "TAC", name: "Tacloban", country: "PHL", kind: "field", pcode: "PH0837"), ctx)
+    _ = try await s.execute(RegisterItem(code: "HSHETARPW406", name: "Tarpaulin 4x6 m", unit: "piece", category: "shelter"), ctx)
+    _ = try await s.execute(RegisterItem(code: "HCONJCANPF10", name: "Jerrycan 10 l", unit: "piece", category: "wash"), ctx)
+    _ = try await s.execute(DeclareResponse(id: "PHL-2026-TC-01", name: "Typhoon Halong", country: "PHL", hazard: "typhoon",
+                                            severity: "orange", declaredAt: Date(timeIntervalSinceNow: -86_400 * 3)), ctx)
+}
+
+/// The thrown DomainError, or nil when `body` succeeded.
+func domainError(_ body: () async throws -> Void) async -> DomainError? {
+    do { try await body(); return nil } catch let e as DomainError { return e } catch { Issue.record("unexpected \(error)"); return nil }
+}
+
+func onHand(_ s: CoordinationService, _ warehouse: String, _ item: String) async throws -> Int64 {
+    let events = try await s.store.read(stream: Streams.stock(warehouse, item), limit: 100_000)
+    var total: Int64 = 0
+    for e in events {
+        switch try EventCodec.decode(e) {
+        case let p as StockReceived: total += p.quantity
+        case let p as StockDispatched: total -= p.quantity
+        case let p as StockAdjusted: total += p.delta
+        case let p as StockCounted: total += p.variance
+        case let p as StockTransferSent: total -= p.quantity
+        case let p as StockTransferReceived: total += p.quantity
+        case let p as StockTransferReturned: total += p.quantity
+        default: break
+        }
+    }
+    return total
+}
+
+func stateJSON(_ r: CommandResult) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(r.state.text.utf8)) as! [String: Any]
+}
