@@ -113,12 +113,15 @@ final class CommandRunner: Sendable {
         if let key = ctx.idempotencyKey {
             guard !key.isEmpty, key.count <= 200 else { throw DomainError.invalid("idempotency_key", "must be 1 to 200 characters") }
             (ids, requestHash) = try await idempotencyIDs(actor: ctx.actor, command: command, key: key, body: body)
-            if let stored = try await store.event(id: ids[0]) {
-                guard stored.decodedMetadata.requestHash == requestHash else { throw DomainError.idempotencyMismatch(key: key) }
-                return try await replayResult(stored, command: command, ids: ids, state: S.self)
-            }
         }
+        let (derivedIDs, hash) = (ids, requestHash)
         return try await locks.withLocks(keys) {
+            // Checked under the lock: a concurrent retry of the same command waits for the original and then
+            // finds it, instead of re-deciding against the state the original left (which may refuse it).
+            if let key = ctx.idempotencyKey, let stored = try await store.event(id: derivedIDs[0]) {
+                guard stored.decodedMetadata.requestHash == hash else { throw DomainError.idempotencyMismatch(key: key) }
+                return try await replayResult(stored, command: command, ids: derivedIDs, state: S.self)
+            }
             var attempt = 0
             while true {
                 attempt += 1
