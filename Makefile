@@ -19,6 +19,7 @@ release: prereqs
 
 run: release
 	$(RELEASE_BIN)/coordctl migrate
+	$(RELEASE_BIN)/coordctl demo load
 	exec $(RELEASE_BIN)/coordd
 
 test: prereqs

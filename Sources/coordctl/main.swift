@@ -30,6 +30,7 @@ enum Registry {
     static let groups: [String: Group] = [
         "db": DBCommands.group,
         "bench": BenchCommands.group,
+        "demo": DemoCommands.group,
     ]
 }
 
