@@ -12,7 +12,22 @@
 public enum EventStoreSchema {
     public static let migrations = MigrationSet(component: "events", migrations: [
         Migration(version: 1, name: "event store", sql: v1),
+        Migration(version: 2, name: "projection checkpoints", sql: v2),
     ])
+
+    /// One row per projection: its checkpoint moves in the same transaction as its read-model writes.
+    static let v2 = """
+    CREATE TABLE projection_checkpoints (
+        name            text        PRIMARY KEY,
+        version         int         NOT NULL,
+        position        bigint      NOT NULL DEFAULT 0,
+        status          text        NOT NULL DEFAULT 'running',
+        error           text,
+        error_position  bigint,
+        updated_at      timestamptz NOT NULL DEFAULT now(),
+        rebuilt_at      timestamptz
+    );
+    """
 
     static let v1 = #"""
     CREATE TABLE events (

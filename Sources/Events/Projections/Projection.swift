@@ -1,0 +1,51 @@
+import Foundation
+
+/// A read model: an in-memory fold of events, and the tables it keeps in PostgreSQL.
+///
+/// The fold (`ProjectionState.apply`) is the only logic: the live runner, a full rebuild and replay
+/// (state as of any moment, in memory) all use it, so they cannot disagree.
+public protocol ProjectionDefinition: Sendable {
+    /// Stable name, e.g. `stock`.
+    var name: String { get }
+    /// Bump when tables or the fold change: the runner then rebuilds the projection by itself.
+    var version: Int { get }
+    /// The tables it owns (base names; a rebuild builds `<name>__shadow` and swaps).
+    var tables: [String] { get }
+    /// The event types it reads (nil: all).
+    var eventTypes: [String]? { get }
+    /// DDL creating its tables with `suffix` appended to each table name. Constant text only.
+    func createTables(suffix: String) -> [String]
+    /// An empty state.
+    func makeState() -> any ProjectionState
+    /// The state as stored in its tables (after a restart).
+    func loadState(_ connection: PostgresConnection, suffix: String) throws -> any ProjectionState
+}
+
+/// The mutable fold of one projection. Used by one task at a time.
+public protocol ProjectionState: AnyObject {
+    /// Applies one event. Throws when the event cannot be understood: the runner then stops this
+    /// projection at that event and reports it, and the others go on.
+    func apply(_ event: RecordedEvent) throws
+    /// Writes the rows changed since the last flush (upserts, deletes, appended rows), then forgets them.
+    func flush(_ connection: PostgresConnection, suffix: String) throws
+    /// Writes every row (into freshly created, empty tables) with COPY.
+    func copyAll(_ connection: PostgresConnection, suffix: String) throws
+}
+
+/// Checkpoints and status of every projection, in one table (created by the event store's migrations).
+public struct ProjectionStatus: Sendable, Equatable {
+    public let name: String
+    public let version: Int
+    public let checkpoint: Int64
+    public let status: String
+    public let error: String?
+    public let errorPosition: Int64?
+    public let updatedAt: Date?
+    public let rebuiltAt: Date?
+    /// Head position minus checkpoint.
+    public let lagEvents: Int64
+    /// How long ago the oldest unapplied event was recorded (0 when caught up).
+    public let lagSeconds: Double
+    /// Whether this process leads it.
+    public var leader: Bool = false
+}

@@ -1,0 +1,387 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Runs projections: catch-up from each checkpoint, then live, woken by the store's notifications.
+///
+/// - Each projection's read-model writes and its checkpoint commit in one transaction, and the
+///   checkpoint moves by compare-and-set, so a crash or a lost leadership never applies an event twice
+///   or skips one: the next leader reloads the state from the tables at the stored checkpoint.
+/// - Several processes may run a runner against one database: per projection, the one holding a session
+///   advisory lock leads; when it dies its connection closes, the lock is released, and another process
+///   takes over within `leaderPoll` seconds.
+/// - A projection whose stored version differs from its definition is rebuilt automatically; a rebuild
+///   builds shadow tables while the old ones serve reads, then swaps them in one short transaction.
+/// - A failing event stops only its projection, at that event, with the error recorded; it is retried
+///   every `retryInterval` seconds (after a fix is deployed, the restart retries at once).
+public final class ProjectionRunner: Sendable {
+    public let store: EventStore
+    public let definitions: [any ProjectionDefinition]
+    let logger: Logger
+    let batchSize: Int
+    let leaderPoll: Double
+    let retryInterval: Double
+    private let workers: [Worker]
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+
+    public init(store: EventStore, definitions: [any ProjectionDefinition], logger: Logger = .silent,
+                batchSize: Int = 5000, leaderPoll: Double = 1.0, retryInterval: Double = 30) {
+        self.store = store
+        self.definitions = definitions
+        self.logger = logger
+        self.batchSize = batchSize
+        self.leaderPoll = leaderPoll
+        self.retryInterval = retryInterval
+        self.workers = definitions.map { Worker(definition: $0) }
+    }
+
+    /// Starts one task per projection.
+    public func start() {
+        let started = workers.map { worker in
+            Task.detached { [self] in await self.loop(worker) }
+        }
+        tasks.withLock { $0 = started }
+    }
+
+    /// Stops every projection at a clean checkpoint (after its current batch) and gives up leadership.
+    public func stop() async {
+        for w in workers { w.stopped.withLock { $0 = true } }
+        let running = tasks.withLock { $0 }
+        for t in running { await t.value }
+    }
+
+    /// Asks the leader of `name` (this process or another) to rebuild it.
+    public func requestRebuild(_ name: String) async throws {
+        try await Self.requestRebuild(name, pool: store.pool)
+    }
+
+    public static func requestRebuild(_ name: String, pool: PostgresPool) async throws {
+        try await pool.withConnection { c in
+            try c.query("UPDATE projection_checkpoints SET status = 'rebuild_requested', updated_at = now() WHERE name = \(name)")
+        }
+    }
+
+    /// Status of every projection this runner knows, with lag, and whether this process leads it.
+    public func status() async throws -> [ProjectionStatus] {
+        var out = try await Self.status(pool: store.pool, definitions: definitions)
+        for i in out.indices {
+            out[i].leader = workers.first { $0.definition.name == out[i].name }?.isLeader.withLock { $0 } ?? false
+        }
+        return out
+    }
+
+    public static func status(pool: PostgresPool, definitions: [any ProjectionDefinition]) async throws -> [ProjectionStatus] {
+        let names = definitions.map(\.name)
+        let versions = Dictionary(uniqueKeysWithValues: definitions.map { ($0.name, $0.version) })
+        return try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            let head: Int64 = try c.query("SELECT position FROM event_head").decode(0, 0)
+            let r = try c.query("""
+                SELECT p.name, p.version, p.position, p.status, p.error, p.error_position, p.updated_at, p.rebuilt_at,
+                       coalesce(extract(epoch FROM clock_timestamp() - (SELECT e.recorded_at FROM events e WHERE e.position = p.position + 1)), 0)::float8
+                FROM projection_checkpoints p WHERE p.name = ANY(\(names)::text[]) ORDER BY p.name
+                """)
+            var known: [String: ProjectionStatus] = [:]
+            for row in r.rows {
+                let name: String = try row.decode(0)
+                let checkpoint: Int64 = try row.decode(2)
+                known[name] = ProjectionStatus(
+                    name: name, version: try row.decode(1), checkpoint: checkpoint, status: try row.decode(3),
+                    error: try row.decodeOptional(4), errorPosition: try row.decodeOptional(5), updatedAt: try row.decodeOptional(6),
+                    rebuiltAt: try row.decodeOptional(7), lagEvents: max(0, head - checkpoint), lagSeconds: max(0, try row.decode(8)))
+            }
+            return names.map { name in
+                known[name] ?? ProjectionStatus(name: name, version: versions[name] ?? 0, checkpoint: 0, status: "not started", error: nil,
+                                                errorPosition: nil, updatedAt: nil, rebuiltAt: nil, lagEvents: head,
+                                                lagSeconds: 0)
+            }
+        }
+    }
+
+    // MARK: The loop
+
+    final class Worker: @unchecked Sendable {
+        // Mutable fields are touched only by the worker's own task; the Mutex ones by anyone.
+        let definition: any ProjectionDefinition
+        var leaderConnection: PostgresConnection?
+        var state: (any ProjectionState)?
+        var checkpoint: Int64 = 0
+        let stopped = Mutex(false)
+        let isLeader = Mutex(false)
+        var lastStatusCheck = Date.distantPast
+
+        init(definition: any ProjectionDefinition) { self.definition = definition }
+        var lockKey: String { "coord.projection." + definition.name }
+    }
+
+    struct HandlerFailure: Error {
+        let position: Int64
+        let message: String
+    }
+
+    struct LostLeadership: Error {}
+
+    private func loop(_ w: Worker) async {
+        let log = logger.with(["projection": w.definition.name])
+        var failures = 0
+        while !w.stopped.withLock({ $0 }) {
+            do {
+                guard try await ensureLeader(w) else {
+                    try? await Task.sleep(nanoseconds: UInt64(leaderPoll * 1e9))
+                    continue
+                }
+                if w.state == nil {
+                    try await prepare(w, log)
+                }
+                let generation = store.watcher.generation
+                let applied = try await step(w)
+                failures = 0
+                if applied == 0 {
+                    if Date().timeIntervalSince(w.lastStatusCheck) > 2 {
+                        w.lastStatusCheck = Date()
+                        if try await storedStatus(w) == "rebuild_requested" { try await rebuild(w, log); continue }
+                    }
+                    store.watcher.start()
+                    await store.watcher.wait(since: generation, timeout: 0.5)
+                }
+            } catch let failure as HandlerFailure {
+                log.error("projection stopped at a failing event", ["event.position": String(failure.position), "error": failure.message])
+                await recordFailure(w, failure)
+                w.state = nil
+                await sleepUnlessStopped(w, seconds: retryInterval)
+            } catch is LostLeadership {
+                log.warning("another process advanced this projection: reloading")
+                w.state = nil
+            } catch {
+                failures += 1
+                if failures == 1 || failures % 30 == 0 { log.warning("projection paused: \(error)") }
+                w.state = nil
+                if let c = w.leaderConnection, !c.isUsable { dropLeadership(w) }
+                await sleepUnlessStopped(w, seconds: min(5, 0.2 * Double(failures)))
+            }
+        }
+        dropLeadership(w)
+    }
+
+    private func sleepUnlessStopped(_ w: Worker, seconds: Double) async {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, !w.stopped.withLock({ $0 }) {
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+    }
+
+    private func dropLeadership(_ w: Worker) {
+        w.leaderConnection?.close()
+        w.leaderConnection = nil
+        w.isLeader.withLock { $0 = false }
+        w.state = nil
+    }
+
+    /// Holds (or tries to take) the projection's session advisory lock on a dedicated connection.
+    private func ensureLeader(_ w: Worker) async throws -> Bool {
+        if let c = w.leaderConnection, c.isUsable, w.isLeader.withLock({ $0 }) { return true }
+        dropLeadership(w)
+        var settings = store.pool.configuration
+        settings.applicationName = "coord-projection-\(w.definition.name)"
+        let configuration = settings
+        let key = w.lockKey
+        let (connection, won) = try await runBlocking { () -> (PostgresConnection, Bool) in
+            let c = try PostgresConnection(configuration: configuration)
+            // Advisory locks are per database: the schema is part of the key, so two coord schemas never contend.
+            let won: Bool = try c.query("SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '.' || \(key), 0))").decode(0, 0)
+            return (c, won)
+        }
+        guard won else { connection.close(); return false }
+        w.leaderConnection = connection
+        w.isLeader.withLock { $0 = true }
+        logger.info("leading projection", ["projection": w.definition.name])
+        return true
+    }
+
+    private func storedStatus(_ w: Worker) async throws -> String? {
+        let name = w.definition.name
+        return try await store.pool.withConnection { c in
+            let r = try c.query("SELECT status FROM projection_checkpoints WHERE name = \(name)")
+            return r.count == 0 ? nil : try r.decode(0, 0, as: String.self)
+        }
+    }
+
+    /// Loads the state from the tables, or rebuilds when the stored version differs or tables are missing.
+    private func prepare(_ w: Worker, _ log: Logger) async throws {
+        let def = w.definition
+        let name = def.name
+        let version = def.version
+        let tables = def.tables
+        let stored = try await store.pool.withConnection { c -> (Int, Int64, String)? in
+            try c.query("INSERT INTO projection_checkpoints (name, version, position, status) VALUES (\(name), 0, 0, 'new') ON CONFLICT DO NOTHING")
+            let r = try c.query("SELECT version, position, status FROM projection_checkpoints WHERE name = \(name)")
+            let missing: Int = try c.query("SELECT count(*) FROM unnest(\(tables)::text[]) t WHERE to_regclass(t) IS NULL").decode(0, 0)
+            if missing > 0 { return nil }
+            return (try r.decode(0, 0), try r.decode(0, 1), try r.decode(0, 2))
+        }
+        guard let stored, stored.0 == version, stored.2 != "rebuild_requested" else {
+            log.notice("rebuilding projection", ["version": String(version), "reason": stored == nil ? "tables missing" : "version or request"])
+            try await rebuild(w, log)
+            return
+        }
+        let loaded = try await store.pool.withConnection { c in SendableBox(try def.loadState(c, suffix: "")) }
+        w.state = loaded.value
+        w.checkpoint = stored.1
+        try await store.pool.withConnection { c in
+            try c.query("UPDATE projection_checkpoints SET status = 'running', error = NULL, error_position = NULL WHERE name = \(name) AND status = 'failed'")
+        }
+    }
+
+    /// Applies the next batch; returns how many events it applied.
+    private func step(_ w: Worker) async throws -> Int {
+        guard let state = w.state else { return 0 }
+        let from = w.checkpoint
+        let head = try await store.headPosition()
+        if head <= from { return 0 }
+        let events = try await store.read(after: from, limit: batchSize, filter: EventFilter(types: w.definition.eventTypes), until: .position(head))
+        var target = events.count < batchSize ? head : events.last!.position
+        var failure: HandlerFailure?
+        for event in events {
+            do {
+                try state.apply(event)
+            } catch {
+                failure = HandlerFailure(position: event.position, message: String(describing: error))
+                target = event.position - 1
+                break
+            }
+        }
+        if target > from {
+            try await commit(w, state: state, from: from, to: target)
+        }
+        if let failure { throw failure }
+        return events.count
+    }
+
+    /// Flushes the state's changes and moves the checkpoint in one transaction, by compare-and-set.
+    private func commit(_ w: Worker, state: any ProjectionState, from: Int64, to: Int64) async throws {
+        let name = w.definition.name
+        let box = SendableBox(state)
+        let status = try await store.pool.withConnection { c -> String? in
+            try c.transaction { c in
+                try box.value.flush(c, suffix: "")
+                let r = try c.query("""
+                    UPDATE projection_checkpoints SET position = \(to), updated_at = now()
+                    WHERE name = \(name) AND position = \(from) RETURNING status
+                    """)
+                guard r.count == 1 else { throw LostLeadership() }
+                return try r.decode(0, 0, as: String.self)
+            }
+        }
+        w.checkpoint = to
+        if status == "rebuild_requested" { w.lastStatusCheck = .distantPast }
+    }
+
+    private func recordFailure(_ w: Worker, _ failure: HandlerFailure) async {
+        let name = w.definition.name
+        _ = try? await store.pool.withConnection { c in
+            try c.query("""
+                UPDATE projection_checkpoints SET status = 'failed', error = \(String(failure.message.prefix(2000))),
+                       error_position = \(failure.position), updated_at = now() WHERE name = \(name)
+                """)
+        }
+    }
+
+    // MARK: Rebuild
+
+    /// Rebuilds into shadow tables and swaps them in; then the worker continues live from the new checkpoint.
+    private func rebuild(_ w: Worker, _ log: Logger) async throws {
+        let started = Date()
+        let (state, checkpoint) = try await Self.rebuild(w.definition, store: store, batchSize: batchSize) { position, head in
+            log.debug("rebuild progress", ["position": String(position), "head": String(head)])
+        }
+        w.state = state
+        w.checkpoint = checkpoint
+        log.notice("projection rebuilt", ["position": String(checkpoint), "seconds": String(format: "%.2f", Date().timeIntervalSince(started))])
+    }
+
+    /// Folds every event up to the head into a fresh state, writes it into shadow tables with COPY while the
+    /// live tables keep serving reads, catches up with what arrived meanwhile, and swaps the tables and the
+    /// checkpoint in one short transaction. Only the projection's leader (or a process holding its lock)
+    /// may call this. Returns the new state and checkpoint.
+    public static func rebuild(_ def: any ProjectionDefinition, store: EventStore, batchSize: Int = 5000,
+                               progress: (@Sendable (Int64, Int64) -> Void)? = nil) async throws -> (any ProjectionState, Int64) {
+        let state = def.makeState()
+        let box = SendableBox(state)
+        let filter = EventFilter(types: def.eventTypes)
+        var position: Int64 = 0
+        var head = try await store.headPosition()
+        // 1. Fold history in memory, batch by batch (no long transaction).
+        position = try await fold(box, store: store, from: 0, to: head, filter: filter, batchSize: batchSize, progress: progress)
+        // 2. Fill the shadow tables.
+        let shadow = "__shadow"
+        try await store.pool.withConnection { c in
+            try c.transaction { c in
+                for table in def.tables { try c.execute(unsafe: "DROP TABLE IF EXISTS \(table)\(shadow)") }
+                for ddl in def.createTables(suffix: shadow) { try c.execute(unsafe: ddl) }
+                try box.value.copyAll(c, suffix: shadow)
+            }
+        }
+        // 3. Catch up with what was appended meanwhile (kept in memory, flushed in the swap).
+        head = try await store.headPosition()
+        position = try await fold(box, store: store, from: position, to: head, filter: filter, batchSize: batchSize, progress: progress)
+        // 4. Swap: readers wait for this transaction's locks and then see the new tables, never an empty one.
+        let name = def.name
+        let version = def.version
+        let tables = def.tables
+        let final = position
+        try await store.pool.withConnection { c in
+            try c.transaction { c in
+                for table in tables {
+                    try c.execute(unsafe: "DROP TABLE IF EXISTS \(table)")
+                    try c.execute(unsafe: "ALTER TABLE \(table)\(shadow) RENAME TO \(table)")
+                    // Index names (from the catalog, not input) lose their shadow suffix too.
+                    let indexes = try c.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = \(table)")
+                    for row in indexes.rows {
+                        let index: String = try row.decode(0)
+                        if index.contains(shadow) {
+                            let renamed = index.replacingOccurrences(of: shadow, with: "")
+                            try c.execute(unsafe: "ALTER INDEX \(try c.quoteIdentifier(index)) RENAME TO \(try c.quoteIdentifier(renamed))")
+                        }
+                    }
+                }
+                try box.value.flush(c, suffix: "")
+                try c.query("""
+                    INSERT INTO projection_checkpoints (name, version, position, status, rebuilt_at, updated_at)
+                    VALUES (\(name), \(version), \(final), 'running', now(), now())
+                    ON CONFLICT (name) DO UPDATE SET version = excluded.version, position = excluded.position, status = 'running',
+                        error = NULL, error_position = NULL, rebuilt_at = now(), updated_at = now()
+                    """)
+            }
+        }
+        return (state, final)
+    }
+
+    static func fold(_ box: SendableBox<any ProjectionState>, store: EventStore, from: Int64, to: Int64, filter: EventFilter,
+                     batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> Int64 {
+        var position = from
+        // Read the next batch while folding this one: the two cores share the work.
+        var pending: Task<[RecordedEvent], Error>? = position < to
+            ? Task { try await store.read(after: from, limit: batchSize, filter: filter, until: .position(to)) } : nil
+        while let current = pending {
+            let events = try await current.value
+            if events.count == batchSize, let last = events.last?.position {
+                pending = Task { try await store.read(after: last, limit: batchSize, filter: filter, until: .position(to)) }
+            } else {
+                pending = nil
+            }
+            for event in events {
+                do { try box.value.apply(event) } catch {
+                    throw HandlerFailure(position: event.position, message: String(describing: error))
+                }
+            }
+            position = events.last?.position ?? position
+            progress?(position, to)
+        }
+        return to
+    }
+}
+
+/// Moves a non-Sendable value to a dispatch thread that is the only one using it meanwhile.
+public struct SendableBox<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,348 @@
+import Coordination
+import Events
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+
+/// Every row of every read-model table, as text, in a stable order.
+func dumpReadModels(_ pool: PostgresPool, _ definitions: [any ProjectionDefinition] = Coordination.projections) async throws -> [String: [String]] {
+    let tables = definitions.flatMap(\.tables)
+    return try await pool.withConnection { c in
+        var out: [String: [String]] = [:]
+        for table in tables {
+            // Table names are the projections' constants.
+            out[table] = try c.query(SQL(unsafe: "SELECT t::text FROM \(table) t ORDER BY 1")).rows.map { try $0.decode(0) }
+        }
+        return out
+    }
+}
+
+func waitCaughtUp(_ runner: ProjectionRunner, timeout: Double = 30) async throws -> [ProjectionStatus] {
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+        let status = try await runner.status()
+        if status.allSatisfy({ $0.lagEvents == 0 && $0.status == "running" }) { return status }
+        if Date() > deadline { Issue.record("not caught up: \(status)"); return status }
+        try await Task.sleep(nanoseconds: 50_000_000)
+    }
+}
+
+/// A long, seeded, random sequence of commands over the seeded reference data; refusals are part of it.
+func randomCommands(_ s: CoordinationService, count: Int, seed: UInt64) async throws -> Int {
+    var state = seed
+    func next(_ n: Int) -> Int {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Int((state >> 33) % UInt64(n))
+    }
+    let warehouses = ["MNL", "TAC"]
+    let items = ["HSHETARPW406", "HCONJCANPF10"]
+    var accepted = 0
+    var transfers: [String] = []
+    var tasks: [String] = []
+    var people: [String] = []
+    for i in 0..<count {
+        let w = warehouses[next(2)], item = items[next(2)]
+        let at = Date(timeIntervalSinceNow: -Double(next(86_400 * 20)))
+        let command: any DomainCommand
+        switch next(12) {
+        case 0, 1: command = ReceiveStock(warehouse: w, item: item, quantity: Int64(1 + next(200)), source: "donation", occurredAt: at)
+        case 2, 3: command = DispatchStock(warehouse: w, item: item, quantity: Int64(1 + next(150)), destination: "site \(next(9))",
+                                           response: "PHL-2026-TC-01", occurredAt: at)
+        case 4:
+            let id = "TR-\(i)"
+            transfers.append(id)
+            command = TransferStock(id: id, from: w, to: w == "MNL" ? "TAC" : "MNL", item: item, quantity: Int64(1 + next(80)), occurredAt: at)
+        case 5:
+            guard let t = transfers.randomElement() else { continue }
+            command = next(3) == 0 ? CancelTransfer(id: t, occurredAt: at) : ReceiveTransfer(id: t, quantity: Int64(next(40)), occurredAt: at)
+        case 6: command = SetLevels(code: w, item: item, minimum: Int64(next(100)), target: Int64(100 + next(200)))
+        case 7:
+            let id = "T-\(i)"
+            tasks.append(id)
+            command = CreateTask(id: id, response: "PHL-2026-TC-01", cluster: Clusters.all[next(Clusters.all.count)], title: "task \(i)",
+                                 priority: TaskVocabulary.priorities[next(4)], due: Day(Date()).adding(days: next(20) - 10), occurredAt: at)
+        case 8:
+            guard let t = tasks.randomElement() else { continue }
+            let commands: [any DomainCommand] = [StartTask(id: t), BlockTask(id: t, reason: "access"), CompleteTask(id: t), VerifyTask(id: t),
+                                                 CancelTask(id: t), ReopenTask(id: t), CommentTask(id: t, text: "note")]
+            command = commands[next(commands.count)]
+        case 9:
+            let id = "P-\(i)"
+            people.append(id)
+            command = RegisterPerson(id: id, name: "Person \(i)", profiles: ["WASH", "IM"])
+        case 10:
+            guard let p = people.randomElement() else { continue }
+            let start = Day(Date()).adding(days: next(60) - 30)
+            command = RequestDeployment(id: "D-\(i)", person: p, response: "PHL-2026-TC-01", profile: "WASH", start: start,
+                                        end: start.adding(days: 5 + next(30)))
+        default:
+            let d = "D-\(next(max(1, i)))"
+            let commands: [any DomainCommand] = [ConfirmDeployment(id: d), ArriveDeployment(id: d), CompleteDeployment(id: d), CancelDeployment(id: d)]
+            command = commands[next(commands.count)]
+        }
+        do {
+            _ = try await s.execute(command, ctx)
+            accepted += 1
+        } catch is DomainError {}
+    }
+    return accepted
+}
+
+@Suite("Projections")
+struct ProjectionTests {
+    @Test("live read models equal a rebuild from the log after a long random command sequence")
+    func liveEqualsRebuild() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        let runner = ProjectionRunner(store: s.store, definitions: Coordination.projections, batchSize: 50, leaderPoll: 0.2)
+        runner.start()
+        let accepted = try await randomCommands(s, count: 600, seed: 42)
+        #expect(accepted > 300)
+        _ = try await waitCaughtUp(runner)
+        await runner.stop()
+        let live = try await dumpReadModels(s.store.pool)
+        #expect(live["rm_stock_ledger"]!.count > 100)
+        #expect(live["rm_tasks"]!.count > 10)
+        for def in Coordination.projections { _ = try await ProjectionRunner.rebuild(def, store: s.store) }
+        let rebuilt = try await dumpReadModels(s.store.pool)
+        for table in live.keys.sorted() {
+            #expect(live[table] == rebuilt[table], "\(table)")
+        }
+        // And the figures are the domain's: the read model's on-hand matches the stream's own fold.
+        let onHandRow = try await s.store.pool.withConnection { c in
+            try c.query("SELECT on_hand FROM rm_stock WHERE key = 'MNL:HSHETARPW406'").decode(0, 0, as: Int64.self)
+        }
+        #expect(onHandRow == (try await onHand(s, "MNL", "HSHETARPW406")))
+    }
+
+    @Test("a crash between flush and commit loses nothing and applies nothing twice")
+    func crashMidBatch() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        // A stock projection that dies inside its third flush (the first is the initial build's), after
+        // writing some rows, and in every flush after: the transactions roll back, as in a crash.
+        let crashing = CrashingStock(crashOnFlush: 3)
+        let first = ProjectionRunner(store: s.store, definitions: [crashing], batchSize: 20, leaderPoll: 0.2, retryInterval: 60)
+        first.start()
+        _ = try await randomCommands(s, count: 200, seed: 7)
+        let deadline = Date().addingTimeInterval(20)
+        while crashing.flushes.withLock({ $0 }) < 4, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
+        await first.stop()
+        let checkpoint = try await ProjectionRunner.status(pool: s.store.pool, definitions: [crashing])[0].checkpoint
+        #expect(checkpoint > 0)
+        #expect(checkpoint < (try await s.store.headPosition()), "stopped part-way")
+        // A new process picks up from the checkpoint.
+        let second = ProjectionRunner(store: s.store, definitions: [StockProjection()], batchSize: 20, leaderPoll: 0.2)
+        second.start()
+        _ = try await randomCommands(s, count: 50, seed: 8)
+        _ = try await waitCaughtUp(second)
+        await second.stop()
+        let live = try await dumpReadModels(s.store.pool, [StockProjection()])
+        _ = try await ProjectionRunner.rebuild(StockProjection(), store: s.store)
+        let rebuilt = try await dumpReadModels(s.store.pool, [StockProjection()])
+        #expect(live == rebuilt)
+        // Every event is in the ledger exactly once: positions are unique (primary key) and complete.
+        let ledger = live["rm_stock_ledger"]!.count
+        let movements = try await s.store.read(after: 0, limit: 100_000, filter: EventFilter(types: [
+            StockReceived.eventType, StockDispatched.eventType, StockAdjusted.eventType, StockCounted.eventType,
+            StockTransferSent.eventType, StockTransferReceived.eventType, StockTransferReturned.eventType])).count
+        #expect(ledger == movements)
+    }
+
+    @Test("two runners on one database: one leads each projection, the other takes over when it stops")
+    func failover() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        let other = EventStore(pool: PostgresPool(configuration: s.store.pool.configuration))
+        let a = ProjectionRunner(store: s.store, definitions: Coordination.projections, leaderPoll: 0.2)
+        let b = ProjectionRunner(store: other, definitions: Coordination.projections, leaderPoll: 0.2)
+        a.start()
+        try await Task.sleep(nanoseconds: 500_000_000)
+        b.start()
+        _ = try await s.execute(CreateTask(id: "T-1", response: "PHL-2026-TC-01", cluster: "WSH", title: "Latrines", priority: "high"), ctx)
+        let statusA = try await waitCaughtUp(a)
+        let statusB = try await b.status()
+        #expect(statusA.allSatisfy { $0.leader })
+        #expect(statusB.allSatisfy { !$0.leader })
+        await a.stop()
+        _ = try await s.execute(StartTask(id: "T-1"), ctx)
+        let started = Date()
+        var led = false
+        while Date().timeIntervalSince(started) < 10 {
+            let st = try await b.status()
+            if st.allSatisfy({ $0.leader && $0.lagEvents == 0 }) { led = true; break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(led, "the second runner took over and caught up")
+        #expect(Date().timeIntervalSince(started) < 5)
+        let status = try await s.store.pool.withConnection { c in try c.query("SELECT status FROM rm_tasks WHERE id = 'T-1'").decode(0, 0, as: String.self) }
+        #expect(status == "in_progress")
+        await b.stop()
+    }
+
+    @Test("a rebuild while writes continue: readers never see an empty or half-built table")
+    func rebuildUnderLoad() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        for i in 0..<150 {
+            _ = try await s.execute(CreateTask(id: "T-\(i)", response: "PHL-2026-TC-01", cluster: "SHL", title: "t", priority: "low"), ctx)
+        }
+        let runner = ProjectionRunner(store: s.store, definitions: Coordination.projections, batchSize: 25, leaderPoll: 0.2)
+        runner.start()
+        _ = try await waitCaughtUp(runner)
+        let stop = Mutex(false)
+        let observed = Mutex<[Int]>([])
+        let reader = Task {
+            var last = 0
+            while !stop.withLock({ $0 }) {
+                let n = try await s.store.pool.withConnection { c in try c.query("SELECT count(*) FROM rm_tasks").decode(0, 0, as: Int.self) }
+                observed.withLock { $0.append(n) }
+                #expect(n >= last, "the task board never shrinks")
+                last = n
+            }
+        }
+        let writer = Task {
+            for i in 150..<250 {
+                _ = try await s.execute(CreateTask(id: "T-\(i)", response: "PHL-2026-TC-01", cluster: "SHL", title: "t", priority: "low"), ctx)
+            }
+        }
+        try await runner.requestRebuild("tasks")
+        try await writer.value
+        let rebuiltAt = Date().addingTimeInterval(15)
+        var rebuilt = false
+        while Date() < rebuiltAt {
+            let status = try await runner.status().first { $0.name == "tasks" }!
+            if status.rebuiltAt != nil, status.lagEvents == 0, status.status == "running" { rebuilt = true; break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        stop.withLock { $0 = true }
+        try await reader.value
+        await runner.stop()
+        #expect(rebuilt)
+        let counts = observed.withLock { $0 }
+        #expect(counts.count > 10)
+        #expect(counts.allSatisfy { $0 >= 150 })
+        #expect(counts.last == 250)
+    }
+
+    @Test("a failing event stops only its projection, is reported, and the projection resumes after a fix")
+    func failingHandler() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        let broken = BrokenTasks()
+        let definitions: [any ProjectionDefinition] = [broken, StockProjection()]
+        let runner = ProjectionRunner(store: s.store, definitions: definitions, leaderPoll: 0.2, retryInterval: 0.5)
+        runner.start()
+        _ = try await s.execute(CreateTask(id: "T-1", response: "PHL-2026-TC-01", cluster: "WSH", title: "ok", priority: "low"), ctx)
+        _ = try await waitCaughtUp(runner)
+        broken.failOnTitle.withLock { $0 = "poison" }
+        let poison = try await s.execute(CreateTask(id: "T-2", response: "PHL-2026-TC-01", cluster: "WSH", title: "poison", priority: "low"), ctx)
+        _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 5, source: "donation"), ctx)
+        var failed: ProjectionStatus?
+        for _ in 0..<100 {
+            failed = try await runner.status().first { $0.name == "tasks" && $0.status == "failed" }
+            if failed != nil { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(failed?.errorPosition == poison.position)
+        #expect(failed?.error?.contains("poison") == true)
+        // The stock projection kept going.
+        let stock = try await runner.status().first { $0.name == "stock" }!
+        #expect(stock.lagEvents == 0 || stock.checkpoint >= poison.position)
+        // The fix: the handler no longer fails. The projection resumes from the failing event.
+        broken.failOnTitle.withLock { $0 = nil }
+        _ = try await waitCaughtUp(runner)
+        let titles = try await s.store.pool.withConnection { c in try c.query("SELECT count(*) FROM rm_tasks").decode(0, 0, as: Int.self) }
+        #expect(titles == 2)
+        await runner.stop()
+    }
+
+    @Test("a changed projection version is rebuilt automatically at start")
+    func versionChangeRebuilds() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        let runner = ProjectionRunner(store: s.store, definitions: Coordination.projections, leaderPoll: 0.2)
+        runner.start()
+        _ = try await waitCaughtUp(runner)
+        await runner.stop()
+        let before = try await ProjectionRunner.status(pool: s.store.pool, definitions: [ResponseProjection()])[0]
+        #expect(before.version == 1)
+        let next = ProjectionRunner(store: s.store, definitions: [BumpedResponses()], leaderPoll: 0.2)
+        next.start()
+        _ = try await waitCaughtUp(next)
+        await next.stop()
+        let after = try await ProjectionRunner.status(pool: s.store.pool, definitions: [BumpedResponses()])[0]
+        #expect(after.version == 2)
+        #expect(after.rebuiltAt != nil && after.rebuiltAt! > (before.rebuiltAt ?? .distantPast))
+    }
+}
+
+/// The stock projection, failing inside its Nth flush after its first table write: a crash mid-transaction.
+final class CrashingStock: ProjectionDefinition, @unchecked Sendable {
+    let base = StockProjection()
+    let crashOn: Int
+    let flushes = Mutex(0)
+    init(crashOnFlush: Int) { crashOn = crashOnFlush }
+    var name: String { base.name }
+    var version: Int { base.version }
+    var tables: [String] { base.tables }
+    var eventTypes: [String]? { base.eventTypes }
+    func createTables(suffix: String) -> [String] { base.createTables(suffix: suffix) }
+    func makeState() -> any ProjectionState { Wrapper(inner: base.makeState(), owner: self) }
+    func loadState(_ c: PostgresConnection, suffix: String) throws -> any ProjectionState { Wrapper(inner: try base.loadState(c, suffix: suffix), owner: self) }
+
+    struct Crash: Error {}
+    final class Wrapper: ProjectionState {
+        let inner: any ProjectionState
+        let owner: CrashingStock
+        init(inner: any ProjectionState, owner: CrashingStock) { self.inner = inner; self.owner = owner }
+        func apply(_ event: RecordedEvent) throws { try inner.apply(event) }
+        func copyAll(_ c: PostgresConnection, suffix: String) throws { try inner.copyAll(c, suffix: suffix) }
+        func flush(_ c: PostgresConnection, suffix: String) throws {
+            let n = owner.flushes.withLock { $0 += 1; return $0 }
+            try inner.flush(c, suffix: suffix)
+            if n >= owner.crashOn { throw Crash() }
+        }
+    }
+}
+
+/// The task projection with a handler that fails on a chosen title, until "fixed".
+final class BrokenTasks: ProjectionDefinition, @unchecked Sendable {
+    let base = TaskProjection()
+    let failOnTitle = Mutex<String?>(nil)
+    var name: String { base.name }
+    var version: Int { base.version }
+    var tables: [String] { base.tables }
+    var eventTypes: [String]? { base.eventTypes }
+    func createTables(suffix: String) -> [String] { base.createTables(suffix: suffix) }
+    func makeState() -> any ProjectionState { Wrapper(inner: base.makeState(), owner: self) }
+    func loadState(_ c: PostgresConnection, suffix: String) throws -> any ProjectionState { Wrapper(inner: try base.loadState(c, suffix: suffix), owner: self) }
+
+    struct Poison: Error, CustomStringConvertible { let title: String; var description: String { "cannot handle task titled \(title)" } }
+    final class Wrapper: ProjectionState {
+        let inner: any ProjectionState
+        let owner: BrokenTasks
+        init(inner: any ProjectionState, owner: BrokenTasks) { self.inner = inner; self.owner = owner }
+        func apply(_ event: RecordedEvent) throws {
+            if let title = owner.failOnTitle.withLock({ $0 }), let created = try EventCodec.decode(event) as? TaskCreated, created.title == title {
+                throw Poison(title: title)
+            }
+            try inner.apply(event)
+        }
+        func copyAll(_ c: PostgresConnection, suffix: String) throws { try inner.copyAll(c, suffix: suffix) }
+        func flush(_ c: PostgresConnection, suffix: String) throws { try inner.flush(c, suffix: suffix) }
+    }
+}
+
+/// The response projection at a new version, as a deploy of changed code would bring.
+struct BumpedResponses: ProjectionDefinition {
+    let base = ResponseProjection()
+    var name: String { base.name }
+    var version: Int { 2 }
+    var tables: [String] { base.tables }
+    var eventTypes: [String]? { base.eventTypes }
+    func createTables(suffix: String) -> [String] { base.createTables(suffix: suffix) }
+    func makeState() -> any ProjectionState { base.makeState() }
+    func loadState(_ c: PostgresConnection, suffix: String) throws -> any ProjectionState { try base.loadState(c, suffix: suffix) }
+}
