@@ -6,6 +6,8 @@ import Synchronization
 enum BenchCommands {
     static let group = Group(name: "bench", summary: "Benchmarks that print their own baseline from the same run.", commands: [
         "append": Command(spec: appendSpec, run: runAppend),
+        "rebuild": Command(spec: ProjectionBench.rebuildSpec, run: ProjectionBench.runRebuild),
+        "lag": Command(spec: ProjectionBench.lagSpec, run: ProjectionBench.runLag),
     ])
 
     static let appendSpec = CommandSpec(

@@ -71,6 +71,15 @@ enum StatusCommand {
                     : "BROKEN at position \(report.brokenAt!) (\(report.problem ?? "?")); run coordctl verify"),
             ]
             if !report.isSound { exitCode = 2 }
+            if versions.allSatisfy({ $0.1 == $0.2 }) {
+                let projections = try await ProjectionRunner.status(pool: session.pool, definitions: Coordination.projections)
+                result["projections"] = projections.map(ProjectionCommands.statusJSON)
+                for p in projections {
+                    var line = "checkpoint \(p.checkpoint), lag \(p.lagEvents) events / \(String(format: "%.1f", p.lagSeconds)) s, \(p.status)"
+                    if let at = p.errorPosition { line += " at position \(at)" }
+                    lines.append(("Projection \(p.name)", line))
+                }
+            }
         } else {
             lines.append(("Events", "schema not created: run coordctl migrate"))
         }

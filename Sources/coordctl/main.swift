@@ -31,6 +31,7 @@ enum Registry {
         "db": DBCommands.group,
         "bench": BenchCommands.group,
         "demo": DemoCommands.group,
+        "projections": ProjectionCommands.group,
     ]
 }
 

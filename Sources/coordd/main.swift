@@ -3,8 +3,8 @@ import Dispatch
 import Events
 import Foundation
 
-// coordd, for now: opens (or starts) the database, migrates it, and holds the embedded cluster up
-// until SIGTERM/SIGINT. The HTTP API and the projection runner land with their issues.
+// coordd, for now: opens (or starts) the database, migrates it, runs the projections (leading those no
+// other coordd leads), and holds the embedded cluster up until SIGTERM/SIGINT. The HTTP API lands with its issue.
 
 let spec = CommandSpec(
     path: "coordd", summary: "coordd \(Coordination.version): the coord daemon.",
@@ -41,13 +41,17 @@ func runDaemon() async -> Int32 {
     let target = DatabaseLocator.resolve()
     let started: Bool
     let pool: PostgresPool
+    let runner: ProjectionRunner
     do {
         let (connection, didStart) = try DatabaseLocator.connectionString(for: target, startEmbedded: true)
         started = didStart
         pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: connection, applicationName: "coordd"))
         let applied = try await Migrator.migrate(pool, Coordination.migrationSets)
         for a in applied { logger.notice("migration applied", ["component": a.component, "version": String(a.version)]) }
-        let head = try await EventStore(pool: pool).headPosition()
+        let store = EventStore(pool: pool)
+        runner = ProjectionRunner(store: store, definitions: Coordination.projections, logger: logger)
+        runner.start()
+        let head = try await store.headPosition()
         logger.notice("ready", ["database": target.description, "events.head": String(head)])
     } catch {
         logger.critical("start-up failed: \(error)")
@@ -68,6 +72,7 @@ func runDaemon() async -> Int32 {
         logger.notice("shutting down", ["signal": String(sig)])
         break
     }
+    await runner.stop()  // each projection finishes its batch and commits its checkpoint
     pool.close()
     if started, case .embedded(let embedded) = target {
         do { try embedded.stop() } catch { logger.error("could not stop embedded PostgreSQL: \(error)") }

@@ -1,0 +1,186 @@
+import Coordination
+import Events
+import Foundation
+import Synchronization
+
+/// `coordctl bench rebuild` and `coordctl bench lag`.
+enum ProjectionBench {
+    static let rebuildSpec = CommandSpec(
+        path: "coordctl bench rebuild", summary: "Full rebuild of all projections (events/s) vs a server-side scan of the log.",
+        options: [
+            .init("events", value: "N", help: "Domain events to generate (default 1000000)."),
+            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
+            .init("json", help: "Machine-readable output."),
+        ],
+        details: """
+            Generates N realistic domain events (stock movements and transfers across 50 warehouses and 20 items,
+            tasks, deployments, responses) into a scratch schema, then times:
+              baseline   SELECT count(*), sum(length(data::text)) FROM events (the server reads every event)
+              rebuild    every projection rebuilt from scratch, as `coordctl projections rebuild --all` does
+                         (fold in memory, COPY into shadow tables, swap), the projections running concurrently.
+            Build with -c release.
+
+            """ + databaseHelp)
+
+    static let lagSpec = CommandSpec(
+        path: "coordctl bench lag", summary: "Projection lag (append ack to read model) at a steady append rate.",
+        options: [
+            .init("rate", value: "N", help: "Events per second to append (default 1000)."),
+            .init("seconds", value: "S", help: "How long to append (default 10)."),
+            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
+            .init("json", help: "Machine-readable output."),
+        ],
+        details: "Appends task events at the given rate while a projection runner runs live, and measures for each append the\n"
+            + "time until the tasks projection's checkpoint covers it. Prints p50, p99 and max.\n\n" + databaseHelp)
+
+    static func scratch(_ args: ParsedArguments, usage: String, poolSize: Int) async throws -> Session {
+        let schema = args.value("schema") ?? "coord_bench"
+        guard schema.contains("bench"), PostgresConfiguration.isPlainIdentifier(schema) else {
+            throw UsageError("--schema must be a plain identifier containing 'bench' (it is dropped)", usage: usage)
+        }
+        let session = try Session.open(schema: schema, poolSize: poolSize)
+        try await session.pool.withConnection { c in try c.execute(unsafe: "DROP SCHEMA IF EXISTS \(schema) CASCADE") }
+        _ = try await Migrator.migrate(session.pool, Coordination.migrationSets)
+        return session
+    }
+
+    // MARK: Rebuild
+
+    static func runRebuild(_ args: ParsedArguments) async throws -> Int32 {
+        try args.requirePositionals(0...0)
+        let count = try args.int("events", default: 1_000_000, range: 1000...20_000_000)
+        let session = try await scratch(args, usage: rebuildSpec.usage, poolSize: 8)
+        defer { session.close() }
+        let store = EventStore(pool: session.pool)
+        defer { store.close() }
+        let genStart = Date()
+        try await SyntheticEvents.generate(store, count: count) { Output.progress("generated \($0) events") }
+        Output.progressDone()
+        let generated = try await store.headPosition()
+        let genSeconds = Date().timeIntervalSince(genStart)
+        try await session.pool.withConnection { c in try c.execute(unsafe: "VACUUM ANALYZE events") }
+
+        // Baseline: the server reads every event's data once.
+        let scanStart = Date()
+        try await session.pool.withConnection { c in try c.query("SELECT count(*), sum(length(data::text)) FROM events") }
+        let scanSeconds = Date().timeIntervalSince(scanStart)
+
+        let rebuildStart = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for def in Coordination.projections {
+                group.addTask { _ = try await ProjectionRunner.rebuild(def, store: store, batchSize: 10_000) }
+            }
+            try await group.waitForAll()
+        }
+        let rebuildSeconds = Date().timeIntervalSince(rebuildStart)
+        let counts = try await session.pool.withConnection { c -> [String: Int] in
+            var out: [String: Int] = [:]
+            for table in ["rm_stock", "rm_stock_ledger", "rm_transfers", "rm_tasks", "rm_deployments"] {
+                out[table] = try c.query(SQL(unsafe: "SELECT count(*) FROM \(table)")).decode(0, 0)
+            }
+            return out
+        }
+        let scanRate = Double(generated) / scanSeconds
+        let rebuildRate = Double(generated) / rebuildSeconds
+        if args.flag("json") {
+            print(Output.json(["events": generated, "generate_seconds": genSeconds, "baseline_scan_seconds": scanSeconds,
+                               "baseline_events_per_second": scanRate.rounded(), "rebuild_seconds": rebuildSeconds,
+                               "rebuild_events_per_second": rebuildRate.rounded(), "rows": counts]))
+        } else {
+            print("coordctl bench rebuild: \(generated) events (generated in \(String(format: "%.1f", genSeconds)) s)")
+            print(Output.table(["phase", "seconds", "events/s"], [
+                ["baseline: server-side scan of events", String(format: "%.2f", scanSeconds), String(format: "%.0f", scanRate)],
+                ["rebuild of all projections", String(format: "%.2f", rebuildSeconds), String(format: "%.0f", rebuildRate)],
+            ]))
+            print("read-model rows: " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        }
+        return 0
+    }
+
+    // MARK: Lag
+
+    static func runLag(_ args: ParsedArguments) async throws -> Int32 {
+        try args.requirePositionals(0...0)
+        let rate = try args.int("rate", default: 1000, range: 1...50_000)
+        let seconds = try args.int("seconds", default: 10, range: 1...600)
+        let session = try await scratch(args, usage: lagSpec.usage, poolSize: 12)
+        defer { session.close() }
+        let store = EventStore(pool: session.pool)
+        defer { store.close() }
+        let runner = ProjectionRunner(store: store, definitions: Coordination.projections, batchSize: 5000)
+        runner.start()
+        try await store.append([try SyntheticEvents.response("R1")], to: Streams.response("R1"))
+        // Wait until the runner leads and is caught up.
+        while try await runner.status().contains(where: { $0.lagEvents > 0 || !$0.leader }) { try await Task.sleep(nanoseconds: 50_000_000) }
+
+        let acked = Samples()  // (position, ack time)
+        let applied = Samples()  // (checkpoint, observed time)
+        let stop = Samples()
+        // Observer: watches the tasks projection's checkpoint.
+        let observer = Task {
+            var last: Int64 = 0
+            while stop.values.isEmpty {
+                let cp = try await session.pool.withConnection { c in
+                    try c.query("SELECT position FROM projection_checkpoints WHERE name = 'tasks'").decode(0, 0, as: Int64.self)
+                }
+                if cp > last {
+                    last = cp
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    applied.add(cp, now)
+                }
+                try await Task.sleep(nanoseconds: 2_000_000)
+            }
+        }
+        let total = rate * seconds
+        let interval = 1.0 / Double(rate)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 0..<total {
+                let due = t0 + UInt64(Double(n) * interval * 1e9)
+                let now = DispatchTime.now().uptimeNanoseconds
+                if due > now { try await Task.sleep(nanoseconds: due - now) }
+                group.addTask {
+                    let id = "L\(n)"
+                    let event = try SyntheticEvents.task(id, response: "R1")
+                    let r = try await store.append([event], to: Streams.task(id), expected: .noStream)
+                    let at = DispatchTime.now().uptimeNanoseconds
+                    acked.add(r.position, at)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let head = try await store.headPosition()
+        while (applied.values.last?.0 ?? 0) < head { try await Task.sleep(nanoseconds: 5_000_000) }
+        stop.add(1, 0)
+        try await observer.value
+        await runner.stop()
+        // Lag of each append: first observation of a checkpoint >= its position, minus its ack time.
+        let checkpoints = applied.values
+        var lags: [Double] = []
+        for (position, ackAt) in acked.values {
+            var lo = 0, hi = checkpoints.count - 1
+            while lo < hi { let mid = (lo + hi) / 2; if checkpoints[mid].0 >= position { hi = mid } else { lo = mid + 1 } }
+            lags.append(max(0, Double(Int64(checkpoints[lo].1) - Int64(ackAt)) / 1e6))
+        }
+        lags.sort()
+        func pct(_ p: Double) -> Double { lags[min(lags.count - 1, Int(Double(lags.count) * p))] }
+        let achieved = Double(total) / elapsed
+        if args.flag("json") {
+            print(Output.json(["target_rate": rate, "achieved_rate": achieved.rounded(), "events": total, "lag_ms_p50": pct(0.5),
+                               "lag_ms_p99": pct(0.99), "lag_ms_max": lags.last ?? 0]))
+        } else {
+            print("coordctl bench lag: \(total) appends at \(String(format: "%.0f", achieved))/s (target \(rate)/s) with the runner live")
+            print(String(format: "projection lag (append ack -> tasks checkpoint covers it, 2 ms sampling): p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                         pct(0.5), pct(0.99), lags.last ?? 0))
+        }
+        return 0
+    }
+}
+
+/// Timestamped samples shared between tasks.
+final class Samples: Sendable {
+    private let storage = Mutex<[(Int64, UInt64)]>([])
+    func add(_ a: Int64, _ b: UInt64) { storage.withLock { $0.append((a, b)) } }
+    var values: [(Int64, UInt64)] { storage.withLock { $0 } }
+}
