@@ -127,18 +127,22 @@ public enum EventStoreSchema {
     LANGUAGE plpgsql AS $fn$
     #variable_conflict use_column
     DECLARE
-        r jsonb; s jsonb; e jsonb;
+        r jsonb; s jsonb;
         ri int := 0;
-        cur jsonb := '{}';            -- stream -> current version, including this batch's staged events
+        si int;
+        cur jsonb := '{}';            -- stream -> current version, including this batch's accepted requests
         existing uuid[];
         staged_ids uuid[] := '{}';
         ids uuid[];
-        n_stored int; n_same int;
+        n_stored int; n_same int; n_ev int;
         ok boolean;
         v bigint; expected text;
-        -- staged events
-        st_req int[] := '{}'; st_stream text[] := '{}'; st_version bigint[] := '{}'; st_id uuid[] := '{}';
-        st_type text[] := '{}'; st_data jsonb[] := '{}'; st_meta jsonb[] := '{}'; st_occ timestamptz[] := '{}';
+        staged int := 0;              -- events accepted so far; their positions are relative until the head is locked
+        -- accepted (request, stream) chunks, in order
+        acc_req int[] := '{}'; acc_sidx int[] := '{}'; acc_stream text[] := '{}'; acc_base bigint[] := '{}';
+        -- staged events, built set-based once the requests are decided
+        st_stream text[]; st_version bigint[]; st_id uuid[]; st_type text[]; st_data jsonb[]; st_meta jsonb[]; st_occ timestamptz[];
+        hashes bytea[];
         -- per-request results
         res_req int[] := '{}'; res_stream text[] := '{}'; res_outcome text[] := '{}'; res_version bigint[] := '{}';
         res_first bigint[] := '{}'; res_last bigint[] := '{}';
@@ -158,7 +162,7 @@ public enum EventStoreSchema {
         FROM events ev
         WHERE ev.id IN (SELECT (x #>> '{}')::uuid FROM jsonb_path_query(batch, '$[*].streams[*].events[*].id') AS x);
 
-        -- 2. Check each request in order; stage the events of those that pass.
+        -- 2. Decide each request in order against the versions the requests before it left.
         FOR r IN SELECT value FROM jsonb_array_elements(batch) LOOP
             ri := ri + 1;
             SELECT array_agg((x #>> '{}')::uuid) INTO ids FROM jsonb_path_query(r, '$.streams[*].events[*].id') AS x;
@@ -204,40 +208,48 @@ public enum EventStoreSchema {
             END LOOP;
             CONTINUE WHEN NOT ok;
 
+            si := 0;
             FOR s IN SELECT value FROM jsonb_array_elements(r->'streams') LOOP
+                si := si + 1;
                 v := coalesce((cur->>(s->>'stream'))::bigint, 0);
-                FOR e IN SELECT value FROM jsonb_array_elements(s->'events') LOOP
-                    v := v + 1;
-                    st_req := st_req || ri; st_stream := st_stream || (s->>'stream'); st_version := st_version || v;
-                    st_id := st_id || (e->>'id')::uuid; st_type := st_type || (e->>'type'); st_data := st_data || (e->'data');
-                    st_meta := st_meta || (e->'metadata'); st_occ := st_occ || (e->>'occurred_at')::timestamptz;
-                END LOOP;
-                cur := jsonb_set(cur, ARRAY[s->>'stream'], to_jsonb(v));
+                n_ev := jsonb_array_length(s->'events');
+                CONTINUE WHEN n_ev = 0;
+                acc_req := acc_req || ri; acc_sidx := acc_sidx || si; acc_stream := acc_stream || (s->>'stream'); acc_base := acc_base || v;
+                cur := jsonb_set(cur, ARRAY[s->>'stream'], to_jsonb(v + n_ev));
                 res_req := res_req || ri; res_stream := res_stream || (s->>'stream'); res_outcome := res_outcome || 'ok'::text;
-                res_version := res_version || v; res_first := res_first || NULL::bigint; res_last := res_last || NULL::bigint;
+                res_version := res_version || (v + n_ev);
+                res_first := res_first || (staged + 1)::bigint; res_last := res_last || (staged + n_ev)::bigint;
+                staged := staged + n_ev;
             END LOOP;
             staged_ids := staged_ids || ids;
         END LOOP;
 
-        n := cardinality(st_id);
-        IF n > 0 THEN
+        IF staged > 0 THEN
+            -- The accepted events, in order, with their stream versions: one set-based statement.
+            SELECT array_agg(a.stream ORDER BY a.ord, e.n), array_agg(a.base + e.n ORDER BY a.ord, e.n),
+                   array_agg((e.ev->>'id')::uuid ORDER BY a.ord, e.n), array_agg(e.ev->>'type' ORDER BY a.ord, e.n),
+                   array_agg(e.ev->'data' ORDER BY a.ord, e.n), array_agg(e.ev->'metadata' ORDER BY a.ord, e.n),
+                   array_agg((e.ev->>'occurred_at')::timestamptz ORDER BY a.ord, e.n)
+            INTO st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ
+            FROM unnest(acc_req, acc_sidx, acc_stream, acc_base) WITH ORDINALITY AS a(rq, sidx, stream, base, ord),
+                 jsonb_array_elements(batch->(a.rq - 1)->'streams'->(a.sidx - 1)->'events') WITH ORDINALITY AS e(ev, n);
+            n := cardinality(st_id);
+
             -- 3. Last: take the head row lock (held until COMMIT), number the events and chain their hashes.
             SELECT eh.position, eh.hash INTO head_pos, head_hash FROM event_head eh FOR UPDATE;
             pos_base := head_pos;
             ts := clock_timestamp();
             h := head_hash;
-            DECLARE hashes bytea[] := '{}';
-            BEGIN
-                FOR i IN 1..n LOOP
-                    h := coord_event_hash(h, pos_base + i, st_stream[i], st_version[i], st_id[i], st_type[i],
-                                          st_data[i], st_meta[i], st_occ[i], ts);
-                    hashes := hashes || h;
-                END LOOP;
-                INSERT INTO events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
-                SELECT pos_base + o, u.stream, u.version, u.id, u.type, u.data, u.meta, u.occ, ts, u.hash
-                FROM unnest(st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ, hashes)
-                     WITH ORDINALITY AS u(stream, version, id, type, data, meta, occ, hash, o);
-            END;
+            hashes := array_fill(NULL::bytea, ARRAY[n]);
+            FOR i IN 1..n LOOP
+                h := coord_event_hash(h, pos_base + i, st_stream[i], st_version[i], st_id[i], st_type[i],
+                                      st_data[i], st_meta[i], st_occ[i], ts);
+                hashes[i] := h;
+            END LOOP;
+            INSERT INTO events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
+            SELECT pos_base + o, u.stream, u.version, u.id, u.type, u.data, u.meta, u.occ, ts, u.hash
+            FROM unnest(st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ, hashes)
+                 WITH ORDINALITY AS u(stream, version, id, type, data, meta, occ, hash, o);
             UPDATE event_head SET position = pos_base + n, hash = h;
 
             INSERT INTO streams AS t (stream, version, first_position, last_position, updated_at)
@@ -247,21 +259,14 @@ public enum EventStoreSchema {
             ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE
                 SET version = excluded.version, last_position = excluded.last_position, updated_at = excluded.updated_at;
 
-            -- Fill in the positions of appended requests' events.
-            FOR i IN 1..cardinality(res_req) LOOP
-                IF res_outcome[i] = 'ok' THEN
-                    SELECT min(pos_base + u.o), max(pos_base + u.o) INTO head_pos, v
-                    FROM unnest(st_req, st_stream) WITH ORDINALITY AS u(rq, stream, o)
-                    WHERE u.rq = res_req[i] AND u.stream = res_stream[i];
-                    res_first[i] := head_pos;
-                    res_last[i] := v;
-                END IF;
-            END LOOP;
-
             PERFORM pg_notify('coord_events', (pos_base + n)::text);
         END IF;
 
-        RETURN QUERY SELECT * FROM unnest(res_req, res_stream, res_outcome, res_version, res_first, res_last);
+        -- Positions of appended requests were relative to the batch; make them global.
+        RETURN QUERY SELECT u.rq, u.st, u.oc, u.ver,
+                            CASE WHEN u.oc = 'ok' THEN pos_base + u.f ELSE u.f END,
+                            CASE WHEN u.oc = 'ok' THEN pos_base + u.l ELSE u.l END
+                     FROM unnest(res_req, res_stream, res_outcome, res_version, res_first, res_last) AS u(rq, st, oc, ver, f, l);
     END
     $fn$;
 
