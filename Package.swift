@@ -26,6 +26,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Events"], path: "Tests/TestSupport"),
         .testTarget(name: "EventsTests", dependencies: ["Events", "TestSupport"]),
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination", "Events", "TestSupport"]),
+        .testTarget(name: "coorddTests", dependencies: ["coordd", "Coordination", "Events", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -32,6 +32,7 @@ enum Registry {
         "bench": BenchCommands.group,
         "demo": DemoCommands.group,
         "projections": ProjectionCommands.group,
+        "tokens": TokenCommands.group,
     ]
 }
 

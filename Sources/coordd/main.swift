@@ -3,20 +3,24 @@ import Dispatch
 import Events
 import Foundation
 
-// coordd, for now: opens (or starts) the database, migrates it, runs the projections (leading those no
-// other coordd leads), and holds the embedded cluster up until SIGTERM/SIGINT. The HTTP API lands with its issue.
+// coordd: opens (or starts) the database, migrates it, runs the projections (leading those no other coordd
+// leads) and serves the HTTP API until SIGTERM/SIGINT, then shuts down gracefully.
 
 let spec = CommandSpec(
     path: "coordd", summary: "coordd \(Coordination.version): the coord daemon.",
     options: [
         .init("version", help: "Show the version."),
         .init("log-level", value: "LEVEL", help: "trace, debug, info (default), notice, warning, error, critical."),
+        .init("listen", value: "HOST:PORT", help: "Address to serve on (default 127.0.0.1:8080; port 0 picks one)."),
+        .init("max-connections", value: "N", help: "Concurrent connections (default 2048)."),
+        .init("max-body-bytes", value: "N", help: "Largest request body (default 1048576)."),
     ],
     details: """
         Environment:
           DATABASE_URL     postgres:// URI; else libpq's PG* variables; else the embedded cluster.
           COORD_DATA_DIR   Embedded cluster data directory (default .coord/ in the working directory).
           COORD_LOG_LEVEL  Log level (as --log-level).
+          COORD_LISTEN     Address to serve on (as --listen).
         """)
 
 func runDaemon() async -> Int32 {
@@ -36,12 +40,28 @@ func runDaemon() async -> Int32 {
         return 64
     }
     let logger = Logger(label: "coordd", level: level)
+    var http = HTTPServerConfiguration()
+    let listen = args.value("listen") ?? ProcessInfo.processInfo.environment["COORD_LISTEN"] ?? "127.0.0.1:8080"
+    do {
+        guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
+            throw UsageError("--listen must be HOST:PORT", usage: spec.usage)
+        }
+        http.host = String(listen[..<colon])
+        http.port = port
+        http.maxConnections = try args.int("max-connections", default: 2048, range: 1...100_000)
+        http.limits.maxBodyBytes = try args.int("max-body-bytes", default: 1 << 20, range: 1024...(64 << 20))
+    } catch let error as UsageError {
+        FileHandle.standardError.write(Data("Error: \(error.message)\n\(error.usage)\n".utf8))
+        return 64
+    } catch { return 64 }
     signal(SIGPIPE, SIG_IGN)
 
     let target = DatabaseLocator.resolve()
     let started: Bool
     let pool: PostgresPool
     let runner: ProjectionRunner
+    var app: App?
+    var server: HTTPServer?
     do {
         let (connection, didStart) = try DatabaseLocator.connectionString(for: target, startEmbedded: true)
         started = didStart
@@ -51,8 +71,14 @@ func runDaemon() async -> Int32 {
         let store = EventStore(pool: pool)
         runner = ProjectionRunner(store: store, definitions: Coordination.projections, logger: logger)
         runner.start()
+        let service = CoordinationService(store: store)
+        app = App(service: service, runner: runner, logger: logger, metrics: Metrics(), metricsOpen: http.host.hasPrefix("127."))
+        let app = app!
+        server = HTTPServer(configuration: http, logger: logger) { request in await app.handle(request) }
+        try server!.start()
+        app.link.set(server!)
         let head = try await store.headPosition()
-        logger.notice("ready", ["database": target.description, "events.head": String(head)])
+        logger.notice("ready", ["database": target.description, "events.head": String(head), "http.listen": "\(http.host):\(server!.boundPort)"])
     } catch {
         logger.critical("start-up failed: \(error)")
         return 1
@@ -72,6 +98,7 @@ func runDaemon() async -> Int32 {
         logger.notice("shutting down", ["signal": String(sig)])
         break
     }
+    server?.shutdown()   // stop accepting, finish requests in flight, end streams with a final event
     await runner.stop()  // each projection finishes its batch and commits its checkpoint
     pool.close()
     if started, case .embedded(let embedded) = target {

@@ -53,6 +53,25 @@ public final class CoordinationService: Sendable {
         return try await execute(command, ctx)
     }
 
+    /// The current state of one resource as JSON, with its stream version (for `GET` and `ETag`), or nil.
+    public func state(kind: String, id: String) async throws -> (state: JSONText, version: Int64)? {
+        func load<S: AggregateState>(_ stream: String, _ type: S.Type) async throws -> (JSONText, Int64)? {
+            let (state, version) = try await runner.load(stream, as: S.self)
+            return version == 0 ? nil : (try CommandRunner.render(state), version)
+        }
+        guard Validator.isID(id) else { return nil }
+        switch kind {
+        case "response": return try await load(Streams.response(id), ResponseState.self)
+        case "deployment": return try await load(Streams.deployment(id), DeploymentState.self)
+        case "task": return try await load(Streams.task(id), TaskState.self)
+        case "transfer": return try await load(Streams.transfer(id), TransferState.self)
+        case "person": return try await load(Streams.person(id), PersonState.self)
+        case "warehouse": return try await load(Streams.warehouse(id), WarehouseState.self)
+        case "item": return try await load(Streams.item(id), ItemState.self)
+        default: return nil
+        }
+    }
+
     // MARK: Helpers for handlers
 
     func requireExists(_ kind: String, _ id: String, stream: String) async throws {

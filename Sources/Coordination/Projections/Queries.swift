@@ -6,15 +6,51 @@ import Foundation
 public struct ResultTable: Sendable, Equatable {
     public let columns: [String]
     public let rows: [[String?]]
+    /// Columns holding numbers or booleans (rendered unquoted in JSON).
+    public var numeric: Set<String> = []
+    public var boolean: Set<String> = []
 
     init(_ result: PostgresResult) throws {
         columns = result.columnNames
-        rows = try (0..<result.count).map { r in try (0..<result.columnCount).map { try result.decodeOptional(r, $0, as: String.self) } }
+        for (name, oid) in zip(result.columnNames, result.columnTypes) {
+            if [20, 21, 23, 700, 701, 1700].contains(oid) { numeric.insert(name) }
+            if oid == 16 { boolean.insert(name) }
+        }
+        // timestamptz (1184) columns in RFC 3339 UTC, as the API promises, not PostgreSQL's ISO style.
+        let times = Set(result.columnTypes.enumerated().filter { $0.element == 1184 }.map(\.offset))
+        rows = try (0..<result.count).map { r in
+            try (0..<result.columnCount).map { c in
+                if times.contains(c), let date = try result.decodeOptional(r, c, as: Date.self) { return Timestamp.format(date) }
+                return try result.decodeOptional(r, c, as: String.self)
+            }
+        }
     }
 
     public init(columns: [String], rows: [[String?]]) {
         self.columns = columns
         self.rows = rows
+    }
+
+    /// A JSON array of objects, numbers and booleans typed.
+    public var json: String {
+        var out = "["
+        for (r, row) in rows.enumerated() {
+            if r > 0 { out += "," }
+            out += "{"
+            for (i, column) in columns.enumerated() {
+                if i > 0 { out += "," }
+                out += JSONWriter.quote(column) + ":"
+                if let v = row[i] {
+                    if numeric.contains(column) { out += v }
+                    else if boolean.contains(column) { out += v == "t" ? "true" : "false" }
+                    else { out += JSONWriter.quote(v) }
+                } else {
+                    out += "null"
+                }
+            }
+            out += "}"
+        }
+        return out + "]"
     }
 
     public func column(_ name: String) -> [String?] {
@@ -31,6 +67,14 @@ public struct ReadModelQueries: Sendable {
 
     func table(_ sql: SQL) async throws -> ResultTable {
         try await pool.withConnection(retryOnConnectionFailure: true) { c in try ResultTable(try c.query(sql)) }
+    }
+
+    public func warehouses() async throws -> ResultTable {
+        try await table("SELECT code, name, country, kind, pcode, lat, lon, capacity_m3 FROM rm_warehouses ORDER BY code")
+    }
+
+    public func items() async throws -> ResultTable {
+        try await table("SELECT code, name, unit, category, kit, is_kit FROM rm_items ORDER BY code")
     }
 
     /// Stock on hand against prepositioning levels, per warehouse and item.

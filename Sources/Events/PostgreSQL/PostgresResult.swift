@@ -152,6 +152,11 @@ public final class PostgresResult: @unchecked Sendable {
         (0..<columnCount).map { String(cString: PQfname(handle, Int32($0))) }
     }
 
+    /// Each column's PostgreSQL type OID (20 bigint, 23 int, 701 float8, 16 bool, 1700 numeric, ...).
+    public var columnTypes: [UInt32] {
+        (0..<columnCount).map { UInt32(PQftype(handle, Int32($0))) }
+    }
+
     public func columnIndex(_ name: String) -> Int? {
         let i = PQfnumber(handle, name)
         return i < 0 ? nil : Int(i)

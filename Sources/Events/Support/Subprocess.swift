@@ -61,3 +61,10 @@ public enum Subprocess {
         return Output(status: code, output: String(decoding: data, as: UTF8.self))
     }
 }
+
+/// A pipe whose ends are close-on-exec and non-blocking: a thread's wake-up channel for a poll loop.
+public func makeWakePipe() -> (read: Int32, write: Int32)? {
+    var fds: [Int32] = [0, 0]
+    guard pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else { return nil }
+    return (fds[0], fds[1])
+}

@@ -1,0 +1,104 @@
+import Events
+import Foundation
+import Synchronization
+
+/// Roles, weakest first: viewer reads, operator also issues domain commands, admin also manages tokens and projections.
+public enum Role: String, Sendable, CaseIterable, Comparable {
+    case viewer, `operator`, admin
+    public static func < (a: Role, b: Role) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+}
+
+/// An authenticated caller.
+public struct Principal: Sendable, Equatable {
+    public let tokenID: String
+    /// Recorded as the `actor` of every event the caller writes.
+    public let subject: String
+    public let role: Role
+}
+
+/// Bearer tokens, stored only as SHA-256 digests (computed by PostgreSQL). A token is shown once, at creation.
+public final class TokenStore: Sendable {
+    let pool: PostgresPool
+    private let cache = Mutex<[String: (Principal, Date)]>([:])
+    /// How long a verified token is trusted without asking the database (so revocation takes effect within it).
+    let cacheSeconds: Double
+
+    public init(pool: PostgresPool, cacheSeconds: Double = 5) {
+        self.pool = pool
+        self.cacheSeconds = cacheSeconds
+    }
+
+    public static let migrations = MigrationSet(component: "coordination", migrations: [
+        Migration(version: 1, name: "api tokens", sql: """
+            CREATE TABLE api_tokens (
+                id          text        PRIMARY KEY,
+                subject     text        NOT NULL,
+                role        text        NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+                digest      text        NOT NULL UNIQUE,
+                created_at  timestamptz NOT NULL DEFAULT now(),
+                revoked_at  timestamptz
+            );
+            """),
+    ])
+
+    /// Creates a token and returns it in clear, with its id. The clear token is never stored.
+    public func create(subject: String, role: Role) async throws -> (id: String, token: String) {
+        var rng = SystemRandomNumberGenerator()
+        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        let token = "coord_" + secret
+        let id = "tok_" + String(secret.prefix(8))
+        guard !subject.isEmpty, subject.count <= 100, !subject.contains(where: { $0.isNewline }) else {
+            throw DomainError.invalid("subject", "must be 1 to 100 characters on one line")
+        }
+        try await pool.withConnection { c in
+            try c.query("""
+                INSERT INTO api_tokens (id, subject, role, digest)
+                VALUES (\(id), \(subject), \(role.rawValue), encode(sha256(convert_to(\(token), 'UTF8')), 'hex'))
+                """)
+        }
+        return (id, token)
+    }
+
+    public struct Listed: Sendable {
+        public let id, subject, role: String
+        public let createdAt: Date
+        public let revokedAt: Date?
+    }
+
+    public func list() async throws -> [Listed] {
+        try await pool.withConnection { c in
+            try c.query("SELECT id, subject, role, created_at, revoked_at FROM api_tokens ORDER BY created_at, id").rows.map {
+                Listed(id: try $0.decode(0), subject: try $0.decode(1), role: try $0.decode(2), createdAt: try $0.decode(3), revokedAt: try $0.decodeOptional(4))
+            }
+        }
+    }
+
+    /// Revokes a token; returns false when no active token has that id.
+    public func revoke(id: String) async throws -> Bool {
+        let changed = try await pool.withConnection { c in
+            try c.query("UPDATE api_tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL").affectedRows
+        }
+        cache.withLock { $0 = $0.filter { $0.value.0.tokenID != id } }
+        return changed == 1
+    }
+
+    /// The principal for a presented token, or nil when it is unknown or revoked.
+    public func authenticate(_ token: String) async throws -> Principal? {
+        guard token.hasPrefix("coord_"), token.count == 70 else { return nil }
+        if let (principal, at) = cache.withLock({ $0[token] }), Date().timeIntervalSince(at) < cacheSeconds { return principal }
+        let found = try await pool.withConnection(retryOnConnectionFailure: true) { c -> Principal? in
+            let r = try c.query("""
+                SELECT id, subject, role FROM api_tokens
+                WHERE digest = encode(sha256(convert_to(\(token), 'UTF8')), 'hex') AND revoked_at IS NULL
+                """)
+            guard r.count == 1, let role = Role(rawValue: try r.decode(0, 2)) else { return nil }
+            return Principal(tokenID: try r.decode(0, 0), subject: try r.decode(0, 1), role: role)
+        }
+        cache.withLock { c in
+            if c.count > 10_000 { c.removeAll() }
+            if let found { c[token] = (found, Date()) } else { c[token] = nil }
+        }
+        return found
+    }
+}
+

@@ -1,0 +1,61 @@
+import Coordination
+import Events
+import Foundation
+
+enum TokenCommands {
+    static let group = Group(name: "tokens", summary: "API bearer tokens (stored only as SHA-256 digests).", commands: [
+        "create": Command(spec: CommandSpec(
+            path: "coordctl tokens create", summary: "Create a token and print it once.",
+            options: [.init("role", value: "ROLE", help: "viewer, operator or admin (required)."),
+                      .init("subject", value: "NAME", help: "Who uses it; recorded as the actor of the events it writes (required)."),
+                      .init("json", help: "Machine-readable output.")],
+            details: "The token is printed once and cannot be shown again; only its digest is stored.\n\n" + databaseHelp)) { args in
+            try args.requirePositionals(0...0)
+            let usage = "Usage: coordctl tokens create --role ROLE --subject NAME"
+            guard let roleName = args.value("role") else { throw UsageError("--role is required", usage: usage) }
+            guard let role = Role(rawValue: roleName) else { throw UsageError("--role must be viewer, operator or admin", usage: usage) }
+            guard let subject = args.value("subject"), !subject.isEmpty else { throw UsageError("--subject is required", usage: usage) }
+            let session = try Session.open()
+            defer { session.close() }
+            try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
+            let (id, token) = try await TokenStore(pool: session.pool).create(subject: subject, role: role)
+            if args.flag("json") {
+                print(Output.json(["id": id, "token": token, "role": role.rawValue, "subject": subject]))
+            } else {
+                print(token)
+                FileHandle.standardError.write(Data("Created \(role.rawValue) token \(id) for \(subject). Store it now: it is not shown again.\n".utf8))
+            }
+            return 0
+        },
+        "list": Command(spec: CommandSpec(path: "coordctl tokens list", summary: "List tokens (ids, subjects, roles; never the tokens).",
+                                          options: [.init("json", help: "Machine-readable output.")])) { args in
+            try args.requirePositionals(0...0)
+            let session = try Session.open()
+            defer { session.close() }
+            try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
+            let tokens = try await TokenStore(pool: session.pool).list()
+            if args.flag("json") {
+                print(Output.json(tokens.map { ["id": $0.id, "subject": $0.subject, "role": $0.role, "created_at": Timestamp.format($0.createdAt),
+                                                "revoked_at": $0.revokedAt.map(Timestamp.format) as Any? ?? NSNull()] }))
+            } else {
+                print(Output.table(["id", "subject", "role", "created", "revoked"], tokens.map {
+                    [$0.id, $0.subject, $0.role, Timestamp.format($0.createdAt), $0.revokedAt.map(Timestamp.format) ?? ""]
+                }))
+            }
+            return 0
+        },
+        "revoke": Command(spec: CommandSpec(path: "coordctl tokens revoke", summary: "Revoke a token by id (effective within seconds).",
+                                            arguments: "ID")) { args in
+            try args.requirePositionals(1...1)
+            let session = try Session.open()
+            defer { session.close() }
+            try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
+            guard try await TokenStore(pool: session.pool).revoke(id: args.positionals[0]) else {
+                printError("Error: no active token with id \(args.positionals[0])")
+                return 1
+            }
+            print("Revoked \(args.positionals[0]).")
+            return 0
+        },
+    ])
+}

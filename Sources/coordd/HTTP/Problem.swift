@@ -1,0 +1,62 @@
+import Coordination
+import Events
+import Foundation
+
+/// An RFC 9457 problem: `{"type","title","status","detail","errors":[{"field","message"}]}`, plus extra members.
+struct Problem: Error, Sendable {
+    var status: Int
+    var type: String
+    var detail: String
+    var errors: [FieldError] = []
+    var extra: [String: String] = [:]
+    var headers: [(String, String)] = []
+
+    init(status: Int, type: String? = nil, detail: String, errors: [FieldError] = [], extra: [String: String] = [:]) {
+        self.status = status
+        self.type = type ?? Problem.defaultType(status)
+        self.detail = detail
+        self.errors = errors
+        self.extra = extra
+    }
+
+    static func defaultType(_ status: Int) -> String {
+        switch status {
+        case 400: return "malformed-request"
+        case 401: return "unauthorized"
+        case 403: return "forbidden"
+        case 404: return "not-found"
+        case 405: return "method-not-allowed"
+        case 408: return "request-timeout"
+        case 412: return "stale"
+        case 413: return "body-too-large"
+        case 415: return "unsupported-media-type"
+        case 422: return "validation"
+        case 431: return "headers-too-large"
+        case 503: return "unavailable"
+        case 505: return "http-version-not-supported"
+        default: return status >= 500 ? "internal-error" : "error"
+        }
+    }
+
+    /// The problem for a domain refusal; `available` is added for insufficient stock.
+    init(_ error: DomainError) {
+        self.init(status: error.httpStatus, type: error.problemType, detail: error.description)
+        if case .validation(let errors) = error { self.errors = errors; self.detail = "the request has invalid fields" }
+        if case let .insufficientStock(_, _, _, available) = error { extra["available"] = String(available) }
+        if case let .deploymentOverlap(_, conflicting, _) = error { extra["conflicting"] = conflicting }
+        if case let .invalidTransition(_, _, current, _) = error { extra["current"] = current }
+    }
+
+    var response: HTTPResponse {
+        var body = "{\"type\":" + JSONWriter.quote("https://coord.example.org/problems/" + type)
+        body += ",\"title\":" + JSONWriter.quote(HTTPServer.reasons[status] ?? "Error")
+        body += ",\"status\":\(status),\"detail\":" + JSONWriter.quote(detail)
+        body += ",\"errors\":[" + errors.map { "{\"field\":" + JSONWriter.quote($0.field) + ",\"message\":" + JSONWriter.quote($0.message) + "}" }
+            .joined(separator: ",") + "]"
+        for (key, value) in extra.sorted(by: { $0.key < $1.key }) {
+            body += "," + JSONWriter.quote(key) + ":" + (Int64(value) != nil ? value : JSONWriter.quote(value))
+        }
+        body += "}"
+        return HTTPResponse(status: status, headers: [("Content-Type", "application/problem+json; charset=utf-8")] + headers, body: Array(body.utf8))
+    }
+}

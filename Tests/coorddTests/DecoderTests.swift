@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+@testable import coordd
+
+@Suite("HTTP request decoder")
+struct DecoderTests {
+    func decode(_ text: String, limits: HTTPLimits = HTTPLimits()) throws(HTTPDecodeError) -> [HTTPRequest] {
+        var d = RequestDecoder(limits: limits)
+        d.feed(Array(text.utf8))
+        var out: [HTTPRequest] = []
+        while let r = try d.next() { out.append(r) }
+        return out
+    }
+
+    func status(_ text: String, limits: HTTPLimits = HTTPLimits()) -> Int? {
+        do { _ = try decode(text, limits: limits); return nil } catch { return error.status }
+    }
+
+    @Test("a request with a body, split at every byte, decodes the same")
+    func splitReads() throws {
+        let text = "POST /v1/items?x=1 HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\":\"b c\"}"
+        for split in 1..<text.utf8.count {
+            var d = RequestDecoder(limits: HTTPLimits())
+            let bytes = Array(text.utf8)
+            d.feed(bytes[0..<split])
+            var got = try d.next()
+            if got == nil { d.feed(bytes[split...]); got = try d.next() }
+            let r = try #require(got, "split \(split)")
+            #expect(r.method == "POST")
+            #expect(r.path == "/v1/items")
+            #expect(r.query == ["x": "1"])
+            #expect(String(decoding: r.body, as: UTF8.self) == "{\"a\":\"b c\"}")
+        }
+    }
+
+    @Test("pipelined requests come out in order; chunked bodies are reassembled")
+    func pipeliningAndChunked() throws {
+        let text = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+            + "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\n"
+            + "HEAD /c HTTP/1.0\r\n\r\n"
+        let rs = try decode(text)
+        #expect(rs.map(\.path) == ["/a", "/b", "/c"])
+        #expect(String(decoding: rs[1].body, as: UTF8.self) == "Wikipedia")
+        #expect(!rs[2].keepAlive)
+        #expect(rs[0].keepAlive)
+    }
+
+    @Test("every limit and malformed form gets its status")
+    func limitsAndMalformed() {
+        let small = HTTPLimits(maxHeaderBytes: 256, maxHeaderCount: 5, maxBodyBytes: 10)
+        #expect(status("GET / HTTP/1.1\r\nHost: h\r\nX: \(String(repeating: "a", count: 300))\r\n\r\n", limits: small) == 431)
+        #expect(status("GET / HTTP/1.1\r\nHost: h\r\n" + String(repeating: "X-A: 1\r\n", count: 6) + "\r\n", limits: small) == 431)
+        #expect(status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", limits: small) == 413)
+        #expect(status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n", limits: small) == 413)
+        #expect(status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n") == 400)
+        #expect(status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n") == 400)
+        #expect(status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n") == 400)
+        #expect(status("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n") == 501)
+        #expect(status("GET / HTTP/2.0\r\nHost: h\r\n\r\n") == 505)
+        #expect(status("GET / HTTP/1.1\r\n\r\n") == 400, "missing Host")
+        #expect(status("GET /a b HTTP/1.1\r\nHost: h\r\n\r\n") == 400)
+        #expect(status("get / HTTP/1.1\r\nHost: h\r\n\r\n") == 400)
+        #expect(status("GET / HTTP/1.1\r\nHost : h\r\n\r\n") == 400)
+        #expect(status("GET / HTTP/1.1\r\nHost: h\r\nNo-Colon\r\n\r\n") == 400)
+        #expect(status("GET noslash HTTP/1.1\r\nHost: h\r\n\r\n") == 400)
+        #expect(status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n") == 400)
+        #expect(status("\u{1}\u{2}garbage\r\n\r\n") == 400)
+    }
+
+    @Test("Expect: 100-continue is signalled until the body arrives")
+    func expectContinue() throws {
+        var d = RequestDecoder(limits: HTTPLimits())
+        d.feed(Array("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n".utf8))
+        #expect(try d.next() == nil)
+        #expect(d.wantsContinue)
+        d.markContinueSent()
+        d.feed(Array("{}".utf8))
+        #expect(try d.next()?.body == Array("{}".utf8))
+    }
+}
