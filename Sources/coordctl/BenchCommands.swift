@@ -8,6 +8,7 @@ enum BenchCommands {
         "append": Command(spec: appendSpec, run: runAppend),
         "rebuild": Command(spec: ProjectionBench.rebuildSpec, run: ProjectionBench.runRebuild),
         "lag": Command(spec: ProjectionBench.lagSpec, run: ProjectionBench.runLag),
+        "http": Command(spec: HTTPBench.spec, run: HTTPBench.run),
     ])
 
     static let appendSpec = CommandSpec(

@@ -125,4 +125,7 @@ func main() async -> Int32 {
     }
 }
 
-exit(await main())
+// _exit after flushing: exit() can hang in process teardown while helper threads are still alive.
+let code = await main()
+fflush(nil)
+_exit(code)

@@ -21,6 +21,8 @@ let spec = CommandSpec(
           COORD_DATA_DIR   Embedded cluster data directory (default .coord/ in the working directory).
           COORD_LOG_LEVEL  Log level (as --log-level).
           COORD_LISTEN     Address to serve on (as --listen).
+          COORD_SCHEMA     PostgreSQL schema to work in (default: the server's search_path).
+          COORD_DB_POOL_SIZE  Database connections for requests (default 16).
         """)
 
 func runDaemon() async -> Int32 {
@@ -55,6 +57,7 @@ func runDaemon() async -> Int32 {
         return 64
     } catch { return 64 }
     signal(SIGPIPE, SIG_IGN)
+    raiseFileDescriptorLimit()
 
     let target = DatabaseLocator.resolve()
     let started: Bool
@@ -65,7 +68,11 @@ func runDaemon() async -> Int32 {
     do {
         let (connection, didStart) = try DatabaseLocator.connectionString(for: target, startEmbedded: true)
         started = didStart
-        pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: connection, applicationName: "coordd"))
+        let env = ProcessInfo.processInfo.environment
+        let schema = env["COORD_SCHEMA"].flatMap { $0.isEmpty ? nil : $0 }
+        let poolSize = Int(env["COORD_DB_POOL_SIZE"] ?? "") ?? 16
+        pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: connection, schema: schema, applicationName: "coordd",
+                                                                     poolSize: poolSize))
         let applied = try await Migrator.migrate(pool, Coordination.migrationSets)
         for a in applied { logger.notice("migration applied", ["component": a.component, "version": String(a.version)]) }
         let store = EventStore(pool: pool)
@@ -85,14 +92,17 @@ func runDaemon() async -> Int32 {
     }
 
     let stop = AsyncStream<Int32> { continuation in
+        // Both sources must stay alive: one onTermination closure holds them all.
+        var sources: [DispatchSourceSignal] = []
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { continuation.yield(sig) }
             source.resume()
-            nonisolated(unsafe) let keep = source
-            continuation.onTermination = { _ in keep.cancel() }
+            sources.append(source)
         }
+        nonisolated(unsafe) let keep = sources
+        continuation.onTermination = { _ in keep.forEach { $0.cancel() } }
     }
     for await sig in stop {
         logger.notice("shutting down", ["signal": String(sig)])
@@ -108,4 +118,7 @@ func runDaemon() async -> Int32 {
     return 0
 }
 
-exit(await runDaemon())
+// _exit after flushing: exit() can hang in process teardown while server and libpq threads are still alive.
+let code = await runDaemon()
+fflush(nil)
+_exit(code)

@@ -37,7 +37,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         case .connection: return "database connection failed"
         case .pool: return "database pool unavailable"
         case .encoding: return "value cannot be stored: \(safeEncodingReason)"
-        case .decoding: return "unexpected value from the database"
+        case .decoding: return "unexpected value from the database (\(serverMessage))"  // names a Swift type, never a value
         case .server:
             var text = "database error \(sqlState ?? "?????")"
             if let name = PostgresError.conditionNames[sqlState ?? ""] { text += " (\(name))" }

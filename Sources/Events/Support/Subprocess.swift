@@ -68,3 +68,14 @@ public func makeWakePipe() -> (read: Int32, write: Int32)? {
     guard pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else { return nil }
     return (fds[0], fds[1])
 }
+
+/// Raises the open-file limit to its hard maximum: a server holding thousands of connections needs it.
+@discardableResult
+public func raiseFileDescriptorLimit() -> Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    return Int(limit.rlim_cur)
+}

@@ -98,6 +98,14 @@ final class App: Sendable {
         } catch let error as MigrationError {
             logger.error("schema mismatch", ["request.id": requestID, "error": error.description])
             response = Problem(status: 503, detail: "the database schema does not match this server").response
+        } catch let error as PostgresError where error.sqlState == "42P01" {
+            // A read model that does not exist yet: the projections are still being built.
+            response = Problem(status: 503, detail: "the read models are being built; retry shortly").response
+            response.headers.append(("Retry-After", "2"))
+        } catch let error as PostgresError {
+            // A PostgresError's description carries SQLSTATE and constraint, never values: safe to log.
+            logger.error("request failed", ["request.id": requestID, "error": error.description])
+            response = Problem(status: 500, detail: "internal error; quote request id \(requestID)").response
         } catch {
             // Unknown errors: logged with the request id, answered without detail.
             logger.error("request failed", ["request.id": requestID, "error": String(describing: type(of: error))])

@@ -1,0 +1,282 @@
+import Coordination
+import Events
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `coordctl bench http`: starts coordd on a scratch schema and loads it over real sockets.
+enum HTTPBench {
+    static let spec = CommandSpec(
+        path: "coordctl bench http", summary: "coordd under load: commands/s and latency vs raw INSERT tps; GET p99; many connections; RSS.",
+        options: [
+            .init("connections", value: "N", help: "Concurrent keep-alive connections for the mixed workload (default 64)."),
+            .init("duration", value: "S", help: "Seconds per phase (default 10)."),
+            .init("idle", value: "N", help: "Extra idle connections held open during the GET phase (default 1000)."),
+            .init("get-rate", value: "N", help: "GET /v1/stock requests per second in the GET phase (default 1000)."),
+            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
+            .init("json", help: "Machine-readable output."),
+        ],
+        details: """
+            Phases, one run:
+              1. baseline: N connections of single-row INSERTs (one transaction each) through libpq
+              2. mixed: N keep-alive HTTP connections, each looping POST /v1/stock/receipts, POST /v1/stock/dispatches
+                 and GET /v1/stock (2 commands : 1 read)
+              3. GET /v1/stock at a fixed rate while --idle extra connections stay open
+            coordd's RSS (from /proc) is sampled throughout. coordd is the binary beside this one.
+
+            """ + databaseHelp)
+
+    final class Collector: Sendable {
+        let samples = Mutex<[Double]>([])
+        let errors = Mutex(0)
+        func add(_ s: Double) { samples.withLock { $0.append(s) } }
+        func fail() { errors.withLock { $0 += 1 } }
+    }
+
+    static func percentile(_ xs: [Double], _ p: Double) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? 0 : s[min(s.count - 1, Int(Double(s.count) * p))] * 1000
+    }
+
+    static func run(_ args: ParsedArguments) async throws -> Int32 {
+        try args.requirePositionals(0...0)
+        let connections = try args.int("connections", default: 64, range: 1...512)
+        raiseFileDescriptorLimit()
+        let duration = Double(try args.int("duration", default: 10, range: 1...600))
+        let idle = try args.int("idle", default: 1000, range: 0...5000)
+        let getRate = try args.int("get-rate", default: 1000, range: 1...20_000)
+        let session = try await ProjectionBench.scratch(args, usage: spec.usage, poolSize: connections + 4)
+        defer { session.close() }
+        let schema = args.value("schema") ?? "coord_bench"
+        let store = EventStore(pool: session.pool)
+        defer { store.close() }
+        let service = CoordinationService(store: store)
+        let ctx = CommandContext(actor: "bench", source: "bench")
+        for w in 0..<connections {
+            _ = try await service.execute(RegisterWarehouse(code: "W\(w)", name: "Warehouse \(w)", country: "PHL", kind: "field"), ctx)
+        }
+        _ = try await service.execute(RegisterItem(code: "ITEM", name: "Tarpaulin", unit: "piece"), ctx)
+        let token = try await TokenStore(pool: session.pool).create(subject: "bench", role: .operator).token
+
+        // 1. Baseline.
+        try await session.pool.withConnection { c in
+            try c.execute(unsafe: "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, stream text NOT NULL, data jsonb NOT NULL, at timestamptz NOT NULL)")
+        }
+        let pool = session.pool
+        let baseline = Collector()
+        let baseStart = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<connections {
+                group.addTask {
+                    while Date().timeIntervalSince(baseStart) < duration {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        try await pool.withConnection { c in
+                            try c.query("INSERT INTO bench_raw (stream, data, at) VALUES (\("stock-W\(w)"), \(JSONText(#"{"quantity":10}"#))::jsonb, now())")
+                        }
+                        baseline.add(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let baseRate = Double(baseline.samples.withLock { $0.count }) / Date().timeIntervalSince(baseStart)
+
+        // Start coordd on the scratch schema.
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("coordd").path
+        let port = UInt16.random(in: 20_000...40_000)
+        var env = ProcessInfo.processInfo.environment
+        env["COORD_SCHEMA"] = schema
+        env["COORD_LOG_LEVEL"] = "warning"
+        env["COORD_DB_POOL_SIZE"] = String(connections + 8)
+        if case .embedded = session.target { env["DATABASE_URL"] = pool.configuration.connectionString }
+        let daemon = try Daemon(exe: exe, args: ["--listen", "127.0.0.1:\(port)", "--max-connections", String(idle + connections + 100)], env: env)
+        defer { daemon.stop() }
+        try daemon.waitReady(port: port)
+        let rss = Collector()
+        let sampling = Task { while !Task.isCancelled { rss.add(Double(daemon.rssKiB) / 1024 / 1000); try? await Task.sleep(nanoseconds: 200_000_000) } }
+
+        FileHandle.standardError.write(Data("coordd ready; mixed workload...\n".utf8))
+        // 2. Mixed workload.
+        let commands = Collector(), reads = Collector()
+        let mixStart = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<connections {
+                group.addTask {
+                    try await runBlocking {
+                        let c = try BenchClient(port: port)
+                        var n = 0
+                        while Date().timeIntervalSince(mixStart) < duration {
+                            n += 1
+                            let (path, body): (String, String?) = switch n % 3 {
+                            case 0: ("/v1/stock?warehouse=W\(w)", nil)
+                            case 1: ("/v1/stock/receipts", #"{"warehouse":"W\#(w)","item":"ITEM","quantity":10,"source":"donation"}"#)
+                            default: ("/v1/stock/dispatches", #"{"warehouse":"W\#(w)","item":"ITEM","quantity":5,"destination":"site"}"#)
+                            }
+                            let t0 = DispatchTime.now().uptimeNanoseconds
+                            let status = c.request(body == nil ? "GET" : "POST", path, token: token, body: body)
+                            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                            if status < 200 || status >= 300 { (body == nil ? reads : commands).fail() }
+                            (body == nil ? reads : commands).add(seconds)
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let mixSeconds = Date().timeIntervalSince(mixStart)
+        let commandRate = Double(commands.samples.withLock { $0.count }) / mixSeconds
+
+        FileHandle.standardError.write(Data("GET phase with \(idle) idle connections...\n".utf8))
+        // 3. GETs at a fixed rate with many idle connections held open.
+        let held = try await runBlocking { try (0..<idle).map { _ in SendableBox(try BenchClient(port: port)) } }
+        let getLatency = Collector()
+        let getStart = Date()
+        let total = Int(Double(getRate) * duration)
+        let workers = 16
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<workers {
+                group.addTask {
+                    try await runBlocking {
+                        let c = try BenchClient(port: port)
+                        var i = w
+                        while i < total {
+                            let due = getStart.addingTimeInterval(Double(i) / Double(getRate))
+                            let wait = due.timeIntervalSinceNow
+                            if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                            let t0 = DispatchTime.now().uptimeNanoseconds
+                            if c.request("GET", "/v1/stock?limit=100", token: token, body: nil) != 200 { getLatency.fail() }
+                            getLatency.add(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                            i += workers
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let getSeconds = Date().timeIntervalSince(getStart)
+        let stillOpen = held.filter { $0.value.request("GET", "/healthz", token: nil, body: nil) == 200 }.count
+        sampling.cancel()
+        let maxRSS = (rss.samples.withLock { $0 }.max() ?? 0) * 1000
+        let c = commands.samples.withLock { $0 }, r = reads.samples.withLock { $0 }, g = getLatency.samples.withLock { $0 }
+        let result: [String: Any] = [
+            "connections": connections, "baseline_insert_tps": baseRate.rounded(), "commands_per_second": commandRate.rounded(),
+            "ratio": (commandRate / baseRate * 100).rounded() / 100, "command_p50_ms": percentile(c, 0.5), "command_p99_ms": percentile(c, 0.99),
+            "mixed_get_p99_ms": percentile(r, 0.99), "errors": commands.errors.withLock { $0 } + reads.errors.withLock { $0 },
+            "get_rate": (Double(g.count) / getSeconds).rounded(), "get_p50_ms": percentile(g, 0.5), "get_p99_ms": percentile(g, 0.99),
+            "get_errors": getLatency.errors.withLock { $0 }, "idle_connections_held": stillOpen, "max_rss_mib": (maxRSS * 10).rounded() / 10,
+        ]
+        if args.flag("json") {
+            print(Output.json(result))
+        } else {
+            print("coordctl bench http: \(connections) connections, \(Int(duration)) s per phase")
+            print(Output.table(["measure", "value"], [
+                ["raw single-row INSERT tps (libpq, \(connections) connections)", String(format: "%.0f", baseRate)],
+                ["POST commands/s (receipts + dispatches, mixed with GETs)", String(format: "%.0f", commandRate)],
+                ["ratio commands/raw", String(format: "%.2f", commandRate / baseRate)],
+                ["command latency p50 / p99 ms", String(format: "%.1f / %.1f", percentile(c, 0.5), percentile(c, 0.99))],
+                ["GET /v1/stock at \(getRate)/s: achieved, p50 / p99 ms", String(format: "%.0f/s, %.1f / %.1f", Double(g.count) / getSeconds, percentile(g, 0.5), percentile(g, 0.99))],
+                ["idle connections held open (answering at the end)", "\(stillOpen)/\(idle)"],
+                ["coordd max RSS MiB", String(format: "%.1f", maxRSS)],
+                ["non-2xx answers", "\(commands.errors.withLock { $0 } + reads.errors.withLock { $0 } + getLatency.errors.withLock { $0 })"],
+            ]))
+        }
+        return 0
+    }
+}
+
+/// A blocking keep-alive HTTP/1.1 client for benchmarks.
+final class BenchClient: @unchecked Sendable {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(port: UInt16) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
+        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one request and reads the response; returns the status (0 on a broken connection).
+    func request(_ method: String, _ path: String, token: String?, body: String?) -> Int {
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: bench\r\n"
+        if let token { text += "Authorization: Bearer \(token)\r\n" }
+        if let body { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
+        text += "\r\n" + (body ?? "")
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return 0 }
+            off += n
+        }
+        while true {
+            if let end = find() {
+                let head = String(decoding: buffer[0..<end], as: UTF8.self)
+                let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+                var length = 0
+                for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                    length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+                }
+                if buffer.count >= end + 4 + length {
+                    buffer.removeFirst(end + 4 + length)
+                    return status
+                }
+            }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return 0 }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    private func find() -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
+        return nil
+    }
+}
+
+/// A child coordd process.
+final class Daemon: @unchecked Sendable {
+    let pid: pid_t
+
+    init(exe: String, args: [String], env: [String: String]) throws {
+        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, exe, nil, nil, argv, envp) == 0 else { throw EmbeddedPostgres.LauncherError.commandFailed("coordd", -1, "cannot start \(exe)") }
+        self.pid = pid
+    }
+
+    func waitReady(port: UInt16) throws {
+        for _ in 0..<300 {
+            if let c = try? BenchClient(port: port), c.request("GET", "/readyz", token: nil, body: nil) == 200 { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw EmbeddedPostgres.LauncherError.commandFailed("coordd", -1, "did not become ready")
+    }
+
+    var rssKiB: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    func stop() {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+}
