@@ -26,6 +26,20 @@ public protocol DomainCommand: Codable, Sendable {
     func run(_ service: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult
 }
 
+/// A lifecycle step that names its resource and may say when it happened: `{"id", "occurred_at"}`.
+public protocol StepCommand: DomainCommand {
+    var id: String { get }
+    var occurredAt: Date? { get }
+}
+
+extension StepCommand {
+    public static var fields: [String] { ["id", "occurred_at"] }
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.time(occurredAt, "occurred_at")
+    }
+}
+
 /// The write side of the domain: the one API through which coordd and coordctl change anything.
 /// Every rule is enforced here, once.
 public final class CoordinationService: Sendable {

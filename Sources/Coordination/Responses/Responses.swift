@@ -127,18 +127,12 @@ public struct ChangeSeverity: DomainCommand {
 }
 
 /// `POST /v1/responses/{id}/close`
-public struct CloseResponse: DomainCommand {
+public struct CloseResponse: StepCommand {
     public static let name = "response.close"
-    public static let fields = ["id", "occurred_at"]
     public var id: String
     public var occurredAt: Date?
 
     public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
-
-    public func validate(_ v: inout Validator) {
-        v.id(id, "id")
-        v.time(occurredAt, "occurred_at")
-    }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let id = self.id

@@ -327,18 +327,12 @@ public struct ReceiveTransfer: DomainCommand {
 }
 
 /// Cancels a transfer still in transit: its stock returns to the sending warehouse.
-public struct CancelTransfer: DomainCommand {
+public struct CancelTransfer: StepCommand {
     public static let name = "stock.transfer.cancel"
-    public static let fields = ["id", "occurred_at"]
     public var id: String
     public var occurredAt: Date?
 
     public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
-
-    public func validate(_ v: inout Validator) {
-        v.id(id, "id")
-        v.time(occurredAt, "occurred_at")
-    }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let id = self.id

@@ -232,18 +232,7 @@ struct DeploymentStep {
 }
 
 /// A deployment step with only an id and an optional `occurred_at`.
-public protocol DeploymentStepCommand: DomainCommand {
-    var id: String { get }
-    var occurredAt: Date? { get }
-}
-
-extension DeploymentStepCommand {
-    public static var fields: [String] { ["id", "occurred_at"] }
-    public func validate(_ v: inout Validator) {
-        v.id(id, "id")
-        v.time(occurredAt, "occurred_at")
-    }
-}
+public protocol DeploymentStepCommand: StepCommand {}
 
 /// `POST /v1/deployments/{id}/confirm`
 public struct ConfirmDeployment: DeploymentStepCommand {

@@ -114,19 +114,12 @@ extension CoordinationService {
 }
 
 /// A task step with only an id and an optional `occurred_at`.
-public protocol TaskStepCommand: DomainCommand {
-    var id: String { get }
-    var occurredAt: Date? { get }
+public protocol TaskStepCommand: StepCommand {
     static var action: String { get }
     static func event(_ id: String) -> any EventPayload
 }
 
 extension TaskStepCommand {
-    public static var fields: [String] { ["id", "occurred_at"] }
-    public func validate(_ v: inout Validator) {
-        v.id(id, "id")
-        v.time(occurredAt, "occurred_at")
-    }
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let id = self.id
         return try await s.taskStep(self, ctx, id: id, occurredAt: occurredAt, action: Self.action) { _ in Self.event(id) }
