@@ -9,6 +9,7 @@ enum BenchCommands {
         "rebuild": Command(spec: ProjectionBench.rebuildSpec, run: ProjectionBench.runRebuild),
         "lag": Command(spec: ProjectionBench.lagSpec, run: ProjectionBench.runLag),
         "http": Command(spec: HTTPBench.spec, run: HTTPBench.run),
+        "replay": Command(spec: ReplayBench.spec, run: ReplayBench.run),
     ])
 
     static let appendSpec = CommandSpec(

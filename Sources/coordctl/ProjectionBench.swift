@@ -184,3 +184,50 @@ final class Samples: Sendable {
     func add(_ a: Int64, _ b: UInt64) { storage.withLock { $0.append((a, b)) } }
     var values: [(Int64, UInt64)] { storage.withLock { $0 } }
 }
+
+/// `coordctl bench replay`: state as of a time for a response with N events.
+enum ReplayBench {
+    static let spec = CommandSpec(
+        path: "coordctl bench replay", summary: "State as of a moment for a response with N events, vs a server-side scan.",
+        options: [
+            .init("events", value: "N", help: "Events of the response to generate (default 100000)."),
+            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
+            .init("json", help: "Machine-readable output."),
+        ],
+        details: "Times Replay.state (fold in memory, as `coordctl replay state` and GET /v1/responses/{id}/state do) on the\n"
+            + "occurred and recorded bases, beside the server reading every event once.\n\n" + databaseHelp)
+
+    static func run(_ args: ParsedArguments) async throws -> Int32 {
+        try args.requirePositionals(0...0)
+        let count = try args.int("events", default: 100_000, range: 1000...10_000_000)
+        let session = try await ProjectionBench.scratch(args, usage: spec.usage, poolSize: 4)
+        defer { session.close() }
+        let store = EventStore(pool: session.pool)
+        defer { store.close() }
+        try await SyntheticEvents.generate(store, count: count) { Output.progress("generated \($0) events") }
+        Output.progressDone()
+        let head = try await store.headPosition()
+        let scanStart = Date()
+        try await session.pool.withConnection { c in try c.query("SELECT count(*), sum(length(data::text)) FROM events") }
+        let scan = Date().timeIntervalSince(scanStart)
+        let replay = Replay(store: store)
+        let t1 = Date()
+        let occurred = try await replay.state(response: "R1", at: .time(Date(), .occurred))
+        let occurredSeconds = Date().timeIntervalSince(t1)
+        let t2 = Date()
+        let recorded = try await replay.state(response: "R1", at: .time(Date(), .recorded))
+        let recordedSeconds = Date().timeIntervalSince(t2)
+        if args.flag("json") {
+            print(Output.json(["events": head, "baseline_scan_seconds": scan, "state_occurred_seconds": occurredSeconds,
+                               "state_recorded_seconds": recordedSeconds, "deployments": occurred.deployments.count, "tasks": occurred.tasks.count]))
+        } else {
+            print("coordctl bench replay: response R1 with \(head) events")
+            print(Output.table(["measure", "seconds"], [
+                ["baseline: server-side scan of events", String(format: "%.3f", scan)],
+                ["state as of now, occurred basis (\(occurred.eventsApplied) events folded)", String(format: "%.3f", occurredSeconds)],
+                ["state as of now, recorded basis (\(recorded.eventsApplied) events folded)", String(format: "%.3f", recordedSeconds)],
+            ]))
+        }
+        return 0
+    }
+}

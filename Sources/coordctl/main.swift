@@ -33,6 +33,7 @@ enum Registry {
         "demo": DemoCommands.group,
         "projections": ProjectionCommands.group,
         "tokens": TokenCommands.group,
+        "replay": ReplayCommands.group,
     ]
 }
 

@@ -127,6 +127,37 @@ struct APITests {
         #expect(try await d.call("GET", "/v1/tasks?next=@@@@", token: t).status == 422)
     }
 
+    @Test("replay endpoints: timeline (JSON, HXL), state as of a time on both bases, review (JSON, Markdown)")
+    func replay() async throws {
+        let d = try await seeded()
+        defer { Task { await d.stop() } }
+        let t = d.operatorToken
+        _ = try await d.call("POST", "/v1/stock/receipts", token: t, body: #"{"warehouse":"TAC","item":"HSHETARPW406","quantity":100,"source":"donation","occurred_at":"2026-11-08T10:00:00Z"}"#)
+        _ = try await d.call("POST", "/v1/stock/dispatches", token: t,
+                             body: #"{"warehouse":"TAC","item":"HSHETARPW406","quantity":40,"destination":"Palo","response":"PHL-2026-TC-01","reference":"WB-0042","occurred_at":"2026-11-09T14:10:00Z"}"#)
+        let timeline = try await d.call("GET", "/v1/responses/PHL-2026-TC-01/timeline", token: d.viewer)
+        #expect(timeline.status == 200)
+        let items = timeline.json["items"] as! [[String: Any]]
+        #expect(items.map { $0["type"] as! String } == ["response.declared", "stock.dispatched"])
+        #expect((items[1]["text"] as! String).contains("Dispatched 40 x HSHETARPW406 tarpaulin from TAC to Palo (waybill WB-0042)"))
+        let hxl = try await d.call("GET", "/v1/responses/PHL-2026-TC-01/timeline?format=hxl", token: d.viewer)
+        #expect(hxl.body.components(separatedBy: "\r\n")[1].hasPrefix("#meta+id,#date+occurred,#date+reported"))
+        let before = try await d.call("GET", "/v1/responses/PHL-2026-TC-01/state?as_of=2026-11-09T00:00:00Z&basis=occurred", token: d.viewer)
+        let stockBefore = (before.json["stock"] as! [[String: Any]]).first { $0["warehouse"] as? String == "TAC" }
+        #expect(stockBefore?["on_hand"] as? Int == 100)
+        let after = try await d.call("GET", "/v1/responses/PHL-2026-TC-01/state?as_of=2026-11-10T00:00:00Z", token: d.viewer)
+        #expect((after.json["stock"] as! [[String: Any]]).first { $0["warehouse"] as? String == "TAC" }?["on_hand"] as? Int == 60)
+        // On the recorded basis, as of a time before anything was recorded, nothing was known.
+        let known = try await d.call("GET", "/v1/responses/PHL-2026-TC-01/state?as_of=2026-11-10T00:00:00Z&basis=recorded", token: d.viewer)
+        #expect(known.status == 404, "the response itself was not yet known then")
+        let review = try await d.call("GET", "/v1/responses/PHL-2026-TC-01/review", token: d.viewer)
+        #expect(abs((review.json["hours_to_first_nfi_dispatch"] as? Double ?? 0) - 31.7) < 0.05)
+        let md = try await d.call("GET", "/v1/responses/PHL-2026-TC-01/review?format=md", token: d.viewer)
+        #expect(md.body.hasPrefix("# After-action review: Typhoon (PHL-2026-TC-01)"))
+        #expect(try await d.call("GET", "/v1/responses/NOPE/review", token: d.viewer).status == 404)
+        #expect(try await d.call("GET", "/v1/responses/PHL-2026-TC-01/state?as_of=yesterday", token: d.viewer).status == 422)
+    }
+
     @Test("the OpenAPI document lists exactly the router's routes")
     func openAPI() async throws {
         let d = try await TestDaemon()

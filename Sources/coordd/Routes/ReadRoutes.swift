@@ -153,6 +153,48 @@ extension App {
             body += ",\"dispatched_by_item\":\(s.dispatchedByItem.json),\"version\":\(version)}"
             return .json(200, body, headers: [("ETag", "\"\(version)\"")])
         },
+        Route(method: "GET", pattern: "/v1/responses/:id/timeline", role: .viewer,
+              summary: "The response's events in order with occurred and recorded times; ?from=&to=&cluster=&warehouse=&person=&type=&format=json|csv|hxl") { app, ctx in
+            func time(_ name: String) throws -> Date? {
+                guard let v = ctx.query[name] else { return nil }
+                guard let t = Timestamp.parse(v) else { throw Problem(status: 422, errors: [FieldError(name, "must be an RFC 3339 time")]) }
+                return t
+            }
+            let filter = Replay.TimelineFilter(from: try time("from"), to: try time("to"), cluster: ctx.query["cluster"], warehouse: ctx.query["warehouse"],
+                                               person: ctx.query["person"], types: ctx.query["type"].map { Set($0.split(separator: ",").map(String.init)) })
+            let format = try oneOf(ctx, "format", ["json", "csv", "hxl"]) ?? "json"
+            let id = ctx.params["id"]!
+            guard let entries = try await Replay(store: app.service.store).timeline(response: id, filter: filter) else {
+                throw Problem(status: 404, detail: "response \(id) not found")
+            }
+            if format == "json" { return .json(200, "{\"items\":" + ReplayOutput.timelineJSON(entries) + "}") }
+            return .text(200, ReplayOutput.timelineCSV(entries, response: id, hxl: format == "hxl"), contentType: "text/csv; charset=utf-8")
+        },
+        Route(method: "GET", pattern: "/v1/responses/:id/state", role: .viewer,
+              summary: "Stock, deployments and tasks as they stood; ?as_of=<RFC 3339 time or position>&basis=occurred|recorded") { app, ctx in
+            let basis = Replay.Basis(rawValue: try oneOf(ctx, "basis", ["occurred", "recorded"]) ?? "occurred")!
+            var moment = Replay.Moment.now
+            if let text = ctx.query["as_of"] {
+                if let p = Int64(text), p >= 0 { moment = .position(p) }
+                else if let t = Timestamp.parse(text) { moment = .time(t, basis) }
+                else { throw Problem(status: 422, errors: [FieldError("as_of", "must be an RFC 3339 time or a position")]) }
+            }
+            let state = try await Replay(store: app.service.store).state(response: ctx.params["id"]!, at: moment)
+            guard state.response != nil else { throw Problem(status: 404, detail: "response \(ctx.params["id"]!) not found") }
+            return .json(200, ReplayOutput.stateJSON(state))
+        },
+        Route(method: "GET", pattern: "/v1/responses/:id/review", role: .viewer,
+              summary: "After-action review figures; ?format=json|csv|hxl|md") { app, ctx in
+            let format = try oneOf(ctx, "format", ["json", "csv", "hxl", "md"]) ?? "json"
+            guard let r = try await Replay(store: app.service.store).review(response: ctx.params["id"]!) else {
+                throw Problem(status: 404, detail: "response \(ctx.params["id"]!) not found")
+            }
+            switch format {
+            case "md": return .text(200, ReplayOutput.reviewMarkdown(r), contentType: "text/markdown; charset=utf-8")
+            case "csv", "hxl": return .text(200, ReplayOutput.reviewCSV(r, hxl: format == "hxl"), contentType: "text/csv; charset=utf-8")
+            default: return .json(200, ReplayOutput.reviewJSON(r))
+            }
+        },
         Route(method: "GET", pattern: "/v1/people/:id", role: .viewer, summary: "A roster member") { app, ctx in
             try await resource(app, kind: "person", ctx)
         },
