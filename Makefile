@@ -27,6 +27,7 @@ run: release
 test: prereqs
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	scripts/check-deploy.sh
 
 bench: release
 	$(RELEASE_BIN)/coordctl bench append --writers 32 --events 20000

@@ -85,6 +85,7 @@ func runDaemon() async -> Int32 {
         try server!.start()
         app.link.set(server!)
         let head = try await store.headPosition()
+        SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.notice("ready", ["database": target.description, "events.head": String(head), "http.listen": "\(http.host):\(server!.boundPort)"])
     } catch {
         logger.critical("start-up failed: \(error)")
@@ -106,6 +107,7 @@ func runDaemon() async -> Int32 {
     }
     for await sig in stop {
         logger.notice("shutting down", ["signal": String(sig)])
+        SystemdNotify.send("STOPPING=1")
         break
     }
     server?.shutdown()   // stop accepting, finish requests in flight, end streams with a final event

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Checks the deploy/ files: the systemd unit verifies, shell scripts pass shellcheck, and the Dockerfile builds
+# with the README's commands. Each check runs where its tool exists and says so when it is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+status=0
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    # Point the unit at this build's binaries, which is where verify looks for them.
+    bin="$PWD/.build/debug"
+    sed -e "s|/usr/local/bin/|$bin/|g" deploy/systemd/coordd.service > "$tmp/coordd.service"
+    if out=$(systemd-analyze verify "$tmp/coordd.service" 2>&1) && [[ -z "$out" ]]; then
+        echo "deploy: systemd-analyze verify coordd.service: ok"
+    else
+        echo "deploy: systemd-analyze verify coordd.service failed:"; echo "$out"; status=1
+    fi
+else
+    echo "deploy: systemd-analyze not available; unit not verified"
+fi
+
+if command -v shellcheck >/dev/null 2>&1; then
+    if shellcheck scripts/*.sh .ci/run; then echo "deploy: shellcheck: ok"; else status=1; fi
+else
+    echo "deploy: shellcheck not available; scripts not checked"
+fi
+
+# Every build command of the Dockerfile (the line after a '# README:' marker) must be one the README gives.
+while IFS= read -r cmd; do
+    if grep -qF -- "$cmd" README.md; then
+        echo "deploy: Dockerfile step also in README: $cmd"
+    else
+        echo "deploy: Dockerfile step missing from README: $cmd"; status=1
+    fi
+done < <(grep -A1 '^# README:' deploy/docker/Dockerfile | grep '^RUN ' | sed 's/^RUN //')
+exit $status
