@@ -22,11 +22,14 @@ GRANT CREATE ON SCHEMA public TO coord_app;
 
 -- The log: append and read only.
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO coord_app;
-REVOKE UPDATE, DELETE, TRUNCATE ON TABLE events FROM coord_app;
 -- Bookkeeping the append and the runner move forward (the head's trigger refuses moving it back).
+-- (Tables that do not exist yet, before the first migration, are skipped.)
 DO $$
 DECLARE t text;
 BEGIN
+    IF to_regclass('public.events') IS NOT NULL THEN
+        REVOKE UPDATE, DELETE, TRUNCATE ON TABLE public.events FROM coord_app;
+    END IF;
     FOREACH t IN ARRAY ARRAY['streams', 'event_head', 'projection_checkpoints', 'api_tokens'] LOOP
         IF to_regclass('public.' || t) IS NOT NULL THEN
             EXECUTE format('GRANT SELECT, INSERT, UPDATE ON TABLE public.%I TO coord_app', t);

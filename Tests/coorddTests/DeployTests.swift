@@ -1,0 +1,93 @@
+import Coordination
+import Events
+import Foundation
+import Testing
+import TestSupport
+@testable import coordd
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Deployment")
+struct DeployTests {
+    @Test("sd_notify: READY=1 reaches the socket named by NOTIFY_SOCKET; nothing is sent without it")
+    func notify() throws {
+        let path = "/tmp/coord-notify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd); unlink(path) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0)
+        #expect(SystemdNotify.send("READY=1\nSTATUS=serving", environment: ["NOTIFY_SOCKET": path]))
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        #expect(n > 0)
+        #expect(String(decoding: buffer[0..<max(0, n)], as: UTF8.self) == "READY=1\nSTATUS=serving")
+        #expect(!SystemdNotify.send("READY=1", environment: [:]))
+    }
+
+    @Test("least-privilege roles: the app role appends and projects but cannot UPDATE, DELETE or TRUNCATE events; read-only reads")
+    func roles() async throws {
+        let base = try TestDatabase.connectionString()
+        let name = "roles_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+        let admin = try PostgresConnection(configuration: try PostgresConfiguration(connectionString: base))
+        defer { admin.close() }
+        // The database name is generated above, never input.
+        try admin.execute(unsafe: "CREATE DATABASE \(name)")
+        func url(_ user: String) -> String { base.replacingOccurrences(of: "dbname=coord", with: "dbname=\(name)") + " user=\(user)" }
+        let roles = try String(contentsOfFile: Self.repo + "/deploy/postgres/roles.sql", encoding: .utf8)
+        let superuser = try PostgresConnection(configuration: try PostgresConfiguration(connectionString: url("coord")))
+        defer { superuser.close() }
+        try superuser.execute(unsafe: roles)
+        // Migrate as the owner, then apply the grants again, as OPERATIONS.md says.
+        let ownerPool = PostgresPool(configuration: try PostgresConfiguration(connectionString: url("coord_owner")))
+        defer { ownerPool.close() }
+        _ = try await Migrator.migrate(ownerPool, Coordination.migrationSets)
+        try superuser.execute(unsafe: roles)
+
+        let appPool = PostgresPool(configuration: try PostgresConfiguration(connectionString: url("coord_app")))
+        defer { appPool.close() }
+        let store = EventStore(pool: appPool)
+        defer { store.close() }
+        try await store.append(sampleEvents(3), to: "thing-1")
+        let service = CoordinationService(store: store)
+        let ctx = CommandContext(actor: "t", source: "test")
+        _ = try await service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx)
+        // The app builds and keeps its read models.
+        let runner = ProjectionRunner(store: store, definitions: Coordination.projections, leaderPoll: 0.2)
+        runner.start()
+        var caughtUp = false
+        for _ in 0..<200 where !caughtUp {
+            caughtUp = try await runner.status().allSatisfy { $0.lagEvents == 0 && $0.status == "running" }
+            try await Task.sleep(nanoseconds: 25_000_000)
+        }
+        await runner.stop()
+        #expect(caughtUp)
+        let app = try PostgresConnection(configuration: appPool.configuration)
+        defer { app.close() }
+        for statement in ["UPDATE events SET type = 'x' WHERE position = 1", "DELETE FROM events", "TRUNCATE events"] {
+            do {
+                try app.execute(unsafe: statement)
+                Issue.record("\(statement) was allowed")
+            } catch let error as PostgresError {
+                #expect(error.sqlState == "42501", "\(statement)")
+            }
+        }
+        let reader = try PostgresConnection(configuration: try PostgresConfiguration(connectionString: url("coord_readonly")))
+        defer { reader.close() }
+        #expect(try reader.query("SELECT count(*) FROM rm_warehouses").decode(0, 0, as: Int.self) == 1)
+        #expect(try reader.query("SELECT count(*) FROM events").decode(0, 0, as: Int.self) == 4)
+        #expect(throws: PostgresError.self) { try reader.execute(unsafe: "INSERT INTO streams VALUES ('x', 1, 1, 1, now())") }
+        #expect(try await store.verify().isSound)
+    }
+
+    static var repo: String {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+            url.deleteLastPathComponent()
+        }
+        return url.path
+    }
+}
