@@ -106,7 +106,7 @@ struct ServerTests {
         #expect(second.contains("Content-Type: text/event-stream"))
     }
 
-    @Test("graceful shutdown: a request in flight completes, live streams get a final event, then the port closes")
+    @Test("graceful shutdown: a request in flight completes, live streams get a final event, every connection closes")
     func gracefulShutdown() async throws {
         let d = try await TestDaemon()
         let port = d.port, token = d.viewer
@@ -139,7 +139,9 @@ struct ServerTests {
         #expect(streamTail.contains("event: shutdown"))
         #expect(answer == 201, "the request in flight completed")
         #expect(try await d.store.version(of: "warehouse-MNL") == 1)
-        await #expect(throws: (any Error).self) { _ = try await offPool { try RawClient(port: port) } }
+        // Every connection is closed. (Whether the port still refuses connections cannot be asserted here:
+        // other tests running in parallel may be handed the freed port by the kernel.)
+        #expect(d.server.connectionCount == 0)
     }
 }
 
