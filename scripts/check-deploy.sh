@@ -26,12 +26,17 @@ else
     echo "deploy: shellcheck not available; scripts not checked"
 fi
 
-# Every build command of the Dockerfile (the line after a '# README:' marker) must be one the README gives.
+# Every build command of the Dockerfile (the line after a '# README:' marker) must be one the README gives;
+# in CI (CI=true, or COORD_RUN_BUILD_STEPS=1) each is also run here, so the image's build steps are known to work.
 while IFS= read -r cmd; do
     if grep -qF -- "$cmd" README.md; then
         echo "deploy: Dockerfile step also in README: $cmd"
     else
         echo "deploy: Dockerfile step missing from README: $cmd"; status=1
+    fi
+    if [[ "${CI:-}" == "true" || "${COORD_RUN_BUILD_STEPS:-}" == "1" ]]; then
+        echo "deploy: running: $cmd"
+        if ! bash -c "$cmd" >/dev/null; then echo "deploy: step failed: $cmd"; status=1; fi
     fi
 done < <(grep -A1 '^# README:' deploy/docker/Dockerfile | grep '^RUN ' | sed 's/^RUN //')
 exit $status
