@@ -24,7 +24,7 @@ let package = Package(
         .executableTarget(name: "coordctl", dependencies: ["Events", "Coordination"]),
         // Shared by the test targets: the throwaway PostgreSQL and per-test schemas.
         .target(name: "TestSupport", dependencies: ["Events"], path: "Tests/TestSupport"),
-        .testTarget(name: "EventsTests", dependencies: ["Events", "TestSupport"]),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Coordination", "TestSupport"]),
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination", "Events", "TestSupport"]),
         .testTarget(name: "coorddTests", dependencies: ["coordd", "Coordination", "Events", "TestSupport"]),
     ],

@@ -25,7 +25,7 @@ enum Registry {
         "migrate": MigrateCommand.command,
         "status": StatusCommand.command,
         "verify": VerifyCommand.command,
-    ]
+    ].merging(DataCommands.views) { a, _ in a }
 
     static let groups: [String: Group] = [
         "db": DBCommands.group,
@@ -34,6 +34,8 @@ enum Registry {
         "projections": ProjectionCommands.group,
         "tokens": TokenCommands.group,
         "replay": ReplayCommands.group,
+        "events": DataCommands.events,
+        "streams": DataCommands.streams,
     ]
 }
 

@@ -85,5 +85,5 @@ public enum DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    static func invalid(_ field: String, _ message: String) -> DomainError { .validation([FieldError(field, message)]) }
+    public static func invalid(_ field: String, _ message: String) -> DomainError { .validation([FieldError(field, message)]) }
 }

@@ -2,40 +2,6 @@ import Coordination
 import Events
 import Foundation
 
-/// HXL hashtags per column (DOMAIN.md), for `?format=hxl`.
-enum HXL {
-    static let stock = ["warehouse": "#loc+code", "warehouse_name": "#loc+name", "country": "#country+code", "pcode": "#adm1+code",
-                        "item": "#item+code", "item_name": "#item+name", "unit": "#item+unit", "on_hand": "#capacity+num",
-                        "in_transit_in": "#capacity+num+transit", "minimum": "#capacity+num+min", "target": "#capacity+num+target",
-                        "status": "#status", "updated_at": "#date+reported"]
-    static let deployments = ["id": "#meta+id", "response": "#crisis+code", "person_name": "#contact+name", "profile": "#contact+role",
-                              "cluster": "#sector+cluster+code", "response_country": "#country+dest+code", "duty_station": "#adm1+dest+code",
-                              "start_date": "#date+start", "end_date": "#date+end", "status": "#status+code"]
-    static let tasks = ["id": "#meta+id", "response": "#crisis+code", "cluster": "#sector+cluster+code", "lead_org": "#org+name",
-                        "title": "#activity+name", "pcode": "#adm1+code", "status": "#status+name", "due": "#date+end", "assignee": "#contact+name"]
-}
-
-/// CSV (RFC 4180) and HXL rendering of a result table.
-enum CSV {
-    static func field(_ v: String?) -> String {
-        guard let v else { return "" }
-        // A leading =, +, - or @ would be read as a formula by spreadsheets: prefix it (CSV injection).
-        var text = v
-        if let first = text.first, "=+-@".contains(first), Double(text) == nil { text = "'" + text }
-        if text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-        return text
-    }
-
-    static func render(_ table: ResultTable, hxl: [String: String]?) -> String {
-        var lines = [table.columns.map(field).joined(separator: ",")]
-        if let hxl { lines.append(table.columns.map { hxl[$0] ?? "" }.joined(separator: ",")) }
-        for row in table.rows { lines.append(row.map(field).joined(separator: ",")) }
-        return lines.joined(separator: "\r\n") + "\r\n"
-    }
-}
-
 extension App {
     static func limit(_ ctx: RequestContext) throws -> Int {
         guard let text = ctx.query["limit"] else { return 100 }
@@ -70,8 +36,8 @@ extension App {
     /// A list answer: JSON `{"items": [...], "next": cursor|null}`, or CSV/HXL with `?format=`.
     static func list(_ table: ResultTable, _ ctx: RequestContext, limit: Int? = nil, key: ((Int) -> String)? = nil, hxl: [String: String]? = nil) throws -> HTTPResponse {
         switch try oneOf(ctx, "format", ["json", "csv", "hxl"]) ?? "json" {
-        case "csv": return .text(200, CSV.render(table, hxl: nil), contentType: "text/csv; charset=utf-8")
-        case "hxl": return .text(200, CSV.render(table, hxl: hxl ?? [:]), contentType: "text/csv; charset=utf-8")
+        case "csv": return .text(200, table.csv(hxl: nil), contentType: "text/csv; charset=utf-8")
+        case "hxl": return .text(200, table.csv(hxl: hxl ?? [:]), contentType: "text/csv; charset=utf-8")
         default:
             var next = "null"
             if let limit, let key, table.rows.count == limit { next = JSONWriter.quote(encodeCursor(key(table.rows.count - 1))) }
@@ -117,7 +83,7 @@ extension App {
             let table = try await app.queries.stock(warehouse: ctx.query["warehouse"], item: ctx.query["item"], status: status,
                                                     limit: limit, after: try cursor(ctx))
             let w = table.column("warehouse"), i = table.column("item")
-            return try list(table, ctx, limit: limit, key: { "\(w[$0]!):\(i[$0]!)" }, hxl: HXL.stock)
+            return try list(table, ctx, limit: limit, key: { "\(w[$0]!):\(i[$0]!)" }, hxl: HXLTags.stock)
         },
         Route(method: "GET", pattern: "/v1/stock/ledger", role: .viewer, summary: "Stock card with running balances") { app, ctx in
             let limit = try limit(ctx)
@@ -210,7 +176,7 @@ extension App {
                 status: try oneOf(ctx, "status", ["requested", "confirmed", "deployed", "completed", "cancelled"]),
                 activeOn: try day(ctx, "active_on"), endingWithinDays: ending, limit: limit, after: try cursor(ctx))
             let ids = table.column("id")
-            return try list(table, ctx, limit: limit, key: { ids[$0]! }, hxl: HXL.deployments)
+            return try list(table, ctx, limit: limit, key: { ids[$0]! }, hxl: HXLTags.deployments)
         },
         Route(method: "GET", pattern: "/v1/deployments/:id", role: .viewer, summary: "One deployment") { app, ctx in
             try await resource(app, kind: "deployment", ctx)
@@ -222,7 +188,7 @@ extension App {
                                                     status: try oneOf(ctx, "status", TaskVocabulary.statuses), assignee: ctx.query["assignee"],
                                                     overdue: overdue, limit: limit, after: try cursor(ctx))
             let ids = table.column("id")
-            return try list(table, ctx, limit: limit, key: { ids[$0]! }, hxl: HXL.tasks)
+            return try list(table, ctx, limit: limit, key: { ids[$0]! }, hxl: HXLTags.tasks)
         },
         Route(method: "GET", pattern: "/v1/tasks/:id", role: .viewer, summary: "One task") { app, ctx in
             try await resource(app, kind: "task", ctx)
