@@ -100,12 +100,7 @@ enum ReplayCommands {
     ])
 
     static func withReplay(_ body: (Replay) async throws -> Int32) async throws -> Int32 {
-        let session = try Session.open()
-        defer { session.close() }
-        try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
-        let store = EventStore(pool: session.pool)
-        defer { store.close() }
-        return try await body(Replay(store: store))
+        try await DataCommands.withStore { try await body(Replay(store: $0)) }
     }
 
     static func notFound(_ id: String) -> Int32 {
