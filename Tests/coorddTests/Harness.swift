@@ -19,8 +19,9 @@ final class TestDaemon: @unchecked Sendable {
     let operatorToken: String
     let viewer: String
 
-    init(configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws {
-        let pool = try await TestDatabase.makePool(poolSize: 12, sets: Coordination.migrationSets)
+    init(pool given: PostgresPool? = nil, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws {
+        let pool: PostgresPool
+        if let given { pool = given } else { pool = try await TestDatabase.makePool(poolSize: 12, sets: Coordination.migrationSets) }
         store = EventStore(pool: pool)
         service = CoordinationService(store: store)
         runner = ProjectionRunner(store: store, definitions: Coordination.projections, leaderPoll: 0.2)

@@ -151,3 +151,34 @@ struct SendableClient: @unchecked Sendable {
 }
 
 extension RawClient: @unchecked Sendable {}
+
+@Suite("Slow live-feed consumers")
+struct SlowConsumerTests {
+    @Test("a live-feed client that stops reading is disconnected instead of growing the server's memory")
+    func slowConsumer() async throws {
+        let d = try await TestDaemon { $0.maxStreamBuffer = 64 * 1024 }
+        defer { Task { await d.stop() } }
+        let port = d.port, token = d.viewer
+        let client = try await offPool { () -> SendableClient in
+            let c = try RawClient(port: port)
+            var small: Int32 = 4096
+            setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            c.send("GET /v1/events/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\n\r\n")
+            _ = c.read(until: "retry: 2000")
+            return SendableClient(c)
+        }
+        #expect(d.server.connectionCount == 1)
+        // ~4 MB of events that the client never reads.
+        let payload = JSONText("{\"text\":\"" + String(repeating: "x", count: 2000) + "\"}")
+        for i in 0..<20 {
+            try await d.store.append((0..<100).map { _ in EventData(type: "bulk.event", data: payload) }, to: "bulk-\(i)")
+        }
+        var dropped = false
+        for _ in 0..<100 where !dropped {
+            dropped = d.server.connectionCount == 0
+            if !dropped { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(dropped, "the slow client was disconnected")
+        _ = client
+    }
+}
