@@ -142,7 +142,7 @@ final class CommandRunner: Sendable {
                 }
                 do {
                     let result = try await store.append(appends)
-                    let (state, version) = try await load(decision.primary, as: S.self)
+                    let (state, version) = try await stateAfter(decision, appends, result, as: S.self)
                     return CommandResult(kind: decision.kind, id: decision.id, created: decision.created, position: result.position,
                                          version: version, duplicate: result.duplicate, state: try Self.render(state))
                 } catch EventStoreError.wrongExpectedVersion(let stream, _, _) {
@@ -153,6 +153,30 @@ final class CommandRunner: Sendable {
                 }
             }
         }
+    }
+
+    /// The primary aggregate after a successful append: the appended payloads folded into the state the
+    /// decision was made on (no read), or a fresh load when that state is not at hand.
+    private func stateAfter<S: AggregateState>(_ decision: Decision, _ appends: [StreamAppend], _ result: AppendResult,
+                                               as: S.Type) async throws -> (S, Int64) {
+        guard !result.duplicate,
+              let index = appends.firstIndex(where: { $0.stream == decision.primary }),
+              let written = result.streams.first(where: { $0.stream == decision.primary }),
+              var (state, version) = cache.get(decision.primary, as: S.self),
+              version == written.version - Int64(appends[index].events.count) else {
+            return try await load(decision.primary, as: S.self)
+        }
+        let payloads = decision.appends.first { $0.stream == decision.primary }?.payloads ?? []
+        let now = Date()
+        for (k, (event, payload)) in zip(appends[index].events, payloads).enumerated() {
+            version += 1
+            let recorded = RecordedEvent(position: written.firstPosition + Int64(k), stream: decision.primary, version: version, id: event.id,
+                                         type: event.type, data: event.data, metadata: JSONText(event.metadata.json),
+                                         occurredAt: event.occurredAt, recordedAt: now, hash: "")
+            state.apply(payload, recorded)
+        }
+        cache.put(decision.primary, state, version: version)
+        return (state, version)
     }
 
     /// The original command's result, for a retry of it.

@@ -1,5 +1,6 @@
 import Events
 import Foundation
+import Synchronization
 
 /// Stream names: one stream per consistency boundary (docs/DOMAIN_MODEL.md explains each choice).
 public enum Streams {
@@ -45,6 +46,7 @@ extension StepCommand {
 public final class CoordinationService: Sendable {
     public let store: EventStore
     let runner: CommandRunner
+    private let knownStreams = Mutex<Set<String>>([])
 
     public init(store: EventStore) {
         self.store = store
@@ -88,8 +90,15 @@ public final class CoordinationService: Sendable {
 
     // MARK: Helpers for handlers
 
+    /// Reference data (warehouses, items, people, responses) is never deleted: once seen to exist, a stream is
+    /// remembered, and later checks cost no query.
     func requireExists(_ kind: String, _ id: String, stream: String) async throws {
+        if knownStreams.withLock({ $0.contains(stream) }) { return }
         if try await store.version(of: stream) == 0 { throw DomainError.notFound(kind: kind, id: id) }
+        knownStreams.withLock { known in
+            if known.count > 100_000 { known.removeAll() }
+            known.insert(stream)
+        }
     }
 
     /// The canonical body of a command, for idempotency digests.

@@ -168,6 +168,12 @@ public struct RecordedEvent: Sendable, Equatable {
     /// SHA-256 chain link, lower-case hex.
     public let hash: String
 
+    public init(position: Int64, stream: String, version: Int64, id: UUID, type: String, data: JSONText, metadata: JSONText,
+                occurredAt: Date, recordedAt: Date, hash: String) {
+        (self.position, self.stream, self.version, self.id, self.type) = (position, stream, version, id, type)
+        (self.data, self.metadata, self.occurredAt, self.recordedAt, self.hash) = (data, metadata, occurredAt, recordedAt, hash)
+    }
+
     /// The stream's category: its name up to the first `-` (`stock-MNL` → `stock`).
     public var category: String { EventStore.category(of: stream) }
 
