@@ -46,16 +46,9 @@ enum BenchCommands {
         try args.requirePositionals(0...0)
         let writers = try args.int("writers", default: 32, range: 1...256)
         let total = try args.int("events", default: 20_000, range: 1...10_000_000)
-        let schema = args.value("schema") ?? "coord_bench"
-        guard schema.contains("bench"), PostgresConfiguration.isPlainIdentifier(schema) else {
-            throw UsageError("--schema must be a plain identifier containing 'bench' (it is dropped)", usage: appendSpec.usage)
-        }
-        let session = try Session.open(schema: schema, poolSize: writers + 2)
+        let session = try await ProjectionBench.scratch(args, usage: appendSpec.usage, poolSize: writers + 2)
         defer { session.close() }
-        try await session.pool.withConnection { c in
-            try c.execute(unsafe: "DROP SCHEMA IF EXISTS \(schema) CASCADE")
-        }
-        _ = try await Migrator.migrate(session.pool, Coordination.migrationSets)
+        let schema = session.pool.configuration.schema!
         try await session.pool.withConnection { c in
             try c.execute(unsafe: """
                 CREATE TABLE bench_raw (

@@ -4,12 +4,6 @@ import Foundation
 
 /// Reading the log, importing commands or events, exporting, and views for humans.
 enum DataCommands {
-    static func eventJSON(_ e: RecordedEvent) -> String {
-        "{\"position\":\(e.position),\"stream\":" + JSONWriter.quote(e.stream) + ",\"version\":\(e.version),\"id\":\"\(e.id.uuidString.lowercased())\""
-            + ",\"type\":" + JSONWriter.quote(e.type) + ",\"data\":\(e.data.text),\"metadata\":\(e.metadata.text)"
-            + ",\"occurred_at\":\"\(Timestamp.format(e.occurredAt))\",\"recorded_at\":\"\(Timestamp.format(e.recordedAt))\",\"hash\":\"\(e.hash)\"}"
-    }
-
     static func withStore(_ body: (EventStore) async throws -> Int32) async throws -> Int32 {
         let session = try Session.open()
         defer { session.close() }
@@ -38,7 +32,7 @@ enum DataCommands {
                 var printed = 0
                 if args.flag("follow") {
                     for try await e in store.subscribe(after: after, filter: filter) {
-                        print(eventJSON(e))
+                        print(e.json(includingHash: true))
                         fflush(nil)
                         printed += 1
                         if printed >= limit { break }
@@ -49,7 +43,7 @@ enum DataCommands {
                 while printed < limit {
                     let batch = try await store.read(after: position, limit: min(5000, limit - printed), filter: filter)
                     if batch.isEmpty { break }
-                    for e in batch { print(eventJSON(e)) }
+                    for e in batch { print(e.json(includingHash: true)) }
                     printed += batch.count
                     position = batch.last!.position
                 }
@@ -65,7 +59,7 @@ enum DataCommands {
             return try await withStore { store in
                 let events = try await store.read(stream: args.positionals[0], limit: 100_000)
                 if events.isEmpty { printError("Error: stream \(args.positionals[0]) has no events"); return 1 }
-                if args.flag("json") { events.forEach { print(eventJSON($0)) }; return 0 }
+                if args.flag("json") { events.forEach { print($0.json(includingHash: true)) }; return 0 }
                 print(Output.table(["version", "position", "type", "occurred", "recorded", "actor"], events.map {
                     ["\($0.version)", "\($0.position)", $0.type, Timestamp.format($0.occurredAt), Timestamp.format($0.recordedAt), $0.decodedMetadata.actor ?? ""]
                 }))
@@ -187,13 +181,8 @@ enum DataCommands {
         guard ["csv", "hxl", "json"].contains(format) else { throw UsageError("--format must be csv, hxl or json", usage: exportSpec.usage) }
         return try await withStore { store in
             if what == "events" {
-                var position = Int64(try args.int("after", default: 0, range: 0...Int.max))
-                while true {
-                    let batch = try await store.read(after: position, limit: 5000)
-                    if batch.isEmpty { break }
-                    for e in batch { print(eventJSON(e)) }
-                    position = batch.last!.position
-                }
+                let after = Int64(try args.int("after", default: 0, range: 0...Int.max))
+                try await store.forEach(after: after) { print($0.json(includingHash: true)) }
                 return 0
             }
             let q = ReadModelQueries(pool: store.pool)

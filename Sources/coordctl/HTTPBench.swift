@@ -252,12 +252,7 @@ final class Daemon: @unchecked Sendable {
     let pid: pid_t
 
     init(exe: String, args: [String], env: [String: String]) throws {
-        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, exe, nil, nil, argv, envp) == 0 else { throw EmbeddedPostgres.LauncherError.commandFailed("coordd", -1, "cannot start \(exe)") }
-        self.pid = pid
+        pid = try Subprocess.spawn([exe] + args, environment: env)
     }
 
     func waitReady(port: UInt16) throws {

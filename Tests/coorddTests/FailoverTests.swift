@@ -22,13 +22,7 @@ final class ChildDaemon: @unchecked Sendable {
         env["DATABASE_URL"] = try TestDatabase.connectionString()
         env["COORD_SCHEMA"] = schema
         env["COORD_LOG_LEVEL"] = "warning"
-        let args: [String] = [exe, "--listen", "127.0.0.1:\(port)"]
-        let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, exe, nil, nil, argv, envp) == 0 else { throw POSIXError(.ENOENT) }
-        self.pid = pid
+        pid = try Subprocess.spawn([exe, "--listen", "127.0.0.1:\(port)"], environment: env)
     }
 
     func kill(_ signal: Int32) {

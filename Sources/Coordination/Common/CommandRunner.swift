@@ -182,11 +182,7 @@ final class CommandRunner: Sendable {
     /// The original command's result, for a retry of it.
     private func replayResult<S: AggregateState>(_ stored: RecordedEvent, command: String, ids: [UUID], state: S.Type) async throws -> CommandResult {
         // The command's last event is the highest-position one among its ids.
-        var last = stored
-        for id in ids.dropFirst() {
-            guard let e = try await store.event(id: id) else { break }
-            if e.position > last.position { last = e }
-        }
+        let last = try await store.events(ids: ids).max { $0.position < $1.position } ?? stored
         let primary = stored.stream
         let (current, _) = try await load(primary, as: S.self)
         let (kind, resource) = Self.kindAndID(of: primary)

@@ -41,17 +41,7 @@ public struct Replay: Sendable {
 
     /// Every event of the log up to `limit`, in position order, read in batches with the next batch prefetched.
     func allEvents(limit: ReadLimit, _ body: (RecordedEvent) throws -> Void) async throws {
-        let store = self.store
-        var pending: Task<[RecordedEvent], Error>? = Task { try await store.read(after: 0, limit: 10_000, until: limit) }
-        while let current = pending {
-            let events = try await current.value
-            if events.count == 10_000, let last = events.last?.position {
-                pending = Task { try await store.read(after: last, limit: 10_000, until: limit) }
-            } else {
-                pending = nil
-            }
-            for e in events { try body(e) }
-        }
+        try await store.forEach(until: limit, batchSize: 10_000, body)
     }
 
     // MARK: Which events concern a response

@@ -357,24 +357,12 @@ public final class ProjectionRunner: Sendable {
 
     static func fold(_ box: SendableBox<any ProjectionState>, store: EventStore, from: Int64, to: Int64, filter: EventFilter,
                      batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> Int64 {
-        var position = from
-        // Read the next batch while folding this one: the two cores share the work.
-        var pending: Task<[RecordedEvent], Error>? = position < to
-            ? Task { try await store.read(after: from, limit: batchSize, filter: filter, until: .position(to)) } : nil
-        while let current = pending {
-            let events = try await current.value
-            if events.count == batchSize, let last = events.last?.position {
-                pending = Task { try await store.read(after: last, limit: batchSize, filter: filter, until: .position(to)) }
-            } else {
-                pending = nil
+        guard from < to else { return to }
+        try await store.forEach(after: from, filter: filter, until: .position(to), batchSize: batchSize,
+                                afterBatch: { progress?($0, to) }) { event in
+            do { try box.value.apply(event) } catch {
+                throw HandlerFailure(position: event.position, message: String(describing: error))
             }
-            for event in events {
-                do { try box.value.apply(event) } catch {
-                    throw HandlerFailure(position: event.position, message: String(describing: error))
-                }
-            }
-            position = events.last?.position ?? position
-            progress?(position, to)
         }
         return to
     }

@@ -171,6 +171,24 @@ public final class EventStore: Sendable {
         return sql + " ORDER BY position LIMIT \(max(0, limit))"
     }
 
+    /// Calls `body` for every event after `position` matching `filter` up to `until`, in position order. Reads
+    /// `batchSize` events per statement (no long transaction) and prefetches the next batch while `body` works
+    /// through the current one, so reading and folding share the two cores. `afterBatch` gets the last position.
+    public func forEach(after position: Int64 = 0, filter: EventFilter = .all, until: ReadLimit = .none, batchSize: Int = 5000,
+                        afterBatch: ((Int64) -> Void)? = nil, _ body: (RecordedEvent) throws -> Void) async throws {
+        var pending: Task<[RecordedEvent], Error>? = Task { try await self.read(after: position, limit: batchSize, filter: filter, until: until) }
+        while let current = pending {
+            let events = try await current.value
+            if events.count == batchSize, let last = events.last?.position {
+                pending = Task { try await self.read(after: last, limit: batchSize, filter: filter, until: until) }
+            } else {
+                pending = nil
+            }
+            for event in events { try body(event) }
+            if let last = events.last?.position { afterBatch?(last) }
+        }
+    }
+
     public enum Direction: Sendable { case forward, backward }
 
     /// Reads one stream from `version` (inclusive) forwards, or backwards from it (`Int64.max` for the end).
@@ -183,8 +201,13 @@ public final class EventStore: Sendable {
 
     /// The stored event with `id`, if any.
     public func event(id: UUID) async throws -> RecordedEvent? {
+        try await events(ids: [id]).first
+    }
+
+    /// The stored events among `ids`, in position order (one statement).
+    public func events(ids: [UUID]) async throws -> [RecordedEvent] {
         try await pool.withConnection(retryOnConnectionFailure: true) { c in
-            try Self.decodeEvents(try c.query(Self.columns + " WHERE id = \(id)")).first
+            try Self.decodeEvents(try c.query(Self.columns + " WHERE id = ANY(\(ids)::uuid[]) ORDER BY position"))
         }
     }
 

@@ -174,6 +174,16 @@ public struct RecordedEvent: Sendable, Equatable {
         (self.data, self.metadata, self.occurredAt, self.recordedAt, self.hash) = (data, metadata, occurredAt, recordedAt, hash)
     }
 
+    /// The event as a JSON object (the API's and the export's shape); `hash` is included when asked.
+    public func json(includingHash: Bool = false) -> String {
+        var out = "{\"position\":\(position),\"stream\":" + JSONWriter.quote(stream) + ",\"version\":\(version)"
+        out += ",\"id\":\"\(id.uuidString.lowercased())\",\"type\":" + JSONWriter.quote(type)
+        out += ",\"data\":\(data.text),\"metadata\":\(metadata.text)"
+        out += ",\"occurred_at\":\"\(Timestamp.format(occurredAt))\",\"recorded_at\":\"\(Timestamp.format(recordedAt))\""
+        if includingHash { out += ",\"hash\":\"\(hash)\"" }
+        return out + "}"
+    }
+
     /// The stream's category: its name up to the first `-` (`stock-MNL` → `stock`).
     public var category: String { EventStore.category(of: stream) }
 

@@ -62,6 +62,20 @@ public enum Subprocess {
     }
 }
 
+extension Subprocess {
+    /// Starts `argv[0]` (an absolute path) with `environment` and returns its pid without waiting for it
+    /// (a daemon the caller will signal and reap).
+    public static func spawn(_ argv: [String], environment: [String: String]) throws -> pid_t {
+        let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let cenv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cargs.forEach { free($0) }; cenv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], nil, nil, cargs, cenv)
+        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
+        return pid
+    }
+}
+
 /// A pipe whose ends are close-on-exec and non-blocking: a thread's wake-up channel for a poll loop.
 public func makeWakePipe() -> (read: Int32, write: Int32)? {
     var fds: [Int32] = [0, 0]

@@ -143,7 +143,7 @@ extension App {
             stream.send(Array("retry: 2000\n\n".utf8))
             for try await event in store.subscribe(after: after, filter: filter) {
                 if let response, !Self.concerns(event, response: response) { continue }
-                let line = "id: \(event.position)\nevent: \(event.type)\ndata: " + Self.eventJSON(event) + "\n\n"
+                let line = "id: \(event.position)\nevent: \(event.type)\ndata: " + event.json() + "\n\n"
                 if !stream.send(Array(line.utf8)) { break }
             }
         }

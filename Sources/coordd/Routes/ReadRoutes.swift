@@ -209,7 +209,7 @@ extension App {
             if let c = ctx.query["category"] { filter.categories = c.split(separator: ",").map(String.init) }
             let events = try await app.service.store.read(after: after, limit: limit, filter: filter)
             let next = events.count == limit ? String(events.last!.position) : "null"
-            return .json(200, "{\"events\":[" + events.map(eventJSON).joined(separator: ",") + "],\"next\":\(next)}")
+            return .json(200, "{\"events\":[" + events.map { $0.json() }.joined(separator: ",") + "],\"next\":\(next)}")
         },
         Route(method: "GET", pattern: "/v1/streams/:stream", role: .viewer, summary: "One stream's events") { app, ctx in
             let stream = ctx.params["stream"]!
@@ -221,13 +221,7 @@ extension App {
             }
             let events = try await app.service.store.read(stream: stream, from: from, limit: try limit(ctx))
             if events.isEmpty, try await app.service.store.version(of: stream) == 0 { throw Problem(status: 404, detail: "no such stream") }
-            return .json(200, "{\"stream\":" + JSONWriter.quote(stream) + ",\"events\":[" + events.map(eventJSON).joined(separator: ",") + "]}")
+            return .json(200, "{\"stream\":" + JSONWriter.quote(stream) + ",\"events\":[" + events.map { $0.json() }.joined(separator: ",") + "]}")
         },
     ]
-
-    static func eventJSON(_ e: RecordedEvent) -> String {
-        "{\"position\":\(e.position),\"stream\":" + JSONWriter.quote(e.stream) + ",\"version\":\(e.version),\"id\":\"\(e.id.uuidString.lowercased())\""
-            + ",\"type\":" + JSONWriter.quote(e.type) + ",\"data\":\(e.data.text),\"metadata\":\(e.metadata.text)"
-            + ",\"occurred_at\":\"\(Timestamp.format(e.occurredAt))\",\"recorded_at\":\"\(Timestamp.format(e.recordedAt))\"}"
-    }
 }
