@@ -10,6 +10,7 @@ enum BenchCommands {
         "lag": Command(spec: ProjectionBench.lagSpec, run: ProjectionBench.runLag),
         "http": Command(spec: HTTPBench.spec, run: HTTPBench.run),
         "replay": Command(spec: ReplayBench.spec, run: ReplayBench.run),
+        "import": Command(spec: ImportBench.spec, run: ImportBench.run),
     ])
 
     static let appendSpec = CommandSpec(

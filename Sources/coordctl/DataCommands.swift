@@ -89,15 +89,10 @@ enum DataCommands {
             guard let d = FileManager.default.contents(atPath: path) else { throw UsageError("cannot read \(path)", usage: importSpec.usage) }
             data = d
         }
-        guard let text = String(data: data, encoding: .utf8) else { throw UsageError("\(path) is not UTF-8 text", usage: importSpec.usage) }
-        return text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .init(charactersIn: "\r")) }
-    }
-
-    /// A stable 64-bit digest of a line (FNV-1a), for line-derived idempotency keys.
-    static func digest(_ s: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(h, radix: 16)
+        guard let text = String(validating: data, as: UTF8.self) else { throw UsageError("\(path) is not UTF-8 text", usage: importSpec.usage) }
+        return text.utf8.split(separator: 10, omittingEmptySubsequences: false).map { line in
+            String(decoding: line.last == 13 ? line.dropLast() : line, as: UTF8.self)
+        }
     }
 
     static func runImport(_ args: ParsedArguments) async throws -> Int32 {
@@ -105,47 +100,35 @@ enum DataCommands {
         let all = try lines(args.positionals[0])
         let keepGoing = args.flag("continue")
         return try await withStore { store in
-            let service = CoordinationService(store: store)
-            var imported = 0, duplicates = 0, failed = 0
             let started = Date()
-            for (index, line) in all.enumerated() {
-                let number = index + 1
-                if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-                do {
-                    if args.flag("events") {
-                        if try await importEvent(line, store) { imported += 1 } else { duplicates += 1 }
-                    } else {
-                        let result = try await importCommand(line, number: number, service)
-                        if result.duplicate { duplicates += 1 } else { imported += 1 }
+            var report = ImportReport()
+            if args.flag("events") {
+                for (index, line) in all.enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                    do {
+                        if try await importEvent(line, store) { report.imported += 1 } else { report.alreadyPresent += 1 }
+                    } catch {
+                        report.failures.append((index + 1, "\(error)"))
+                        if !keepGoing { break }
                     }
-                } catch {
-                    failed += 1
-                    printError("line \(number): \(error)")
-                    if !keepGoing { break }
+                    if (index + 1) % 500 == 0 { Output.progress("import: line \(index + 1)/\(all.count)") }
                 }
-                if number % 500 == 0 { Output.progress("import: line \(number)/\(all.count)") }
+            } else {
+                let importer = CommandImporter(store: store, actor: ProcessInfo.processInfo.environment["COORD_ACTOR"] ?? "coordctl-import")
+                let total = all.count
+                report = try await importer.run(all, keepGoing: keepGoing) { done in Output.progress("import: line \(done)/\(total)") }
             }
             Output.progressDone()
+            for failure in report.failures { printError("line \(failure.line): \(failure.reason)") }
             let seconds = Date().timeIntervalSince(started)
             if args.flag("json") {
-                print(Output.json(["imported": imported, "already_present": duplicates, "failed": failed, "seconds": (seconds * 100).rounded() / 100]))
+                print(Output.json(["imported": report.imported, "already_present": report.alreadyPresent, "failed": report.failures.count,
+                                   "events": report.events, "batches": report.batches, "retried_alone": report.linesRetriedAlone,
+                                   "seconds": (seconds * 100).rounded() / 100]))
             } else {
-                print("Imported \(imported), already present \(duplicates), failed \(failed) (\(String(format: "%.1f", seconds)) s).")
+                print("Imported \(report.imported), already present \(report.alreadyPresent), failed \(report.failures.count) (\(String(format: "%.1f", seconds)) s).")
             }
-            return failed > 0 ? 1 : 0
+            return report.failures.isEmpty ? 0 : 1
         }
-    }
-
-    static func importCommand(_ line: String, number: Int, _ service: CoordinationService) async throws -> CommandResult {
-        guard var object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
-            throw DomainError.invalid("line", "is not a JSON object")
-        }
-        guard let name = object.removeValue(forKey: "command") as? String else { throw DomainError.invalid("command", "is required") }
-        let key = (object.removeValue(forKey: "idempotency_key") as? String) ?? "import:\(number):\(digest(line))"
-        let body = try JSONSerialization.data(withJSONObject: object)
-        let ctx = CommandContext(actor: ProcessInfo.processInfo.environment["COORD_ACTOR"] ?? "coordctl-import",
-                                 correlationID: "import-line-\(number)", source: "import", idempotencyKey: key)
-        return try await service.execute(name: name, json: body, ctx)
     }
 
     /// Appends one exported event at its stream version; false when it is already stored (a re-run).

@@ -37,13 +37,11 @@ public enum EventCodec {
     /// Every event type name the domain writes.
     public static var eventTypes: [String] { payloadTypes.map { $0.eventType } }
 
-    private static let encoder = JSONWriter.makeEncoder()
-
     /// A new event for `payload`, stamped with its schema version.
     public static func event<P: EventPayload>(_ payload: P, id: UUID, metadata: EventMetadata, occurredAt: Date) throws -> EventData {
         var metadata = metadata
         metadata.schemaVersion = P.schemaVersion == 1 ? nil : P.schemaVersion
-        let data = String(decoding: try encoder.encode(payload), as: UTF8.self)
+        let data = try CanonicalJSON.encode(payload)
         return EventData(id: id, type: P.eventType, data: JSONText(data), metadata: metadata, occurredAt: occurredAt)
     }
 
@@ -66,6 +64,7 @@ public enum EventCodec {
             try upcast(P.eventType, from: version, to: P.schemaVersion, &object, position: position)
             bytes = try JSONSerialization.data(withJSONObject: object)
         }
+        if let payload = try? FastJSONDecoder.decode(P.self, from: bytes) { return payload }
         do {
             return try JSONWriter.makeDecoder().decode(P.self, from: bytes)
         } catch {

@@ -25,6 +25,13 @@ public protocol DomainCommand: Codable, Sendable {
     /// Adds every field problem to `v`.
     func validate(_ v: inout Validator)
     func run(_ service: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult
+    /// The stream this command creates, when its fields name it: a bulk import checks the streams of many
+    /// commands for existence in one query instead of one read each.
+    var createdStream: String? { get }
+}
+
+extension DomainCommand {
+    public var createdStream: String? { nil }
 }
 
 /// A lifecycle step that names its resource and may say when it happened: `{"id", "occurred_at"}`.
@@ -53,6 +60,12 @@ public final class CoordinationService: Sendable {
         self.runner = CommandRunner(store: store)
     }
 
+    /// A service that stages decided events instead of appending them (bulk import, see `CommandImporter`).
+    init(store: EventStore, staging: StagingBuffer) {
+        self.store = store
+        self.runner = CommandRunner(store: store, staging: staging)
+    }
+
     /// Validates and runs `command`. Throws `DomainError` for anything the domain refuses; nothing is
     /// written then.
     public func execute(_ command: some DomainCommand, _ ctx: CommandContext) async throws -> CommandResult {
@@ -72,7 +85,7 @@ public final class CoordinationService: Sendable {
     /// The current state of one resource as JSON, with its stream version (for `GET` and `ETag`), or nil.
     public func state(kind: String, id: String) async throws -> (state: JSONText, version: Int64)? {
         func load<S: AggregateState>(_ stream: String, _ type: S.Type) async throws -> (JSONText, Int64)? {
-            let (state, version) = try await runner.load(stream, as: S.self)
+            let (state, version) = try await runner.load(stream, as: S.self, fresh: true)
             return version == 0 ? nil : (try CommandRunner.render(state), version)
         }
         guard Validator.isID(id) else { return nil }
@@ -94,7 +107,9 @@ public final class CoordinationService: Sendable {
     /// remembered, and later checks cost no query.
     func requireExists(_ kind: String, _ id: String, stream: String) async throws {
         if knownStreams.withLock({ $0.contains(stream) }) { return }
-        if try await store.version(of: stream) == 0 { throw DomainError.notFound(kind: kind, id: id) }
+        var version = runner.staging?.version(of: stream) ?? 0
+        if version == 0 { version = try await store.version(of: stream) }
+        if version == 0 { throw DomainError.notFound(kind: kind, id: id) }
         knownStreams.withLock { known in
             if known.count > 100_000 { known.removeAll() }
             known.insert(stream)
@@ -180,10 +195,23 @@ public enum CommandCatalog {
             throw DomainError.invalid("body", "is not valid JSON")
         }
         guard let dict = object as? [String: Any] else { throw DomainError.invalid("body", "must be a JSON object") }
-        let unknown = dict.keys.filter { !C.fields.contains($0) }.sorted()
+        return try decode(type, keys: Array(dict.keys), json: json, ignoring: [])
+    }
+
+    /// Decodes `json`, an object with these top-level `keys`, as the command `name`; the `ignoring` fields
+    /// belong to the envelope (an import line's `command` and `idempotency_key`).
+    public static func decode(name: String, keys: [String], json: Data, ignoring: Set<String>) throws -> any DomainCommand {
+        guard let type = byName[name] else { throw DomainError.invalid("command", "unknown command \(name)") }
+        return try decode(type, keys: keys, json: json, ignoring: ignoring)
+    }
+
+    static func decode<C: DomainCommand>(_ type: C.Type, keys: [String], json: Data, ignoring: Set<String>) throws -> C {
+        let unknown = keys.filter { !C.fields.contains($0) && !ignoring.contains($0) }.sorted()
         if !unknown.isEmpty {
             throw DomainError.validation(unknown.map { FieldError($0, "unknown field") })
         }
+        // The fast decoder answers the common case; whenever it is unsure, Foundation's decides (and words the error).
+        if let command = try? FastJSONDecoder.decode(C.self, from: json) { return command }
         do {
             return try JSONWriter.makeDecoder().decode(C.self, from: json)
         } catch let error as DecodingError {

@@ -49,7 +49,7 @@ public struct Validator {
     }
 
     mutating func text(_ value: String, _ field: String, max: Int = Validator.maxName) {
-        if value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { fail(field, "must not be empty") }
+        if value.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { fail(field, "must not be empty") }
         else if value.count > max { fail(field, "must be at most \(max) characters") }
         else if value.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) {
             fail(field, "must not contain control characters")

@@ -82,17 +82,6 @@ public enum SyntheticEvents {
         try await flush()
     }
 
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next(_ n: Int) -> Int {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Int((z ^ (z >> 31)) % UInt64(n))
-        }
-    }
 
 
     /// A response declaration event.
@@ -105,5 +94,19 @@ public enum SyntheticEvents {
     public static func task(_ id: String, response: String) throws -> EventData {
         try EventCodec.event(TaskCreated(task: id, response: response, cluster: "WSH", title: "Task \(id)", priority: "low"),
                              id: UUID(), metadata: EventMetadata(actor: "bench", source: "bench"), occurredAt: Date())
+    }
+}
+
+/// A small deterministic generator (SplitMix64): benchmarks generate the same data on every run.
+public struct SplitMix: Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    /// A number in 0..<n (0 when n < 1).
+    public mutating func next(_ n: Int) -> Int {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int((z ^ (z >> 31)) % UInt64(max(1, n)))
     }
 }

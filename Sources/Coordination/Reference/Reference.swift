@@ -38,6 +38,7 @@ struct ItemState: AggregateState {
 
 /// `POST /v1/warehouses`
 public struct RegisterWarehouse: DomainCommand {
+    public var createdStream: String? { Streams.warehouse(code) }
     public static let name = "warehouse.register"
     public static let fields = ["code", "name", "country", "kind", "pcode", "lat", "lon", "capacity_m3", "occurred_at"]
     public var code: String
@@ -78,6 +79,7 @@ public struct RegisterWarehouse: DomainCommand {
 
 /// `POST /v1/items`
 public struct RegisterItem: DomainCommand {
+    public var createdStream: String? { Streams.item(code) }
     public static let name = "item.register"
     public static let fields = ["code", "name", "unit", "category", "kit", "occurred_at"]
     public var code: String

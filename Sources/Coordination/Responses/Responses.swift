@@ -42,7 +42,7 @@ struct ResponseState: AggregateState {
 extension CoordinationService {
     /// The response exists and is not closed: new deployments, tasks and dispatches may reference it.
     func requireOpenResponse(_ id: String) async throws {
-        let (state, version) = try await runner.load(Streams.response(id), as: ResponseState.self)
+        let (state, version) = try await runner.load(Streams.response(id), as: ResponseState.self, fresh: true)
         guard version > 0 else { throw DomainError.notFound(kind: "response", id: id) }
         if state.status == "closed" { throw DomainError.rule("response \(id) is closed") }
     }
@@ -58,6 +58,7 @@ extension CoordinationService {
 
 /// `POST /v1/responses`
 public struct DeclareResponse: DomainCommand {
+    public var createdStream: String? { id.map(Streams.response) }
     public static let name = "response.declare"
     public static let fields = ["id", "name", "country", "hazard", "glide", "severity", "declared_at", "occurred_at"]
     public var id: String?
@@ -94,7 +95,7 @@ public struct DeclareResponse: DomainCommand {
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id ?? UUID().uuidString.lowercased()
+        let id = self.id ?? UUID().lowercasedString
         let e = ResponseDeclared(response: id, name: name, country: country, hazard: hazard, glide: glide, severity: severity, declaredAt: declaredAt)
         return try await s.create(self, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self,
                                   occurredAt: occurredAt ?? declaredAt) { e }

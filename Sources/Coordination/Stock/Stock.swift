@@ -224,6 +224,7 @@ public struct CountStock: DomainCommand {
 
 /// `POST /v1/stock/transfers`: leaves `from` now and is in transit until received at `to`.
 public struct TransferStock: DomainCommand {
+    public var createdStream: String? { id.map(Streams.transfer) }
     public static let name = "stock.transfer"
     public static let fields = ["id", "from", "to", "item", "quantity", "reference", "transport", "response", "occurred_at"]
     public var id: String?
@@ -256,7 +257,7 @@ public struct TransferStock: DomainCommand {
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id ?? UUID().uuidString.lowercased()
+        let id = self.id ?? UUID().lowercasedString
         let (from, to, item, quantity, reference, transport, response) = (self.from, self.to, self.item, self.quantity, self.reference, self.transport, self.response)
         try await s.requireExists("warehouse", to, stream: Streams.warehouse(to))
         try await s.requireExists("warehouse", from, stream: Streams.warehouse(from))

@@ -79,6 +79,7 @@ struct DeploymentState: AggregateState {
 
 /// `POST /v1/people`: a roster member.
 public struct RegisterPerson: DomainCommand {
+    public var createdStream: String? { Streams.person(id) }
     public static let name = "person.register"
     public static let fields = ["id", "name", "email", "profiles", "home_country", "occurred_at"]
     public var id: String
@@ -144,6 +145,7 @@ public struct AddUnavailability: DomainCommand {
 /// `POST /v1/deployments`: status `requested`. Refused when the person holds an overlapping deployment
 /// or is unavailable; decided on the person's stream, so concurrent requests cannot both pass.
 public struct RequestDeployment: DomainCommand {
+    public var createdStream: String? { id.map(Streams.deployment) }
     public static let name = "deployment.request"
     public static let fields = ["id", "person", "response", "profile", "cluster", "start", "end", "duty_station", "occurred_at"]
     public var id: String?
@@ -175,7 +177,7 @@ public struct RequestDeployment: DomainCommand {
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id ?? UUID().uuidString.lowercased()
+        let id = self.id ?? UUID().lowercasedString
         let (personID, response, profile, cluster, start, end, dutyStation) = (person, self.response, self.profile, self.cluster, self.start, self.end, self.dutyStation)
         try await s.requireOpenResponse(response)
         let runner = s.runner

@@ -58,6 +58,7 @@ struct TaskState: AggregateState {
 
 /// `POST /v1/tasks`
 public struct CreateTask: DomainCommand {
+    public var createdStream: String? { id.map(Streams.task) }
     public static let name = "task.create"
     public static let fields = ["id", "response", "cluster", "title", "description", "priority", "due", "pcode", "lead_org", "assignee", "occurred_at"]
     public var id: String?
@@ -92,7 +93,7 @@ public struct CreateTask: DomainCommand {
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id ?? UUID().uuidString.lowercased()
+        let id = self.id ?? UUID().lowercasedString
         let response = self.response
         let e = TaskCreated(task: id, response: response, cluster: cluster, title: title, description: description, priority: priority,
                             due: due, pcode: pcode, leadOrg: leadOrg, assignee: assignee)

@@ -13,7 +13,83 @@ public enum EventStoreSchema {
     public static let migrations = MigrationSet(component: "events", migrations: [
         Migration(version: 1, name: "event store", sql: v1),
         Migration(version: 2, name: "projection checkpoints", sql: v2),
+        Migration(version: 3, name: "staged bulk append", sql: v3),
     ])
+
+    /// The advisory lock between ordinary appends (shared) and staged bulk appends (exclusive), per schema.
+    /// One lock instead of one per stream: a bulk batch may touch tens of thousands of streams, more than
+    /// PostgreSQL's lock table holds.
+    static let bulkLockKey = "hashtextextended(current_schema() || '.coord_bulk_append', 11)"
+
+    /// Bulk appends (`EventStore.appendStaged`): the caller COPYs the events, already numbered by stream
+    /// version, into the session's temporary `coord_staging` table, then calls this function in the same
+    /// transaction. Same guarantees as `coord_append`: no other append interleaves (the bulk lock), every
+    /// stream's first staged version must follow its stored version, the head row is locked last, and the
+    /// hash chain is computed here. v3 also replaces `coord_append` to take the bulk lock shared. Returns one row: ('ok', NULL, first, last), ('conflict', stream, ...) or
+    /// ('duplicate', event id, ...); nothing is written unless 'ok'.
+    static let v3 = #"""
+    \#(appendFunction(create: "CREATE OR REPLACE FUNCTION", bulkLock: "PERFORM pg_advisory_xact_lock_shared(" + bulkLockKey + ");"))
+
+    CREATE FUNCTION coord_append_staged()
+    RETURNS TABLE (outcome text, detail text, first_position bigint, last_position bigint)
+    LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        bad text; dup uuid; n bigint; lo bigint; hi bigint;
+        head_pos bigint; head_hash bytea; ts timestamptz; h bytea; hashes bytea[]; r record;
+    BEGIN
+        -- Every coord_append holds the bulk lock shared until it commits: once this holds it exclusively, no
+        -- append is between its version checks and its commit, and none starts until this one commits.
+        PERFORM pg_advisory_xact_lock(\#(bulkLockKey));
+
+        SELECT count(*), min(s.ord), max(s.ord) INTO n, lo, hi FROM coord_staging s;
+        IF n = 0 OR lo <> 1 OR hi <> n THEN
+            RAISE EXCEPTION 'coord_staging must number its rows 1..n' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+
+        SELECT g.stream INTO bad
+        FROM (SELECT s.stream, min(s.version) AS v0, max(s.version) AS v1, count(*) AS c
+              FROM coord_staging s GROUP BY s.stream) AS g
+        LEFT JOIN streams t ON t.stream = g.stream
+        WHERE g.v0 - 1 <> coalesce(t.version, 0) OR g.v1 - g.v0 + 1 <> g.c
+        LIMIT 1;
+        IF bad IS NOT NULL THEN
+            RETURN QUERY SELECT 'conflict'::text, bad, NULL::bigint, NULL::bigint;
+            RETURN;
+        END IF;
+
+        SELECT e.id INTO dup FROM coord_staging s JOIN events e ON e.id = s.id LIMIT 1;
+        IF dup IS NOT NULL THEN
+            RETURN QUERY SELECT 'duplicate'::text, dup::text, NULL::bigint, NULL::bigint;
+            RETURN;
+        END IF;
+
+        SELECT eh.position, eh.hash INTO head_pos, head_hash FROM event_head eh FOR UPDATE;
+        ts := clock_timestamp();
+        h := head_hash;
+        hashes := array_fill(NULL::bytea, ARRAY[n::int]);
+        FOR r IN SELECT * FROM coord_staging s ORDER BY s.ord LOOP
+            h := coord_event_hash(h, head_pos + r.ord, r.stream, r.version, r.id, r.type, r.data, r.metadata,
+                                  r.occurred_at, ts);
+            hashes[r.ord] := h;
+        END LOOP;
+
+        INSERT INTO events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
+        SELECT head_pos + s.ord, s.stream, s.version, s.id, s.type, s.data, s.metadata, s.occurred_at, ts, x.hash
+        FROM coord_staging s JOIN unnest(hashes) WITH ORDINALITY AS x(hash, o) ON x.o = s.ord;
+        UPDATE event_head SET position = head_pos + n, hash = h;
+
+        INSERT INTO streams AS t (stream, version, first_position, last_position, updated_at)
+        SELECT s.stream, max(s.version), head_pos + min(s.ord), head_pos + max(s.ord), ts
+        FROM coord_staging s GROUP BY s.stream
+        ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE
+            SET version = excluded.version, last_position = excluded.last_position, updated_at = excluded.updated_at;
+
+        PERFORM pg_notify('coord_events', (head_pos + n)::text);
+        RETURN QUERY SELECT 'ok'::text, NULL::text, head_pos + 1, head_pos + n;
+    END
+    $fn$;
+    """#
 
     /// One row per projection: its checkpoint moves in the same transaction as its read-model writes.
     static let v2 = """
@@ -28,6 +104,161 @@ public enum EventStoreSchema {
         rebuilt_at      timestamptz
     );
     """
+
+
+    /// `coord_append`, as v1 created it and as v3 replaces it (v3 adds the shared bulk lock, see `bulkLockKey`).
+    static func appendFunction(create: String, bulkLock: String) -> String {
+        #"""
+        \#(create) coord_append(batch jsonb)
+        RETURNS TABLE (req int, stream text, outcome text, version bigint, first_position bigint, last_position bigint)
+        LANGUAGE plpgsql AS $fn$
+        #variable_conflict use_column
+        DECLARE
+            r jsonb; s jsonb;
+            ri int := 0;
+            si int;
+            cur jsonb := '{}';            -- stream -> current version, including this batch's accepted requests
+            existing uuid[];
+            staged_ids uuid[] := '{}';
+            ids uuid[];
+            n_stored int; n_same int; n_ev int;
+            ok boolean;
+            v bigint; expected text;
+            staged int := 0;              -- events accepted so far; their positions are relative until the head is locked
+            -- accepted (request, stream) chunks, in order
+            acc_req int[] := '{}'; acc_sidx int[] := '{}'; acc_stream text[] := '{}'; acc_base bigint[] := '{}';
+            -- staged events, built set-based once the requests are decided
+            st_stream text[]; st_version bigint[]; st_id uuid[]; st_type text[]; st_data jsonb[]; st_meta jsonb[]; st_occ timestamptz[];
+            hashes bytea[];
+            -- per-request results
+            res_req int[] := '{}'; res_stream text[] := '{}'; res_outcome text[] := '{}'; res_version bigint[] := '{}';
+            res_first bigint[] := '{}'; res_last bigint[] := '{}';
+            head_pos bigint; head_hash bytea; ts timestamptz; h bytea; i int; n int;
+            pos_base bigint;
+        BEGIN
+            \#(bulkLock)
+            -- 1. Serialise writers per stream, in a global order so that two batches never deadlock.
+            PERFORM pg_advisory_xact_lock(k)
+            FROM (SELECT DISTINCT hashtextextended(x #>> '{}', 7) AS k
+                  FROM jsonb_path_query(batch, '$[*].streams[*].stream') AS x ORDER BY 1) AS keys;
+
+            SELECT coalesce(jsonb_object_agg(t.stream, t.version), '{}') INTO cur
+            FROM streams t
+            WHERE t.stream IN (SELECT x #>> '{}' FROM jsonb_path_query(batch, '$[*].streams[*].stream') AS x);
+
+            SELECT coalesce(array_agg(ev.id), '{}') INTO existing
+            FROM events ev
+            WHERE ev.id IN (SELECT (x #>> '{}')::uuid FROM jsonb_path_query(batch, '$[*].streams[*].events[*].id') AS x);
+
+            -- 2. Decide each request in order against the versions the requests before it left.
+            FOR r IN SELECT value FROM jsonb_array_elements(batch) LOOP
+                ri := ri + 1;
+                SELECT array_agg((x #>> '{}')::uuid) INTO ids FROM jsonb_path_query(r, '$.streams[*].events[*].id') AS x;
+                ids := coalesce(ids, '{}');
+
+                IF ids && staged_ids THEN
+                    res_req := res_req || ri; res_stream := res_stream || NULL::text; res_outcome := res_outcome || 'retry'::text;
+                    res_version := res_version || NULL::bigint; res_first := res_first || NULL::bigint; res_last := res_last || NULL::bigint;
+                    CONTINUE;
+                END IF;
+
+                IF ids && existing THEN
+                    SELECT count(*), count(*) FILTER (WHERE ev.stream = q.stream AND ev.type = q.type AND ev.data = q.data)
+                    INTO n_stored, n_same
+                    FROM (SELECT (ss->>'stream') AS stream, (ee->>'id')::uuid AS id, ee->>'type' AS type, ee->'data' AS data
+                          FROM jsonb_array_elements(r->'streams') ss, jsonb_array_elements(ss->'events') ee) q
+                    JOIN events ev ON ev.id = q.id;
+                    IF n_same = cardinality(ids) AND n_stored = cardinality(ids) THEN
+                        FOR s IN SELECT value FROM jsonb_array_elements(r->'streams') LOOP
+                            res_req := res_req || ri; res_stream := res_stream || (s->>'stream'); res_outcome := res_outcome || 'duplicate'::text;
+                            SELECT max(ev.version), min(ev.position), max(ev.position) INTO v, pos_base, head_pos
+                            FROM events ev WHERE ev.id IN (SELECT (x->>'id')::uuid FROM jsonb_array_elements(s->'events') x);
+                            res_version := res_version || v; res_first := res_first || pos_base; res_last := res_last || head_pos;
+                        END LOOP;
+                    ELSE
+                        res_req := res_req || ri; res_stream := res_stream || NULL::text; res_outcome := res_outcome || 'mismatch'::text;
+                        res_version := res_version || NULL::bigint; res_first := res_first || NULL::bigint; res_last := res_last || NULL::bigint;
+                    END IF;
+                    CONTINUE;
+                END IF;
+
+                ok := true;
+                FOR s IN SELECT value FROM jsonb_array_elements(r->'streams') LOOP
+                    v := coalesce((cur->>(s->>'stream'))::bigint, 0);
+                    expected := s->>'expected';
+                    IF (expected = 'no_stream' AND v <> 0)
+                       OR (expected = 'exists' AND v = 0)
+                       OR (expected NOT IN ('any', 'no_stream', 'exists') AND v <> expected::bigint) THEN
+                        ok := false;
+                        res_req := res_req || ri; res_stream := res_stream || (s->>'stream'); res_outcome := res_outcome || 'conflict'::text;
+                        res_version := res_version || v; res_first := res_first || NULL::bigint; res_last := res_last || NULL::bigint;
+                    END IF;
+                END LOOP;
+                CONTINUE WHEN NOT ok;
+
+                si := 0;
+                FOR s IN SELECT value FROM jsonb_array_elements(r->'streams') LOOP
+                    si := si + 1;
+                    v := coalesce((cur->>(s->>'stream'))::bigint, 0);
+                    n_ev := jsonb_array_length(s->'events');
+                    CONTINUE WHEN n_ev = 0;
+                    acc_req := acc_req || ri; acc_sidx := acc_sidx || si; acc_stream := acc_stream || (s->>'stream'); acc_base := acc_base || v;
+                    cur := jsonb_set(cur, ARRAY[s->>'stream'], to_jsonb(v + n_ev));
+                    res_req := res_req || ri; res_stream := res_stream || (s->>'stream'); res_outcome := res_outcome || 'ok'::text;
+                    res_version := res_version || (v + n_ev);
+                    res_first := res_first || (staged + 1)::bigint; res_last := res_last || (staged + n_ev)::bigint;
+                    staged := staged + n_ev;
+                END LOOP;
+                staged_ids := staged_ids || ids;
+            END LOOP;
+
+            IF staged > 0 THEN
+                -- The accepted events, in order, with their stream versions: one set-based statement.
+                SELECT array_agg(a.stream ORDER BY a.ord, e.n), array_agg(a.base + e.n ORDER BY a.ord, e.n),
+                       array_agg((e.ev->>'id')::uuid ORDER BY a.ord, e.n), array_agg(e.ev->>'type' ORDER BY a.ord, e.n),
+                       array_agg(e.ev->'data' ORDER BY a.ord, e.n), array_agg(e.ev->'metadata' ORDER BY a.ord, e.n),
+                       array_agg((e.ev->>'occurred_at')::timestamptz ORDER BY a.ord, e.n)
+                INTO st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ
+                FROM unnest(acc_req, acc_sidx, acc_stream, acc_base) WITH ORDINALITY AS a(rq, sidx, stream, base, ord),
+                     jsonb_array_elements(batch->(a.rq - 1)->'streams'->(a.sidx - 1)->'events') WITH ORDINALITY AS e(ev, n);
+                n := cardinality(st_id);
+
+                -- 3. Last: take the head row lock (held until COMMIT), number the events and chain their hashes.
+                SELECT eh.position, eh.hash INTO head_pos, head_hash FROM event_head eh FOR UPDATE;
+                pos_base := head_pos;
+                ts := clock_timestamp();
+                h := head_hash;
+                hashes := array_fill(NULL::bytea, ARRAY[n]);
+                FOR i IN 1..n LOOP
+                    h := coord_event_hash(h, pos_base + i, st_stream[i], st_version[i], st_id[i], st_type[i],
+                                          st_data[i], st_meta[i], st_occ[i], ts);
+                    hashes[i] := h;
+                END LOOP;
+                INSERT INTO events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
+                SELECT pos_base + o, u.stream, u.version, u.id, u.type, u.data, u.meta, u.occ, ts, u.hash
+                FROM unnest(st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ, hashes)
+                     WITH ORDINALITY AS u(stream, version, id, type, data, meta, occ, hash, o);
+                UPDATE event_head SET position = pos_base + n, hash = h;
+
+                INSERT INTO streams AS t (stream, version, first_position, last_position, updated_at)
+                SELECT u.stream, max(u.version), min(pos_base + u.o), max(pos_base + u.o), ts
+                FROM unnest(st_stream, st_version) WITH ORDINALITY AS u(stream, version, o)
+                GROUP BY u.stream
+                ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE
+                    SET version = excluded.version, last_position = excluded.last_position, updated_at = excluded.updated_at;
+
+                PERFORM pg_notify('coord_events', (pos_base + n)::text);
+            END IF;
+
+            -- Positions of appended requests were relative to the batch; make them global.
+            RETURN QUERY SELECT u.rq, u.st, u.oc, u.ver,
+                                CASE WHEN u.oc = 'ok' THEN pos_base + u.f ELSE u.f END,
+                                CASE WHEN u.oc = 'ok' THEN pos_base + u.l ELSE u.l END
+                         FROM unnest(res_req, res_stream, res_outcome, res_version, res_first, res_last) AS u(rq, st, oc, ver, f, l);
+        END
+        $fn$;
+        """#
+    }
 
     static let v1 = #"""
     CREATE TABLE events (
@@ -122,154 +353,7 @@ public enum EventStoreSchema {
     --           'conflict'  expected version not met; version = the stream's actual version
     --           'mismatch'  an event id is stored with different content, or only some ids are stored
     --           'retry'     an event id repeats one earlier in this batch: submit it again alone
-    CREATE FUNCTION coord_append(batch jsonb)
-    RETURNS TABLE (req int, stream text, outcome text, version bigint, first_position bigint, last_position bigint)
-    LANGUAGE plpgsql AS $fn$
-    #variable_conflict use_column
-    DECLARE
-        r jsonb; s jsonb;
-        ri int := 0;
-        si int;
-        cur jsonb := '{}';            -- stream -> current version, including this batch's accepted requests
-        existing uuid[];
-        staged_ids uuid[] := '{}';
-        ids uuid[];
-        n_stored int; n_same int; n_ev int;
-        ok boolean;
-        v bigint; expected text;
-        staged int := 0;              -- events accepted so far; their positions are relative until the head is locked
-        -- accepted (request, stream) chunks, in order
-        acc_req int[] := '{}'; acc_sidx int[] := '{}'; acc_stream text[] := '{}'; acc_base bigint[] := '{}';
-        -- staged events, built set-based once the requests are decided
-        st_stream text[]; st_version bigint[]; st_id uuid[]; st_type text[]; st_data jsonb[]; st_meta jsonb[]; st_occ timestamptz[];
-        hashes bytea[];
-        -- per-request results
-        res_req int[] := '{}'; res_stream text[] := '{}'; res_outcome text[] := '{}'; res_version bigint[] := '{}';
-        res_first bigint[] := '{}'; res_last bigint[] := '{}';
-        head_pos bigint; head_hash bytea; ts timestamptz; h bytea; i int; n int;
-        pos_base bigint;
-    BEGIN
-        -- 1. Serialise writers per stream, in a global order so that two batches never deadlock.
-        PERFORM pg_advisory_xact_lock(k)
-        FROM (SELECT DISTINCT hashtextextended(x #>> '{}', 7) AS k
-              FROM jsonb_path_query(batch, '$[*].streams[*].stream') AS x ORDER BY 1) AS keys;
-
-        SELECT coalesce(jsonb_object_agg(t.stream, t.version), '{}') INTO cur
-        FROM streams t
-        WHERE t.stream IN (SELECT x #>> '{}' FROM jsonb_path_query(batch, '$[*].streams[*].stream') AS x);
-
-        SELECT coalesce(array_agg(ev.id), '{}') INTO existing
-        FROM events ev
-        WHERE ev.id IN (SELECT (x #>> '{}')::uuid FROM jsonb_path_query(batch, '$[*].streams[*].events[*].id') AS x);
-
-        -- 2. Decide each request in order against the versions the requests before it left.
-        FOR r IN SELECT value FROM jsonb_array_elements(batch) LOOP
-            ri := ri + 1;
-            SELECT array_agg((x #>> '{}')::uuid) INTO ids FROM jsonb_path_query(r, '$.streams[*].events[*].id') AS x;
-            ids := coalesce(ids, '{}');
-
-            IF ids && staged_ids THEN
-                res_req := res_req || ri; res_stream := res_stream || NULL::text; res_outcome := res_outcome || 'retry'::text;
-                res_version := res_version || NULL::bigint; res_first := res_first || NULL::bigint; res_last := res_last || NULL::bigint;
-                CONTINUE;
-            END IF;
-
-            IF ids && existing THEN
-                SELECT count(*), count(*) FILTER (WHERE ev.stream = q.stream AND ev.type = q.type AND ev.data = q.data)
-                INTO n_stored, n_same
-                FROM (SELECT (ss->>'stream') AS stream, (ee->>'id')::uuid AS id, ee->>'type' AS type, ee->'data' AS data
-                      FROM jsonb_array_elements(r->'streams') ss, jsonb_array_elements(ss->'events') ee) q
-                JOIN events ev ON ev.id = q.id;
-                IF n_same = cardinality(ids) AND n_stored = cardinality(ids) THEN
-                    FOR s IN SELECT value FROM jsonb_array_elements(r->'streams') LOOP
-                        res_req := res_req || ri; res_stream := res_stream || (s->>'stream'); res_outcome := res_outcome || 'duplicate'::text;
-                        SELECT max(ev.version), min(ev.position), max(ev.position) INTO v, pos_base, head_pos
-                        FROM events ev WHERE ev.id IN (SELECT (x->>'id')::uuid FROM jsonb_array_elements(s->'events') x);
-                        res_version := res_version || v; res_first := res_first || pos_base; res_last := res_last || head_pos;
-                    END LOOP;
-                ELSE
-                    res_req := res_req || ri; res_stream := res_stream || NULL::text; res_outcome := res_outcome || 'mismatch'::text;
-                    res_version := res_version || NULL::bigint; res_first := res_first || NULL::bigint; res_last := res_last || NULL::bigint;
-                END IF;
-                CONTINUE;
-            END IF;
-
-            ok := true;
-            FOR s IN SELECT value FROM jsonb_array_elements(r->'streams') LOOP
-                v := coalesce((cur->>(s->>'stream'))::bigint, 0);
-                expected := s->>'expected';
-                IF (expected = 'no_stream' AND v <> 0)
-                   OR (expected = 'exists' AND v = 0)
-                   OR (expected NOT IN ('any', 'no_stream', 'exists') AND v <> expected::bigint) THEN
-                    ok := false;
-                    res_req := res_req || ri; res_stream := res_stream || (s->>'stream'); res_outcome := res_outcome || 'conflict'::text;
-                    res_version := res_version || v; res_first := res_first || NULL::bigint; res_last := res_last || NULL::bigint;
-                END IF;
-            END LOOP;
-            CONTINUE WHEN NOT ok;
-
-            si := 0;
-            FOR s IN SELECT value FROM jsonb_array_elements(r->'streams') LOOP
-                si := si + 1;
-                v := coalesce((cur->>(s->>'stream'))::bigint, 0);
-                n_ev := jsonb_array_length(s->'events');
-                CONTINUE WHEN n_ev = 0;
-                acc_req := acc_req || ri; acc_sidx := acc_sidx || si; acc_stream := acc_stream || (s->>'stream'); acc_base := acc_base || v;
-                cur := jsonb_set(cur, ARRAY[s->>'stream'], to_jsonb(v + n_ev));
-                res_req := res_req || ri; res_stream := res_stream || (s->>'stream'); res_outcome := res_outcome || 'ok'::text;
-                res_version := res_version || (v + n_ev);
-                res_first := res_first || (staged + 1)::bigint; res_last := res_last || (staged + n_ev)::bigint;
-                staged := staged + n_ev;
-            END LOOP;
-            staged_ids := staged_ids || ids;
-        END LOOP;
-
-        IF staged > 0 THEN
-            -- The accepted events, in order, with their stream versions: one set-based statement.
-            SELECT array_agg(a.stream ORDER BY a.ord, e.n), array_agg(a.base + e.n ORDER BY a.ord, e.n),
-                   array_agg((e.ev->>'id')::uuid ORDER BY a.ord, e.n), array_agg(e.ev->>'type' ORDER BY a.ord, e.n),
-                   array_agg(e.ev->'data' ORDER BY a.ord, e.n), array_agg(e.ev->'metadata' ORDER BY a.ord, e.n),
-                   array_agg((e.ev->>'occurred_at')::timestamptz ORDER BY a.ord, e.n)
-            INTO st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ
-            FROM unnest(acc_req, acc_sidx, acc_stream, acc_base) WITH ORDINALITY AS a(rq, sidx, stream, base, ord),
-                 jsonb_array_elements(batch->(a.rq - 1)->'streams'->(a.sidx - 1)->'events') WITH ORDINALITY AS e(ev, n);
-            n := cardinality(st_id);
-
-            -- 3. Last: take the head row lock (held until COMMIT), number the events and chain their hashes.
-            SELECT eh.position, eh.hash INTO head_pos, head_hash FROM event_head eh FOR UPDATE;
-            pos_base := head_pos;
-            ts := clock_timestamp();
-            h := head_hash;
-            hashes := array_fill(NULL::bytea, ARRAY[n]);
-            FOR i IN 1..n LOOP
-                h := coord_event_hash(h, pos_base + i, st_stream[i], st_version[i], st_id[i], st_type[i],
-                                      st_data[i], st_meta[i], st_occ[i], ts);
-                hashes[i] := h;
-            END LOOP;
-            INSERT INTO events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
-            SELECT pos_base + o, u.stream, u.version, u.id, u.type, u.data, u.meta, u.occ, ts, u.hash
-            FROM unnest(st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ, hashes)
-                 WITH ORDINALITY AS u(stream, version, id, type, data, meta, occ, hash, o);
-            UPDATE event_head SET position = pos_base + n, hash = h;
-
-            INSERT INTO streams AS t (stream, version, first_position, last_position, updated_at)
-            SELECT u.stream, max(u.version), min(pos_base + u.o), max(pos_base + u.o), ts
-            FROM unnest(st_stream, st_version) WITH ORDINALITY AS u(stream, version, o)
-            GROUP BY u.stream
-            ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE
-                SET version = excluded.version, last_position = excluded.last_position, updated_at = excluded.updated_at;
-
-            PERFORM pg_notify('coord_events', (pos_base + n)::text);
-        END IF;
-
-        -- Positions of appended requests were relative to the batch; make them global.
-        RETURN QUERY SELECT u.rq, u.st, u.oc, u.ver,
-                            CASE WHEN u.oc = 'ok' THEN pos_base + u.f ELSE u.f END,
-                            CASE WHEN u.oc = 'ok' THEN pos_base + u.l ELSE u.l END
-                     FROM unnest(res_req, res_stream, res_outcome, res_version, res_first, res_last) AS u(rq, st, oc, ver, f, l);
-    END
-    $fn$;
-
+    \#(appendFunction(create: "CREATE FUNCTION", bulkLock: ""))
     -- Recomputes the hash chain, position contiguity and per-stream version contiguity for positions
     -- [p_from, p_from + p_limit). Returns the number checked, the last position checked, and the first
     -- broken position with the reason (NULL when the range is sound).

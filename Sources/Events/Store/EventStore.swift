@@ -101,21 +101,10 @@ public final class EventStore: Sendable {
             if si > 0 { json += "," }
             json += "{\"stream\":" + JSONWriter.quote(s.stream) + ",\"expected\":\"" + s.expected.wire + "\",\"events\":["
             for (ei, e) in s.events.enumerated() {
-                guard isValidType(e.type) else {
-                    throw EventStoreError.invalidInput(field: "type", reason: "must match [A-Za-z][A-Za-z0-9._-]{0,127}")
-                }
-                guard e.data.text.utf8.count <= maxEventDataBytes else {
-                    throw EventStoreError.invalidInput(field: "data", reason: "larger than \(maxEventDataBytes) bytes")
-                }
-                if let problem = JSONWriter.problemWithObject(e.data.text) {
-                    throw EventStoreError.invalidInput(field: "data", reason: problem)
-                }
-                guard ids.insert(e.id).inserted else {
-                    throw EventStoreError.invalidInput(field: "id", reason: "an event id appears twice in one append")
-                }
+                try check(e, ids: &ids)
                 if ei > 0 { json += "," }
-                json += "{\"id\":\"" + e.id.uuidString.lowercased() + "\",\"type\":" + JSONWriter.quote(e.type)
-                json += ",\"data\":" + e.data.text + ",\"metadata\":" + e.metadata.json
+                json += "{\"id\":\"" + e.id.lowercasedString + "\",\"type\":" + JSONWriter.quote(e.type)
+                json += ",\"data\":" + e.data.text + ",\"metadata\":" + e.metadataJSON
                 json += ",\"occurred_at\":\"" + Timestamp.format(e.occurredAt) + "\"}"
                 count += 1
             }
@@ -129,6 +118,23 @@ public final class EventStore: Sendable {
             throw EventStoreError.invalidInput(field: "data", reason: "contains a NUL character")
         }
         return (json, count)
+    }
+
+    /// Refuses an event the store cannot hold: a bad type name, data that is not a JSON object or too large,
+    /// an id already used in the same append.
+    static func check(_ e: EventData, ids: inout Set<UUID>, parse: Bool = true) throws {
+        guard isValidType(e.type) else {
+            throw EventStoreError.invalidInput(field: "type", reason: "must match [A-Za-z][A-Za-z0-9._-]{0,127}")
+        }
+        guard e.data.text.utf8.count <= maxEventDataBytes else {
+            throw EventStoreError.invalidInput(field: "data", reason: "larger than \(maxEventDataBytes) bytes")
+        }
+        if let problem = parse ? JSONWriter.problemWithObject(e.data.text) : JSONWriter.problemWithObjectShape(e.data.text) {
+            throw EventStoreError.invalidInput(field: "data", reason: problem)
+        }
+        guard ids.insert(e.id).inserted else {
+            throw EventStoreError.invalidInput(field: "id", reason: "an event id appears twice in one append")
+        }
     }
 
     // MARK: Read

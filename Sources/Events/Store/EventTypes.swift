@@ -71,7 +71,9 @@ public struct EventData: Sendable, Equatable {
     public var type: String
     /// A JSON object.
     public var data: JSONText
-    public var metadata: EventMetadata
+    public var metadata: EventMetadata { didSet { metadataJSON = metadata.json } }
+    /// `metadata` as stored, rendered once.
+    public private(set) var metadataJSON: String
     /// When it happened in the field; the store adds when it was recorded.
     public var occurredAt: Date
 
@@ -80,6 +82,7 @@ public struct EventData: Sendable, Equatable {
         self.type = type
         self.data = data
         self.metadata = metadata
+        self.metadataJSON = metadata.json
         self.occurredAt = occurredAt
     }
 
@@ -177,7 +180,7 @@ public struct RecordedEvent: Sendable, Equatable {
     /// The event as a JSON object (the API's and the export's shape); `hash` is included when asked.
     public func json(includingHash: Bool = false) -> String {
         var out = "{\"position\":\(position),\"stream\":" + JSONWriter.quote(stream) + ",\"version\":\(version)"
-        out += ",\"id\":\"\(id.uuidString.lowercased())\",\"type\":" + JSONWriter.quote(type)
+        out += ",\"id\":\"\(id.lowercasedString)\",\"type\":" + JSONWriter.quote(type)
         out += ",\"data\":\(data.text),\"metadata\":\(metadata.text)"
         out += ",\"occurred_at\":\"\(Timestamp.format(occurredAt))\",\"recorded_at\":\"\(Timestamp.format(recordedAt))\""
         if includingHash { out += ",\"hash\":\"\(hash)\"" }
@@ -209,7 +212,7 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
         case let .wrongExpectedVersion(stream, expected, actual):
             return "stream \(stream) is at version \(actual), expected \(expected)"
         case let .idempotencyMismatch(id):
-            return "event \(id.uuidString.lowercased()) was already appended with different content"
+            return "event \(id.lowercasedString) was already appended with different content"
         case let .invalidInput(field, reason):
             return "\(field): \(reason)"
         case let .unavailable(reason):

@@ -4,6 +4,8 @@ import Foundation
 public enum JSONWriter {
     /// A JSON string literal for `s`, escaping quotes, backslashes and control characters.
     public static func quote(_ s: String) -> String {
+        // Most strings (codes, ids, keys) need no escaping: one scan of the bytes, one concatenation.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) { return "\"" + s + "\"" }
         var out = "\""
         out.reserveCapacity(s.utf8.count + 2)
         for scalar in s.unicodeScalars {
@@ -13,6 +15,8 @@ public enum JSONWriter {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{8}": out += "\\b"
+            case "\u{c}": out += "\\f"
             default:
                 if scalar.value < 0x20 {
                     let hex = String(scalar.value, radix: 16)
@@ -52,8 +56,9 @@ public enum JSONWriter {
         return decoder
     }
 
+    /// The text `makeEncoder()` would produce, by the faster `CanonicalJSON`.
     public static func encode<T: Encodable>(_ value: T) throws -> String {
-        String(decoding: try makeEncoder().encode(value), as: UTF8.self)
+        try CanonicalJSON.encode(value)
     }
 
     /// Why `text` cannot be stored as a jsonb object, or nil when it can. PostgreSQL's jsonb refuses
@@ -64,7 +69,39 @@ public enum JSONWriter {
             return "is not valid JSON"
         }
         guard object is [String: Any] else { return "must be a JSON object" }
-        if text.contains("\\u0000") { return "contains a NUL character" }
+        if containsNULEscape(text) { return "contains a NUL character" }
+        return nil
+    }
+
+    /// True when `text` holds the escape `\u0000` (PostgreSQL's jsonb refuses it). Counts the backslashes
+    /// before it, so an escaped backslash followed by `u0000` is not taken for one.
+    static func containsNULEscape(_ text: String) -> Bool {
+        var escaped = false
+        var pending = 0  // characters of "u0000" matched after an escaping backslash
+        let target: [UInt8] = [117, 48, 48, 48, 48]
+        for b in text.utf8 {
+            if pending > 0 {
+                if b == target[5 - pending] { pending -= 1; if pending == 0 { return true }; continue }
+                pending = 0
+            }
+            if escaped {
+                escaped = false
+                if b == 117 { pending = 4 }
+            } else if b == 92 {
+                escaped = true
+            }
+        }
+        return false
+    }
+
+    /// The cheap part of `problemWithObject`, without parsing: braces around the text, no NUL escape. For
+    /// text the caller produced itself and PostgreSQL parses anyway (staged appends).
+    public static func problemWithObjectShape(_ text: String) -> String? {
+        let bytes = text.utf8
+        let first = bytes.first { $0 != 0x20 && $0 != 0x0a && $0 != 0x0d && $0 != 0x09 }
+        let last = bytes.last { $0 != 0x20 && $0 != 0x0a && $0 != 0x0d && $0 != 0x09 }
+        guard first == UInt8(ascii: "{"), last == UInt8(ascii: "}") else { return "must be a JSON object" }
+        if containsNULEscape(text) { return "contains a NUL character" }
         return nil
     }
 }

@@ -1,0 +1,374 @@
+import Events
+import Foundation
+
+/// What an import did.
+public struct ImportReport: Sendable {
+    /// Lines whose command was written.
+    public var imported = 0
+    /// Lines whose command was already in the log (a re-run, or a repeated idempotency key).
+    public var alreadyPresent = 0
+    /// Lines refused, with their number (1-based) and the reason. Nothing of these lines was written.
+    public var failures: [(line: Int, reason: String)] = []
+    /// Events written in staged batches (lines retried alone are not counted here).
+    public var events = 0
+    /// Transactions that wrote staged batches.
+    public var batches = 0
+    /// Lines decided again one at a time because another writer changed a stream under a staged batch.
+    public var linesRetriedAlone = 0
+    /// Seconds spent waiting for PostgreSQL to finish writing a batch (the rest is parsing and deciding).
+    public var secondsWaitingForWrites = 0.0
+    /// True when the import stopped at a refused line (without `keepGoing`).
+    public var stopped = false
+
+    public init() {}
+}
+
+/// Imports NDJSON commands fast: each command is decided by the same handlers as the API, against states
+/// kept in memory, and its events are staged; batches of up to `maxBatchEvents` events are written by
+/// `EventStore.appendStaged` (one COPY and one transaction), while the next batch is being decided.
+///
+/// Every guarantee of the one-command path holds: a batch is written only if no stream changed since its
+/// commands were decided (otherwise its lines are decided again one at a time, with fresh reads); every
+/// line has an idempotency key (its own or one derived from its number and content), so a re-run writes
+/// nothing; a refused line writes nothing.
+public final class CommandImporter: Sendable {
+    let store: EventStore
+    let actor: String
+    let maxBatchEvents: Int
+    /// Lines parsed and checked against the log at a time.
+    let chunkLines: Int
+
+    public init(store: EventStore, actor: String, maxBatchEvents: Int = 10_000, chunkLines: Int = 5_000) {
+        self.store = store
+        self.actor = actor
+        self.chunkLines = max(1, chunkLines)
+        self.maxBatchEvents = max(1, min(maxBatchEvents, EventStore.maxEventsPerStagedAppend / 2))
+    }
+
+    /// One parsed line.
+    struct Line: Sendable {
+        let index: Int
+        let name: String
+        let key: String
+        let command: any DomainCommand
+        var number: Int { index + 1 }
+    }
+
+    /// The idempotency key of a line without its own: its number and a digest of its text.
+    public static func derivedKey(line text: String, number: Int) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return "import:\(number):" + String(h, radix: 16)
+    }
+
+    /// Parses one line: `{"command": NAME, "idempotency_key"?: KEY, ...the command's fields}`.
+    static func parse(_ text: String, index: Int) throws -> Line {
+        let data = Data(text.utf8)
+        let envelope: Envelope
+        if let scanned = Envelope(scanning: data) {
+            envelope = scanned
+        } else {
+            // Escapes in keys or in the envelope's values, or not JSON at all: the full parser decides.
+            guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw DomainError.invalid("line", "is not a JSON object")
+            }
+            envelope = Envelope(keys: Array(object.keys), command: object["command"], key: object["idempotency_key"])
+        }
+        guard let name = envelope.command else { throw DomainError.invalid("command", "is required") }
+        let key: String
+        switch envelope.key {
+        case .absent: key = derivedKey(line: text, number: index + 1)
+        case .text(let k): key = k
+        case .other: throw DomainError.invalid("idempotency_key", "must be a string")
+        }
+        let command = try CommandCatalog.decode(name: name, keys: envelope.keys, json: data, ignoring: ["command", "idempotency_key"])
+        return Line(index: index, name: name, key: key, command: command)
+    }
+
+    /// An import line's top-level keys and its `command` and `idempotency_key` values.
+    struct Envelope {
+        enum Key { case absent, text(String), other }
+        var keys: [String] = []
+        var command: String?
+        var key = Key.absent
+
+        init(keys: [String], command: Any?, key: Any?) {
+            self.keys = keys
+            self.command = command as? String
+            switch key {
+            case nil: self.key = .absent
+            case let k as String: self.key = .text(k)
+            default: self.key = .other
+            }
+        }
+
+        /// Scans the top level of a JSON object without building it (the command decoder parses the rest).
+        /// Nil when the text is not a well-formed top-level object or uses escapes where this scan needs
+        /// plain text (keys, the two envelope values): the caller then uses the full parser.
+        init?(scanning data: Data) {
+            let found: Envelope? = data.withUnsafeBytes { raw -> Envelope? in
+                let b = raw.bindMemory(to: UInt8.self)
+                var i = 0
+                func skipSpace() { while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0a || b[i] == 0x0d { i += 1 } }
+                /// A string without escapes, at `i` (on its opening quote); nil when it has escapes.
+                func plainString() -> String? {
+                    guard i < b.count, b[i] == 0x22 else { return nil }
+                    let start = i + 1
+                    var j = start
+                    while j < b.count, b[j] != 0x22 {
+                        if b[j] == 0x5c || b[j] < 0x20 { return nil }
+                        j += 1
+                    }
+                    guard j < b.count else { return nil }
+                    i = j + 1
+                    return String(decoding: UnsafeBufferPointer(rebasing: b[start..<j]), as: UTF8.self)
+                }
+                /// Skips any value; strings may hold escapes here.
+                func skipValue() -> Bool {
+                    var depth = 0
+                    repeat {
+                        skipSpace()
+                        guard i < b.count else { return false }
+                        switch b[i] {
+                        case 0x22:
+                            i += 1
+                            while i < b.count, b[i] != 0x22 { i += b[i] == 0x5c ? 2 : 1 }
+                            guard i < b.count else { return false }
+                            i += 1
+                        case 0x7b, 0x5b: depth += 1; i += 1
+                        case 0x7d, 0x5d: depth -= 1; i += 1; if depth < 0 { return false }
+                        case 0x2c, 0x3a: guard depth > 0 else { return false }; i += 1
+                        default:
+                            let start = i
+                            while i < b.count, !(b[i] == 0x2c || b[i] == 0x7d || b[i] == 0x5d || b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 || b[i] == 0x3a) { i += 1 }
+                            if i == start { return false }
+                        }
+                    } while depth > 0
+                    return true
+                }
+                var e = Envelope(keys: [], command: nil, key: nil)
+                skipSpace()
+                guard i < b.count, b[i] == 0x7b else { return nil }
+                i += 1
+                skipSpace()
+                if i < b.count, b[i] == 0x7d { i += 1 } else {
+                    while true {
+                        skipSpace()
+                        guard let name = plainString() else { return nil }
+                        skipSpace()
+                        guard i < b.count, b[i] == 0x3a else { return nil }
+                        i += 1
+                        skipSpace()
+                        e.keys.append(name)
+                        if name == "command" || name == "idempotency_key" {
+                            if i < b.count, b[i] == 0x22 {
+                                guard let value = plainString() else { return nil }
+                                if name == "command" { e.command = value } else { e.key = .text(value) }
+                            } else {
+                                guard skipValue() else { return nil }
+                                if name == "idempotency_key" { e.key = .other }
+                            }
+                        } else {
+                            guard skipValue() else { return nil }
+                        }
+                        skipSpace()
+                        guard i < b.count else { return nil }
+                        if b[i] == 0x2c { i += 1; continue }
+                        guard b[i] == 0x7d else { return nil }
+                        i += 1
+                        break
+                    }
+                }
+                skipSpace()
+                return i == b.count && Set(e.keys).count == e.keys.count ? e : nil
+            }
+            guard let found else { return nil }
+            self = found
+        }
+    }
+
+    private enum Outcome { case pending, written(events: Int), present, failed(String) }
+
+    /// The per-run state: which lines are settled, the batch being decided and the one being written.
+    private final class Run: @unchecked Sendable {
+        var outcomes: [Outcome]
+        var staging = StagingBuffer()
+        var service: CoordinationService
+        /// Lines decided into the staging buffer since its last `take`, with their events.
+        var deciding: [(index: Int, events: Int)] = []
+        var inFlight: (task: Task<StagedAppendOutcome, Error>, lines: [(index: Int, events: Int)])?
+        /// The lowest refused line so far.
+        var firstFailure: Int?
+        /// Set when staging restarted: the chunk's remaining lines must be checked against the log again.
+        var needsPrime = false
+        var batches = 0
+        var retriedAlone = 0
+        var waiting = 0.0
+        init(count: Int, store: EventStore) {
+            outcomes = Array(repeating: .pending, count: count)
+            service = CoordinationService(store: store, staging: staging)
+        }
+        func fail(_ index: Int, _ reason: String) {
+            outcomes[index] = .failed(reason)
+            firstFailure = min(firstFailure ?? index, index)
+        }
+    }
+
+    /// Imports `lines` (NDJSON, blank lines skipped). Without `keepGoing`, stops at the first refused line,
+    /// after writing every line before it. `progress` is called with the number of lines handled so far.
+    public func run(_ lines: [String], keepGoing: Bool, progress: (@Sendable (Int) -> Void)? = nil) async throws -> ImportReport {
+        let run = Run(count: lines.count, store: store)
+        var report = ImportReport()
+        let chunk = chunkLines
+        var start = 0
+        outer: while start < lines.count {
+            let end = min(lines.count, start + chunk)
+            var parsed: [Line] = []
+            for i in start..<end where !lines[i].allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) {
+                do {
+                    parsed.append(try Self.parse(lines[i], index: i))
+                } catch let error as DomainError {
+                    run.fail(i, error.description)
+                    if !keepGoing { break }
+                }
+            }
+            try await prime(run.staging, parsed)
+            for (k, line) in parsed.enumerated() {
+                if !keepGoing, let f = run.firstFailure, f < line.index { break outer }
+                if run.needsPrime {
+                    try await prime(run.staging, Array(parsed[k...]))
+                    run.needsPrime = false
+                }
+                try await decide(line, run, lines: lines, fresh: false)
+                if run.staging.stagedEvents >= maxBatchEvents {
+                    try await flush(run, lines: lines)
+                }
+            }
+            progress?(end)
+            if !keepGoing, run.firstFailure != nil { break }
+            start = end
+        }
+        try await flush(run, lines: lines)
+        try await settle(run, lines: lines)
+
+        for (i, outcome) in run.outcomes.enumerated() {
+            switch outcome {
+            case .pending: break
+            case .written(let n): report.imported += 1; report.events += n
+            case .present: report.alreadyPresent += 1
+            case .failed(let reason): report.failures.append((i + 1, reason))
+            }
+        }
+        report.stopped = !keepGoing && !report.failures.isEmpty
+        report.batches = run.batches
+        report.secondsWaitingForWrites = run.waiting
+        report.linesRetriedAlone = run.retriedAlone
+        return report
+    }
+
+    /// Tells the staging buffer which of these lines' commands are already stored, and which of the streams
+    /// they create do not exist yet (one round trip).
+    private func prime(_ staging: StagingBuffer, _ lines: [Line]) async throws {
+        guard !lines.isEmpty else { return }
+        let ids = lines.map { firstID($0) }
+        let created = Array(Set(lines.compactMap { $0.command.createdStream }))
+        let (stored, existing) = try await store.pool.withConnection(retryOnConnectionFailure: true) { c in
+            let r = try c.query("SELECT id, coalesce(metadata->>'request_hash', '') FROM events WHERE id = ANY(\(ids)::uuid[])")
+            var found: [UUID: String] = [:]
+            for i in 0..<r.count { found[try r.decode(i, 0, as: UUID.self)] = try r.decode(i, 1, as: String.self) }
+            let s = try c.query("SELECT stream FROM streams WHERE stream = ANY(\(created)::text[])")
+            return (found, Set(try (0..<s.count).map { try s.decode($0, 0, as: String.self) }))
+        }
+        staging.remember(stored)
+        staging.markAbsent(created.filter { !existing.contains($0) })
+    }
+
+    private func firstID(_ line: Line) -> UUID {
+        CommandRunner.idempotencyIDs(actor: actor, command: line.name, key: line.key, body: "").0.first
+    }
+
+    private func context(_ line: Line) -> CommandContext {
+        CommandContext(actor: actor, correlationID: "import-line-\(line.number)", source: "import", idempotencyKey: line.key)
+    }
+
+    /// Decides one line: staged (`fresh == false`) or appended on its own with fresh reads.
+    private func decide(_ line: Line, _ run: Run, lines: [String], fresh: Bool) async throws {
+        do {
+            if fresh {
+                let result = try await CoordinationService(store: store).execute(line.command, context(line))
+                run.outcomes[line.index] = result.duplicate ? .present : .written(events: 0)
+                return
+            }
+            let before = run.staging.stagedEvents
+            let result: CommandResult
+            do {
+                result = try await run.service.execute(line.command, context(line))
+            } catch let error as DomainError {
+                if case .validation = error { throw error }
+                // Refused on the states in memory, which another writer may have moved on: write what is staged,
+                // then decide this line alone on fresh reads, and stage again from fresh states if it was written.
+                try await flush(run, lines: lines)
+                try await settle(run, lines: lines)
+                try await decide(line, run, lines: lines, fresh: true)
+                if case .written = run.outcomes[line.index] { restartStaging(run) }
+                return
+            }
+            if result.duplicate {
+                run.outcomes[line.index] = .present
+            } else {
+                run.deciding.append((line.index, run.staging.stagedEvents - before))
+            }
+        } catch let error as DomainError {
+            run.fail(line.index, error.description)
+        } catch EventStoreError.invalidInput(let field, let reason) {
+            run.fail(line.index, "\(field): \(reason)")
+        }
+    }
+
+    /// Starts writing the staged batch (after the previous one is settled).
+    private func flush(_ run: Run, lines: [String]) async throws {
+        try await settle(run, lines: lines)
+        let appends = run.staging.take()
+        let decided = run.deciding
+        run.deciding = []
+        guard !appends.isEmpty else { return }
+        let store = self.store
+        run.inFlight = (Task { try await store.appendStaged(appends) }, decided)
+    }
+
+    /// Waits for the batch being written. When another writer got there first, every line decided since
+    /// (that batch's and the one being staged) is decided again alone, on fresh reads, and staging restarts.
+    private func settle(_ run: Run, lines: [String]) async throws {
+        guard let (task, decided) = run.inFlight else { return }
+        run.inFlight = nil
+        let outcome: StagedAppendOutcome
+        let waitStart = DispatchTime.now().uptimeNanoseconds
+        defer { run.waiting += Double(DispatchTime.now().uptimeNanoseconds - waitStart) / 1e9 }
+        do {
+            outcome = try await task.value
+        } catch {
+            run.staging.take()
+            throw error
+        }
+        if case .appended = outcome {
+            run.batches += 1
+            for (index, events) in decided { run.outcomes[index] = .written(events: events) }
+            return
+        }
+        let redo = decided + run.deciding
+        run.staging.take()
+        run.deciding = []
+        run.retriedAlone += redo.count
+        for (index, _) in redo.sorted(by: { $0.index < $1.index }) {
+            try await decide(try Self.parse(lines[index], index: index), run, lines: lines, fresh: true)
+        }
+        restartStaging(run)
+    }
+
+    /// Drops every state in memory: the next staged decisions read the log afresh.
+    private func restartStaging(_ run: Run) {
+        run.staging = StagingBuffer()
+        run.service = CoordinationService(store: store, staging: run.staging)
+        run.needsPrime = true
+    }
+}

@@ -1,0 +1,242 @@
+@testable import Coordination
+@testable import Events
+import Foundation
+import Testing
+import TestSupport
+
+/// Encodes with Foundation's encoder configured as `JSONWriter.makeEncoder()`: the reference output.
+private func foundationJSON<T: Encodable>(_ value: T) throws -> String {
+    String(decoding: try JSONWriter.makeEncoder().encode(value), as: UTF8.self)
+}
+
+@Suite("Canonical JSON and idempotency digests")
+struct CanonicalJSONTests {
+    struct Edge: Encodable {
+        var plain = "MNL"
+        var escapes = "q\"\\/\u{1}\u{8}\u{c}\n\r\t\u{1f}é\u{2028}😀"
+        var numbers: [Double] = [14.0, 11.2, 0.1 + 0.2, 1e-5, 1e21, -0.0, 125, 123_456_789_012.5, -7.25]
+        var ints: [Int64] = [0, -1, Int64.max, Int64.min]
+        var missing: String? = nil
+        var present: Int? = 3
+        var when = Date(timeIntervalSince1970: 1_794_000_000.123456)
+        var whole = Date(timeIntervalSince1970: 1_794_000_000)
+        var myURLProperty = true
+        var correlationID = "c"
+        var nested: [[String: Int]] = [["b": 2, "a": 1], [:]]
+        var empty: [String] = []
+        var day = Day("2026-11-08")!
+    }
+
+    @Test("matches Foundation's encoder byte for byte: escapes, numbers, dates, key case and order, nesting")
+    func edgeCases() throws {
+        #expect(try CanonicalJSON.encode(Edge()) == foundationJSON(Edge()))
+        #expect(try CanonicalJSON.encode(["z": 1, "a": 2]) == foundationJSON(["z": 1, "a": 2]))
+        #expect(throws: EncodingError.self) { try CanonicalJSON.encode([Double.nan]) }
+    }
+
+    @Test("matches Foundation's encoder for every command, event payload and resource state of the demo scenario")
+    func demoScenario() async throws {
+        var compared = 0
+        for line in DemoScenario.lines {
+            let command = try CommandCatalog.decode(name: line.command, json: line.bodyJSON)
+            #expect(try CanonicalJSON.encode(command) == foundationJSON(command), "\(line.command)")
+            compared += 1
+        }
+        let service = try await makeService()
+        _ = try await DemoScenario.load(into: service)
+        let events = try await service.store.read(after: 0, limit: 10_000)
+        for event in events {
+            let payload = try EventCodec.decode(event)
+            #expect(try CanonicalJSON.encode(payload) == foundationJSON(payload), "\(event.type)")
+            compared += 1
+        }
+        for stream in Set(events.map(\.stream)) {
+            let runner = service.runner
+            let (a, b): (String, String)
+            switch EventStore.category(of: stream) {
+            case "response": let s = try await runner.load(stream, as: ResponseState.self, fresh: true).0; (a, b) = (try CanonicalJSON.encode(s), try foundationJSON(s))
+            case "deployment": let s = try await runner.load(stream, as: DeploymentState.self, fresh: true).0; (a, b) = (try CanonicalJSON.encode(s), try foundationJSON(s))
+            case "task": let s = try await runner.load(stream, as: TaskState.self, fresh: true).0; (a, b) = (try CanonicalJSON.encode(s), try foundationJSON(s))
+            case "person": let s = try await runner.load(stream, as: PersonState.self, fresh: true).0; (a, b) = (try CanonicalJSON.encode(s), try foundationJSON(s))
+            case "transfer": let s = try await runner.load(stream, as: TransferState.self, fresh: true).0; (a, b) = (try CanonicalJSON.encode(s), try foundationJSON(s))
+            case "stock": let s = try await runner.load(stream, as: StockState.self, fresh: true).0; (a, b) = (try CanonicalJSON.encode(s), try foundationJSON(s))
+            default: continue
+            }
+            #expect(a == b, "\(stream)")
+            compared += 1
+        }
+        #expect(compared > 900)
+    }
+
+    @Test("the fast decoder reads every demo command and stored payload exactly as Foundation's does, and refuses what it is unsure of")
+    func fastDecoder() async throws {
+        for line in DemoScenario.lines {
+            let type = try #require(CommandCatalog.byName[line.command])
+            func check<C: DomainCommand>(_ t: C.Type) throws {
+                let fast = try FastJSONDecoder.decode(C.self, from: line.bodyJSON)
+                let reference = try JSONWriter.makeDecoder().decode(C.self, from: line.bodyJSON)
+                #expect(try CanonicalJSON.encode(fast) == CanonicalJSON.encode(reference), "\(line.command)")
+            }
+            try check(type)
+        }
+        let service = try await makeService()
+        _ = try await DemoScenario.load(into: service)
+        for event in try await service.store.read(after: 0, limit: 10_000) {
+            let type = try #require(EventCodec.byName[event.type])
+            func check<P: EventPayload>(_ t: P.Type) throws {
+                // Stored text comes back in jsonb's spacing: {"a": 1, "b": "x"}.
+                let fast = try FastJSONDecoder.decode(P.self, from: Data(event.data.text.utf8))
+                let reference = try JSONWriter.makeDecoder().decode(P.self, from: Data(event.data.text.utf8))
+                #expect(try CanonicalJSON.encode(fast) == CanonicalJSON.encode(reference), "\(event.type)")
+            }
+            try check(type)
+        }
+        struct Sample: Decodable { var quantity: Int64; var leadOrg: String?; var at: Date?; var tags: [String]? }
+        let good = Data(#" {"quantity": 5, "lead_org": "IOM", "at": "2026-11-08T06:30:00Z", "tags": ["a", "b"]} "#.utf8)
+        let sample = try FastJSONDecoder.decode(Sample.self, from: good)
+        #expect(sample.quantity == 5 && sample.leadOrg == "IOM" && sample.at == Timestamp.parse("2026-11-08T06:30:00Z") && sample.tags == ["a", "b"])
+        for unsure in [#"{"quantity": 5.0}"#, #"{"quantity": 1e3}"#, #"{"quantity": "5"}"#, #"{"quantity": 05}"#, #"{"quantity": 5, "quantity": 6}"#,
+                       #"{"quantity": 5, "lead_org": "a"b"}"#, #"{"quantity": 5,}"#, #"{"quantity": 5} x"#, #"{"at": "yesterday", "quantity": 1}"#,
+                       #"{"lead_org": "x"}"#, #"[1]"#] {
+            #expect(throws: (any Error).self, "\(unsure)") { try FastJSONDecoder.decode(Sample.self, from: Data(unsure.utf8)) }
+        }
+    }
+
+    @Test("idempotency ids and request digests equal PostgreSQL's md5 of the same text")
+    func md5MatchesPostgres() async throws {
+        let pool = try await TestDatabase.makePool()
+        defer { pool.close() }
+        for (actor, key, body) in [("officer-1", "waybill-WB-0042", #"{"quantity":5}"#), ("Ñandú 😀", "ключ", ""),
+                                   ("a", String(repeating: "k", count: 200), String(repeating: "x", count: 1000))] {
+            let (ids, digest) = CommandRunner.idempotencyIDs(actor: actor, command: "stock.dispatch", key: key, body: body)
+            let base = actor + "\u{1f}stock.dispatch\u{1f}" + key
+            let r = try await pool.withConnection { c in
+                try c.query("SELECT md5(\(base) || chr(31) || '0')::uuid, md5(\(base) || chr(31) || '7')::uuid, md5(\(body))")
+            }
+            #expect(ids.first == (try r.decode(0, 0, as: UUID.self)))
+            #expect(ids[7] == (try r.decode(0, 1, as: UUID.self)))
+            #expect(digest == (try r.decode(0, 2, as: String.self)))
+        }
+        // Every length around the 56- and 64-byte block boundaries, twice over.
+        let texts = (0...140).map { String(repeating: "é", count: $0 / 2) + String(repeating: "x", count: $0 % 2) }
+        let expected = try await pool.withConnection { c in
+            try c.query("SELECT md5(t) FROM unnest(\(texts)::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n").rows.map { try $0.decode(0, as: String.self) }
+        }
+        #expect(texts.map(MD5.hex) == expected)
+    }
+}
+
+@Suite("Bulk import")
+struct ImportTests {
+    /// Import lines for the seed data and `receipts` receipts of 10 tarpaulins at MNL.
+    static func lines(receipts: Int) -> [String] {
+        [#"{"command":"warehouse.register","code":"MNL","name":"Manila hub","country":"PHL","kind":"global_hub","pcode":"PH1339"}"#,
+         #"{"command":"item.register","code":"HSHETARPW406","name":"Tarpaulin","unit":"piece","category":"shelter"}"#,
+         #"{"command":"response.declare","id":"PHL-2026-TC-01","name":"Typhoon","country":"PHL","hazard":"typhoon","severity":"orange","declared_at":"2026-11-08T08:30:00Z"}"#]
+            + (1...receipts).map { #"{"command":"stock.receive","warehouse":"MNL","item":"HSHETARPW406","quantity":10,"reference":"GRN-\#($0)","source":"donation"}"# }
+    }
+
+    @Test("staged import of the demo scenario writes the same streams, types, data and times as running it command by command")
+    func sameAsOneByOne() async throws {
+        let slow = try await makeService()
+        _ = try await DemoScenario.load(into: slow)
+        let fast = try await makeService()
+        let report = try await CommandImporter(store: fast.store, actor: "demo", maxBatchEvents: 50)
+            .run(DemoScenario.lines.map(\.json), keepGoing: false)
+        #expect(report.failures.isEmpty)
+        #expect(report.imported == DemoScenario.lines.count)
+        #expect(report.batches > 5, "several staged transactions")
+        func content(_ s: CoordinationService) async throws -> [String] {
+            // A line without occurred_at happened when it was run: the two loads differ there by their run times.
+            try await s.store.read(after: 0, limit: 10_000).map {
+                "\($0.stream) v\($0.version) \($0.type) \($0.data.text) \(abs($0.occurredAt.timeIntervalSinceNow) < 600 ? "now" : "\($0.occurredAt)")"
+            }.sorted()
+        }
+        #expect(try await content(fast) == content(slow))
+        #expect(try await fast.store.verify().isSound)
+        // A re-run finds every line already written.
+        let again = try await CommandImporter(store: fast.store, actor: "demo").run(DemoScenario.lines.map(\.json), keepGoing: false)
+        #expect(again.alreadyPresent == DemoScenario.lines.count && again.imported == 0)
+    }
+
+    @Test("another writer changes a stream under a staged batch: nothing of it is written, its lines are decided again on fresh reads")
+    func conflictFallsBack() async throws {
+        let s = try await makeService()
+        // Chunk 1: the seed and 20 receipts (200 on hand). Between the chunks, another writer receives 5 more.
+        // Chunk 2: a dispatch of 205, which only the fresh state allows.
+        let lines = Self.lines(receipts: 20) + [#"{"command":"stock.dispatch","warehouse":"MNL","item":"HSHETARPW406","quantity":205,"reference":"WB-1","destination":"Site A","response":"PHL-2026-TC-01"}"#]
+        let other = try TestDatabase.connection(like: s.store.pool)
+        defer { other.close() }
+        let batch = #"[{"streams":[{"stream":"stock-MNL:HSHETARPW406","expected":"any","events":[{"id":"\#(UUID().lowercasedString)","type":"stock.received","data":{"warehouse":"MNL","item":"HSHETARPW406","quantity":5,"reference":"GRN-X","source":"donation"},"metadata":{"actor":"other"},"occurred_at":"2026-11-09T00:00:00Z"}]}]}]"#
+        let importer = CommandImporter(store: s.store, actor: "importer", chunkLines: 23)
+        // The progress callback runs after a chunk is decided and before its batch is written.
+        let report = try await importer.run(lines, keepGoing: false) { done in
+            if done == 23 { _ = try? other.query("SELECT * FROM coord_append(\(batch)::jsonb)") }
+        }
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(report.imported == lines.count)
+        #expect(report.linesRetriedAlone >= 23, "the conflicting batch was decided again")
+        #expect(try await onHand(s, "MNL", "HSHETARPW406") == 0)
+        #expect(try await s.store.verify().isSound)
+        let again = try await CommandImporter(store: s.store, actor: "importer").run(lines, keepGoing: false)
+        #expect(again.alreadyPresent == lines.count)
+    }
+
+    @Test("a dispatch beyond stock on hand is refused and writes nothing; repeated keys are found, changed bodies refused")
+    func invariantsAndKeys() async throws {
+        let s = try await makeService()
+        let receive = #"{"command":"stock.receive","warehouse":"MNL","item":"HSHETARPW406","quantity":10,"reference":"GRN-K","source":"donation","idempotency_key":"k1"}"#
+        let lines = Self.lines(receipts: 2) + [
+            #"{"command":"stock.dispatch","warehouse":"MNL","item":"HSHETARPW406","quantity":21,"reference":"WB-1","destination":"Site A"}"#,
+            #"{"command":"stock.dispatch","warehouse":"MNL","item":"HSHETARPW406","quantity":20,"reference":"WB-2","destination":"Site A"}"#,
+            #"{"command":"stock.dispatch","warehouse":"MNL","item":"HSHETARPW406","quantity":1,"reference":"WB-3","destination":"Site A"}"#,
+            receive, receive,
+            receive.replacingOccurrences(of: #""quantity":10"#, with: #""quantity":11"#),
+            #"{"command":"stock.receive","warehouse":"NOPE","item":"HSHETARPW406","quantity":1,"reference":"GRN-N","source":"donation"}"#,
+            "{not json",
+        ]
+        let report = try await CommandImporter(store: s.store, actor: "importer").run(lines, keepGoing: true)
+        #expect(report.failures.map(\.line) == [6, 8, 11, 12, 13])
+        #expect(report.failures[0].reason.contains("insufficient") || report.failures[0].reason.contains("stock"))
+        #expect(report.failures[2].reason.contains("idempotency"))
+        #expect(report.imported == 7 && report.alreadyPresent == 1)
+        #expect(try await onHand(s, "MNL", "HSHETARPW406") == 10)
+        #expect(try await s.store.verify().isSound)
+    }
+}
+
+@Suite("Staged append")
+struct StagedAppendTests {
+    static func event(_ n: Int) -> EventData {
+        EventData(type: "bench.appended", data: JSONText(#"{"n":\#(n)}"#), metadata: EventMetadata(actor: "test"))
+    }
+
+    @Test("writes many commands' appends in order with the chain; a stale version or a stored id writes nothing")
+    func outcomes() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        try await store.append([Self.event(0)], to: "s-1", expected: .noStream)
+        let batch = [StreamAppend(stream: "s-1", expected: .exact(1), events: [Self.event(1), Self.event(2)]),
+                     StreamAppend(stream: "s-2", expected: .noStream, events: [Self.event(3)]),
+                     StreamAppend(stream: "s-1", expected: .exact(3), events: [Self.event(4)])]
+        #expect(try await store.appendStaged(batch) == .appended(first: 2, last: 5))
+        #expect(try await store.version(of: "s-1") == 4)
+        #expect(try await store.read(stream: "s-1").map(\.version) == [1, 2, 3, 4])
+
+        let stale = [StreamAppend(stream: "s-2", expected: .exact(1), events: [Self.event(5)]),
+                     StreamAppend(stream: "s-1", expected: .exact(2), events: [Self.event(6)])]
+        #expect(try await store.appendStaged(stale) == .conflict(stream: "s-1"))
+        let stored = try await store.read(stream: "s-2")[0]
+        let again = [StreamAppend(stream: "s-3", expected: .noStream,
+                                  events: [EventData(id: stored.id, type: "bench.appended", data: JSONText("{}"))])]
+        #expect(try await store.appendStaged(again) == .duplicate(eventID: stored.id.lowercasedString))
+        #expect(try await store.headPosition() == 5)
+        // Out of order in the batch itself: refused before anything is sent.
+        await #expect(throws: EventStoreError.self) {
+            try await store.appendStaged([StreamAppend(stream: "s-4", expected: .noStream, events: [Self.event(7)]),
+                                          StreamAppend(stream: "s-4", expected: .exact(5), events: [Self.event(8)])])
+        }
+        try await store.append([Self.event(9)], to: "s-2", expected: .exact(1))
+        #expect(try await store.verify().isSound)
+    }
+}
