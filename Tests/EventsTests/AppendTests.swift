@@ -267,3 +267,60 @@ struct AppendTests {
         #expect(try await store.headPosition() == 20)
     }
 }
+
+@Suite("Set-based append")
+struct SetBasedAppendTests {
+    func request(_ streams: [(String, String, [(String, String)])]) -> String {
+        let parts = streams.map { stream, expected, events in
+            let evs = events.map { id, data in
+                #"{"id":"\#(id)","type":"test.happened","data":\#(data),"metadata":{"actor":"t"},"occurred_at":"2026-11-09T00:00:00Z"}"#
+            }
+            return #"{"stream":"\#(stream)","expected":"\#(expected)","events":[\#(evs.joined(separator: ","))]}"#
+        }
+        return #"{"streams":[\#(parts.joined(separator: ","))]}"#
+    }
+
+    func id(_ n: Int) -> String { String(format: "00000000-0000-0000-0000-%012d", n) }
+
+    @Test("decides a batch of independent requests exactly as the request-by-request function does")
+    func sameAsSequential() async throws {
+        let setup = "[" + [
+            request([("a", "no_stream", [(id(1), #"{"n":1}"#)])]),
+            request([("b", "no_stream", [(id(2), #"{"n":2}"#), (id(3), #"{"n":3}"#)])]),
+        ].joined(separator: ",") + "]"
+        let batch = "[" + [
+            request([("c", "no_stream", [(id(10), #"{"n":10}"#), (id(11), #"{"n":11}"#)])]),        // ok, two events
+            request([("a", "5", [(id(12), #"{"n":12}"#)])]),                                        // conflict
+            request([("x", "any", [(id(1), #"{"n":1}"#)])]),                                         // stored id, other stream: mismatch
+            request([("b", "2", [(id(2), #"{"n":2}"#)])]),                                           // duplicate (ids checked first)
+            request([("d", "no_stream", [(id(3), #"{"n":"other"}"#)])]),                             // mismatch
+            request([("e", "no_stream", [(id(13), #"{"n":13}"#)]), ("f", "exists", [(id(14), #"{"n":14}"#)])]),  // conflict on f only
+            request([("g", "any", [(id(15), #"{"n":15}"#)]), ("h", "0", [(id(16), #"{"n":16}"#)])]),              // ok, two streams
+            request([("i", "no_stream", [])]),                                                        // no events: nothing to say
+        ].joined(separator: ",") + "]"
+
+        func run(_ function: String) async throws -> ([String], [String]) {
+            let pool = try await TestDatabase.makePool()
+            defer { pool.close() }
+            return try await pool.withConnection { c in
+                _ = try c.query("SELECT * FROM coord_append_sequential(\(JSONText(setup))::jsonb)")
+                let r = try c.query(SQL(unsafe: "SELECT req, stream, outcome, version, first_position, last_position FROM \(function)(") + "\(JSONText(batch))::jsonb)")
+                let rows = try (0..<r.count).map { i in
+                    try (0..<6).map { try r.decodeOptional(i, $0, as: String.self) ?? "-" }.joined(separator: " ")
+                }.sorted()
+                let e = try c.query("SELECT position, stream, version, id, data::text FROM events ORDER BY position")
+                let events = try (0..<e.count).map { i in try (0..<5).map { try e.decode(i, $0, as: String.self) }.joined(separator: " ") }
+                let verified = try c.query("SELECT broken_at FROM coord_verify(1, 1000)")
+                #expect(try verified.decodeOptional(0, 0, as: Int64.self) == nil)
+                return (rows, events)
+            }
+        }
+        let fast = try await run("coord_append")
+        let sequential = try await run("coord_append_sequential")
+        #expect(fast.0 == sequential.0)
+        #expect(fast.1 == sequential.1)
+        #expect(fast.0.contains("1 c ok 2 4 5") && fast.0.contains("2 a conflict 1 - -") && fast.0.contains("4 b duplicate 1 2 2"))
+        #expect(fast.0.contains("6 f conflict 0 - -") && !fast.0.contains { $0.hasPrefix("6 e") })
+        #expect(fast.1.count == 3 + 4)
+    }
+}

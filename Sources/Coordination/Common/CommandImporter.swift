@@ -64,127 +64,28 @@ public final class CommandImporter: Sendable {
     /// Parses one line: `{"command": NAME, "idempotency_key"?: KEY, ...the command's fields}`.
     static func parse(_ text: String, index: Int) throws -> Line {
         let data = Data(text.utf8)
-        let envelope: Envelope
-        if let scanned = Envelope(scanning: data) {
-            envelope = scanned
+        let keys: [String]
+        let commandValue: JSONObjectScan.Captured?, keyValue: JSONObjectScan.Captured?
+        if let scan = JSONObjectScan(scanning: data, capturing: ["command", "idempotency_key"]) {
+            (keys, commandValue, keyValue) = (scan.keys, scan.captured["command"], scan.captured["idempotency_key"])
         } else {
             // Escapes in keys or in the envelope's values, or not JSON at all: the full parser decides.
             guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                 throw DomainError.invalid("line", "is not a JSON object")
             }
-            envelope = Envelope(keys: Array(object.keys), command: object["command"], key: object["idempotency_key"])
+            keys = Array(object.keys)
+            commandValue = object["command"].map { ($0 as? String).map(JSONObjectScan.Captured.text) ?? .other }
+            keyValue = object["idempotency_key"].map { ($0 as? String).map(JSONObjectScan.Captured.text) ?? .other }
         }
-        guard let name = envelope.command else { throw DomainError.invalid("command", "is required") }
+        guard case .text(let name) = commandValue else { throw DomainError.invalid("command", "is required") }
         let key: String
-        switch envelope.key {
-        case .absent: key = derivedKey(line: text, number: index + 1)
+        switch keyValue {
+        case nil: key = derivedKey(line: text, number: index + 1)
         case .text(let k): key = k
         case .other: throw DomainError.invalid("idempotency_key", "must be a string")
         }
-        let command = try CommandCatalog.decode(name: name, keys: envelope.keys, json: data, ignoring: ["command", "idempotency_key"])
+        let command = try CommandCatalog.decode(name: name, keys: keys, json: data, ignoring: ["command", "idempotency_key"])
         return Line(index: index, name: name, key: key, command: command)
-    }
-
-    /// An import line's top-level keys and its `command` and `idempotency_key` values.
-    struct Envelope {
-        enum Key { case absent, text(String), other }
-        var keys: [String] = []
-        var command: String?
-        var key = Key.absent
-
-        init(keys: [String], command: Any?, key: Any?) {
-            self.keys = keys
-            self.command = command as? String
-            switch key {
-            case nil: self.key = .absent
-            case let k as String: self.key = .text(k)
-            default: self.key = .other
-            }
-        }
-
-        /// Scans the top level of a JSON object without building it (the command decoder parses the rest).
-        /// Nil when the text is not a well-formed top-level object or uses escapes where this scan needs
-        /// plain text (keys, the two envelope values): the caller then uses the full parser.
-        init?(scanning data: Data) {
-            let found: Envelope? = data.withUnsafeBytes { raw -> Envelope? in
-                let b = raw.bindMemory(to: UInt8.self)
-                var i = 0
-                func skipSpace() { while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0a || b[i] == 0x0d { i += 1 } }
-                /// A string without escapes, at `i` (on its opening quote); nil when it has escapes.
-                func plainString() -> String? {
-                    guard i < b.count, b[i] == 0x22 else { return nil }
-                    let start = i + 1
-                    var j = start
-                    while j < b.count, b[j] != 0x22 {
-                        if b[j] == 0x5c || b[j] < 0x20 { return nil }
-                        j += 1
-                    }
-                    guard j < b.count else { return nil }
-                    i = j + 1
-                    return String(decoding: UnsafeBufferPointer(rebasing: b[start..<j]), as: UTF8.self)
-                }
-                /// Skips any value; strings may hold escapes here.
-                func skipValue() -> Bool {
-                    var depth = 0
-                    repeat {
-                        skipSpace()
-                        guard i < b.count else { return false }
-                        switch b[i] {
-                        case 0x22:
-                            i += 1
-                            while i < b.count, b[i] != 0x22 { i += b[i] == 0x5c ? 2 : 1 }
-                            guard i < b.count else { return false }
-                            i += 1
-                        case 0x7b, 0x5b: depth += 1; i += 1
-                        case 0x7d, 0x5d: depth -= 1; i += 1; if depth < 0 { return false }
-                        case 0x2c, 0x3a: guard depth > 0 else { return false }; i += 1
-                        default:
-                            let start = i
-                            while i < b.count, !(b[i] == 0x2c || b[i] == 0x7d || b[i] == 0x5d || b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 || b[i] == 0x3a) { i += 1 }
-                            if i == start { return false }
-                        }
-                    } while depth > 0
-                    return true
-                }
-                var e = Envelope(keys: [], command: nil, key: nil)
-                skipSpace()
-                guard i < b.count, b[i] == 0x7b else { return nil }
-                i += 1
-                skipSpace()
-                if i < b.count, b[i] == 0x7d { i += 1 } else {
-                    while true {
-                        skipSpace()
-                        guard let name = plainString() else { return nil }
-                        skipSpace()
-                        guard i < b.count, b[i] == 0x3a else { return nil }
-                        i += 1
-                        skipSpace()
-                        e.keys.append(name)
-                        if name == "command" || name == "idempotency_key" {
-                            if i < b.count, b[i] == 0x22 {
-                                guard let value = plainString() else { return nil }
-                                if name == "command" { e.command = value } else { e.key = .text(value) }
-                            } else {
-                                guard skipValue() else { return nil }
-                                if name == "idempotency_key" { e.key = .other }
-                            }
-                        } else {
-                            guard skipValue() else { return nil }
-                        }
-                        skipSpace()
-                        guard i < b.count else { return nil }
-                        if b[i] == 0x2c { i += 1; continue }
-                        guard b[i] == 0x7d else { return nil }
-                        i += 1
-                        break
-                    }
-                }
-                skipSpace()
-                return i == b.count && Set(e.keys).count == e.keys.count ? e : nil
-            }
-            guard let found else { return nil }
-            self = found
-        }
     }
 
     private enum Outcome { case pending, written(events: Int), present, failed(String) }

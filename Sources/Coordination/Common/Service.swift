@@ -82,6 +82,12 @@ public final class CoordinationService: Sendable {
         return try await execute(command, ctx)
     }
 
+    /// As `execute(name:json:)`, for a body whose top-level `keys` the caller has already scanned.
+    public func execute(name: String, keys: [String], json: Data, _ ctx: CommandContext) async throws -> CommandResult {
+        let command = try CommandCatalog.decode(name: name, keys: keys, json: json, ignoring: [])
+        return try await execute(command, ctx)
+    }
+
     /// The current state of one resource as JSON, with its stream version (for `GET` and `ETag`), or nil.
     public func state(kind: String, id: String) async throws -> (state: JSONText, version: Int64)? {
         func load<S: AggregateState>(_ stream: String, _ type: S.Type) async throws -> (JSONText, Int64)? {

@@ -2,13 +2,13 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// Runs a blocking closure on a dispatch thread, never on Swift's cooperative pool, and awaits it.
+/// Runs a blocking closure on one of `BlockingThreads`, never on Swift's cooperative pool, and awaits it.
 ///
 /// libpq blocks its caller until the server answers; done on the cooperative pool (which has one
 /// thread per core) that would stall every other task of the process.
 public func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        BlockingThreads.shared.run {
             continuation.resume(with: Result { try body() })
         }
     }

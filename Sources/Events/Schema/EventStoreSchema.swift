@@ -28,7 +28,110 @@ public enum EventStoreSchema {
     /// hash chain is computed here. v3 also replaces `coord_append` to take the bulk lock shared. Returns one row: ('ok', NULL, first, last), ('conflict', stream, ...) or
     /// ('duplicate', event id, ...); nothing is written unless 'ok'.
     static let v3 = #"""
-    \#(appendFunction(create: "CREATE OR REPLACE FUNCTION", bulkLock: "PERFORM pg_advisory_xact_lock_shared(" + bulkLockKey + ");"))
+    -- The request-by-request append of v1, kept for batches where requests depend on each other.
+    \#(appendFunction(create: "CREATE FUNCTION", name: "coord_append_sequential", bulkLock: "PERFORM pg_advisory_xact_lock_shared(" + bulkLockKey + ");"))
+
+    -- Same contract as v1's coord_append. When no stream and no event id appears twice in the batch (the
+    -- group committer's usual batch: one request per stream), the requests are independent and are decided
+    -- set-based, in a fixed number of statements; v1 ran several statements per request, so a batch of 22
+    -- requests cost 5.8 ms. Other batches go to coord_append_sequential.
+    CREATE OR REPLACE FUNCTION coord_append(batch jsonb)
+    RETURNS TABLE (req int, stream text, outcome text, version bigint, first_position bigint, last_position bigint)
+    LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        -- one element per (request, stream), in (request, stream) order
+        s_rq int[]; s_si int[]; s_stream text[]; s_expected text[]; s_nev int[]; s_cur bigint[];
+        -- one element per event, in (request, stream, event) order
+        e_rq int[]; e_stream text[]; e_id uuid[]; e_type text[]; e_data jsonb[]; e_meta jsonb[]; e_occ timestamptz[]; e_n int[];
+        dup_rq int[] := '{}'; mismatch_rq int[] := '{}'; conflict_rq int[] := '{}';
+        st_stream text[]; st_version bigint[]; st_id uuid[]; st_type text[]; st_data jsonb[]; st_meta jsonb[]; st_occ timestamptz[];
+        hashes bytea[];
+        head_pos bigint := 0; head_hash bytea; ts timestamptz; h bytea; i int; n int;
+    BEGIN
+        PERFORM pg_advisory_xact_lock_shared(\#(bulkLockKey));
+
+        SELECT array_agg(r.rq::int ORDER BY r.rq, x.si), array_agg(x.si::int ORDER BY r.rq, x.si),
+               array_agg(x.st->>'stream' ORDER BY r.rq, x.si), array_agg(x.st->>'expected' ORDER BY r.rq, x.si),
+               array_agg(jsonb_array_length(x.st->'events') ORDER BY r.rq, x.si)
+        INTO s_rq, s_si, s_stream, s_expected, s_nev
+        FROM jsonb_array_elements(batch) WITH ORDINALITY AS r(v, rq), jsonb_array_elements(r.v->'streams') WITH ORDINALITY AS x(st, si);
+
+        SELECT array_agg(r.rq::int ORDER BY r.rq, x.si, e.n), array_agg(x.st->>'stream' ORDER BY r.rq, x.si, e.n),
+               array_agg((e.ev->>'id')::uuid ORDER BY r.rq, x.si, e.n), array_agg(e.ev->>'type' ORDER BY r.rq, x.si, e.n),
+               array_agg(e.ev->'data' ORDER BY r.rq, x.si, e.n), array_agg(e.ev->'metadata' ORDER BY r.rq, x.si, e.n),
+               array_agg((e.ev->>'occurred_at')::timestamptz ORDER BY r.rq, x.si, e.n), array_agg(e.n::int ORDER BY r.rq, x.si, e.n)
+        INTO e_rq, e_stream, e_id, e_type, e_data, e_meta, e_occ, e_n
+        FROM jsonb_array_elements(batch) WITH ORDINALITY AS r(v, rq), jsonb_array_elements(r.v->'streams') WITH ORDINALITY AS x(st, si),
+             jsonb_array_elements(x.st->'events') WITH ORDINALITY AS e(ev, n);
+
+        IF s_stream IS NULL OR e_id IS NULL
+           OR (SELECT count(DISTINCT u) FROM unnest(s_stream) u) <> cardinality(s_stream)
+           OR (SELECT count(DISTINCT u) FROM unnest(e_id) u) <> cardinality(e_id) THEN
+            RETURN QUERY SELECT * FROM coord_append_sequential(batch);
+            RETURN;
+        END IF;
+
+        PERFORM pg_advisory_xact_lock(k)
+        FROM (SELECT DISTINCT hashtextextended(u, 7) AS k FROM unnest(s_stream) u ORDER BY 1) AS keys;
+
+        SELECT array_agg(coalesce(t.version, 0) ORDER BY u.o) INTO s_cur
+        FROM unnest(s_stream) WITH ORDINALITY AS u(stream, o) LEFT JOIN streams t ON t.stream = u.stream;
+
+        -- Requests with stored ids: all stored with the same content is a duplicate, anything else a mismatch.
+        SELECT coalesce(array_agg(q.rq) FILTER (WHERE q.same = q.total AND q.stored = q.total), '{}'),
+               coalesce(array_agg(q.rq) FILTER (WHERE NOT (q.same = q.total AND q.stored = q.total)), '{}')
+        INTO dup_rq, mismatch_rq
+        FROM (SELECT u.rq, count(*) AS total, count(ev.id) AS stored,
+                     count(ev.id) FILTER (WHERE ev.stream = u.stream AND ev.type = u.type AND ev.data = u.data) AS same
+              FROM unnest(e_rq, e_id, e_stream, e_type, e_data) AS u(rq, id, stream, type, data)
+              LEFT JOIN events ev ON ev.id = u.id
+              GROUP BY u.rq) AS q
+        WHERE q.stored > 0;
+
+        SELECT coalesce(array_agg(DISTINCT u.rq), '{}') INTO conflict_rq
+        FROM unnest(s_rq, s_expected, s_cur) AS u(rq, expected, cur)
+        WHERE NOT (u.rq = ANY(dup_rq) OR u.rq = ANY(mismatch_rq))
+          AND ((u.expected = 'no_stream' AND u.cur <> 0) OR (u.expected = 'exists' AND u.cur = 0)
+               OR (u.expected NOT IN ('any', 'no_stream', 'exists') AND u.cur <> u.expected::bigint));
+
+        -- The accepted events, in order, with their stream versions.
+        SELECT array_agg(u.stream ORDER BY u.o), array_agg(c.cur + u.n ORDER BY u.o), array_agg(u.id ORDER BY u.o),
+               array_agg(u.type ORDER BY u.o), array_agg(u.data ORDER BY u.o), array_agg(u.meta ORDER BY u.o), array_agg(u.occ ORDER BY u.o)
+        INTO st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ
+        FROM unnest(e_rq, e_stream, e_id, e_type, e_data, e_meta, e_occ, e_n) WITH ORDINALITY AS u(rq, stream, id, type, data, meta, occ, n, o)
+        JOIN unnest(s_stream, s_cur) AS c(stream, cur) ON c.stream = u.stream
+        WHERE NOT (u.rq = ANY(dup_rq) OR u.rq = ANY(mismatch_rq) OR u.rq = ANY(conflict_rq));
+        n := coalesce(cardinality(st_id), 0);
+
+        IF n > 0 THEN
+            \#(writeStaged)
+        END IF;
+
+        RETURN QUERY
+        -- accepted: one row per stream with events, positions from the running count of accepted events
+        SELECT a.rq, a.stream, 'ok'::text, a.cur + a.nev, head_pos + a.upto - a.nev + 1, head_pos + a.upto
+        FROM (SELECT u.rq, u.si, u.stream, u.cur, u.nev, sum(u.nev) OVER (ORDER BY u.rq, u.si) AS upto
+              FROM unnest(s_rq, s_si, s_stream, s_cur, s_nev) AS u(rq, si, stream, cur, nev)
+              WHERE NOT (u.rq = ANY(dup_rq) OR u.rq = ANY(mismatch_rq) OR u.rq = ANY(conflict_rq))) AS a
+        WHERE a.nev > 0
+        UNION ALL
+        -- conflicts: the streams whose version did not match
+        SELECT u.rq, u.stream, 'conflict', u.cur, NULL, NULL
+        FROM unnest(s_rq, s_stream, s_expected, s_cur) AS u(rq, stream, expected, cur)
+        WHERE u.rq = ANY(conflict_rq)
+          AND ((u.expected = 'no_stream' AND u.cur <> 0) OR (u.expected = 'exists' AND u.cur = 0)
+               OR (u.expected NOT IN ('any', 'no_stream', 'exists') AND u.cur <> u.expected::bigint))
+        UNION ALL
+        SELECT m, NULL, 'mismatch', NULL, NULL, NULL FROM unnest(mismatch_rq) AS m
+        UNION ALL
+        -- duplicates: the original versions and positions, per stream
+        SELECT u.rq, u.stream, 'duplicate', max(ev.version), min(ev.position), max(ev.position)
+        FROM unnest(e_rq, e_stream, e_id) AS u(rq, stream, id) JOIN events ev ON ev.id = u.id
+        WHERE u.rq = ANY(dup_rq)
+        GROUP BY u.rq, u.stream;
+    END
+    $fn$;
 
     CREATE FUNCTION coord_append_staged()
     RETURNS TABLE (outcome text, detail text, first_position bigint, last_position bigint)
@@ -106,10 +209,38 @@ public enum EventStoreSchema {
     """
 
 
+    /// The last step of an append, shared by the append functions: with the accepted events in the arrays
+    /// `st_*` (n of them), take the head row lock (held until COMMIT), number the events after the head,
+    /// chain their hashes, insert them, move the head, update the streams and notify listeners. Sets
+    /// `head_pos` to the position before the first event and `ts` to their recorded time.
+    static let writeStaged = #"""
+    SELECT eh.position, eh.hash INTO head_pos, head_hash FROM event_head eh FOR UPDATE;
+    ts := clock_timestamp();
+    h := head_hash;
+    hashes := array_fill(NULL::bytea, ARRAY[n]);
+    FOR i IN 1..n LOOP
+        h := coord_event_hash(h, head_pos + i, st_stream[i], st_version[i], st_id[i], st_type[i],
+                              st_data[i], st_meta[i], st_occ[i], ts);
+        hashes[i] := h;
+    END LOOP;
+    INSERT INTO events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
+    SELECT head_pos + o, u.stream, u.version, u.id, u.type, u.data, u.meta, u.occ, ts, u.hash
+    FROM unnest(st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ, hashes)
+         WITH ORDINALITY AS u(stream, version, id, type, data, meta, occ, hash, o);
+    UPDATE event_head SET position = head_pos + n, hash = h;
+    INSERT INTO streams AS t (stream, version, first_position, last_position, updated_at)
+    SELECT u.stream, max(u.version), min(head_pos + u.o), max(head_pos + u.o), ts
+    FROM unnest(st_stream, st_version) WITH ORDINALITY AS u(stream, version, o)
+    GROUP BY u.stream
+    ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE
+        SET version = excluded.version, last_position = excluded.last_position, updated_at = excluded.updated_at;
+    PERFORM pg_notify('coord_events', (head_pos + n)::text);
+    """#
+
     /// `coord_append`, as v1 created it and as v3 replaces it (v3 adds the shared bulk lock, see `bulkLockKey`).
-    static func appendFunction(create: String, bulkLock: String) -> String {
+    static func appendFunction(create: String, name: String = "coord_append", bulkLock: String) -> String {
         #"""
-        \#(create) coord_append(batch jsonb)
+        \#(create) \#(name)(batch jsonb)
         RETURNS TABLE (req int, stream text, outcome text, version bigint, first_position bigint, last_position bigint)
         LANGUAGE plpgsql AS $fn$
         #variable_conflict use_column
@@ -224,30 +355,8 @@ public enum EventStoreSchema {
                 n := cardinality(st_id);
 
                 -- 3. Last: take the head row lock (held until COMMIT), number the events and chain their hashes.
-                SELECT eh.position, eh.hash INTO head_pos, head_hash FROM event_head eh FOR UPDATE;
+                \#(writeStaged)
                 pos_base := head_pos;
-                ts := clock_timestamp();
-                h := head_hash;
-                hashes := array_fill(NULL::bytea, ARRAY[n]);
-                FOR i IN 1..n LOOP
-                    h := coord_event_hash(h, pos_base + i, st_stream[i], st_version[i], st_id[i], st_type[i],
-                                          st_data[i], st_meta[i], st_occ[i], ts);
-                    hashes[i] := h;
-                END LOOP;
-                INSERT INTO events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
-                SELECT pos_base + o, u.stream, u.version, u.id, u.type, u.data, u.meta, u.occ, ts, u.hash
-                FROM unnest(st_stream, st_version, st_id, st_type, st_data, st_meta, st_occ, hashes)
-                     WITH ORDINALITY AS u(stream, version, id, type, data, meta, occ, hash, o);
-                UPDATE event_head SET position = pos_base + n, hash = h;
-
-                INSERT INTO streams AS t (stream, version, first_position, last_position, updated_at)
-                SELECT u.stream, max(u.version), min(pos_base + u.o), max(pos_base + u.o), ts
-                FROM unnest(st_stream, st_version) WITH ORDINALITY AS u(stream, version, o)
-                GROUP BY u.stream
-                ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE
-                    SET version = excluded.version, last_position = excluded.last_position, updated_at = excluded.updated_at;
-
-                PERFORM pg_notify('coord_events', (pos_base + n)::text);
             END IF;
 
             -- Positions of appended requests were relative to the batch; make them global.

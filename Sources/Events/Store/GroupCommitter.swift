@@ -61,7 +61,7 @@ final class GroupCommitter: @unchecked Sendable {
             item.continuation.resume(throwing: EventStoreError.unavailable("store closed"))
         }
         if start {
-            DispatchQueue.global().async { self.drain() }
+            BlockingThreads.shared.run { self.drain() }
         }
     }
 
@@ -69,7 +69,7 @@ final class GroupCommitter: @unchecked Sendable {
         state.withLock { $0.closed = true }
     }
 
-    /// Runs on a dispatch thread until nothing is pending.
+    /// Runs on a blocking thread until nothing is pending.
     private func drain() {
         while true {
             let batch: [Pending] = state.withLock { s in

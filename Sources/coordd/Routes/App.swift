@@ -8,7 +8,13 @@ struct RequestContext: Sendable {
     var params: [String: String] = [:]
     let principal: Principal?
     let requestID: String
-    var query: [String: String] { request.query }
+    /// The query parameters, decoded once.
+    let query: [String: String]
+
+    init(request: HTTPRequest, params: [String: String] = [:], principal: Principal?, requestID: String) {
+        (self.request, self.params, self.principal, self.requestID) = (request, params, principal, requestID)
+        self.query = request.query
+    }
 }
 
 /// A route: method, path pattern (`:name` segments), the role it needs (nil: open) and its handler.
@@ -18,22 +24,31 @@ struct Route: Sendable {
     let role: Role?
     let summary: String
     let handler: @Sendable (App, RequestContext) async throws -> HTTPResponse
-    var segments: [String] { pattern.split(separator: "/").map(String.init) }
+    /// The pattern's segments, split once: matching runs for every request.
+    let segments: [String]
 
-    func match(_ path: String) -> [String: String]? {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
-        let segs = segments
-        guard parts.count == segs.count else { return nil }
+    init(method: String, pattern: String, role: Role?, summary: String,
+         handler: @escaping @Sendable (App, RequestContext) async throws -> HTTPResponse) {
+        (self.method, self.pattern, self.role, self.summary, self.handler) = (method, pattern, role, summary, handler)
+        self.segments = pattern.split(separator: "/").map(String.init)
+    }
+
+    /// The parameters when `parts` (a path's segments after the leading `/`) match the pattern.
+    func match(_ parts: [Substring]) -> [String: String]? {
+        guard parts.count == segments.count else { return nil }
+        for (p, s) in zip(parts, segments) where s.first != ":" && p != s { return nil }
         var params: [String: String] = [:]
-        for (p, s) in zip(parts, segs) {
-            if s.hasPrefix(":") {
-                guard !p.isEmpty, let decoded = p.removingPercentEncoding else { return nil }
-                params[String(s.dropFirst())] = decoded
-            } else if p != s {
-                return nil
-            }
+        for (p, s) in zip(parts, segments) where s.first == ":" {
+            guard !p.isEmpty, let decoded = String(p).removingPercentEncoding else { return nil }
+            params[String(s.dropFirst())] = decoded
         }
         return params
+    }
+
+    func match(_ path: String) -> [String: String]? { match(Self.parts(path)) }
+
+    static func parts(_ path: String) -> [Substring] {
+        Array(path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
     }
 }
 
@@ -70,8 +85,8 @@ final class App: Sendable {
         var routeName = "unmatched"
         var response: HTTPResponse
         do {
-            let path = request.path
-            let matching = Self.routes.compactMap { r in r.match(path).map { (r, $0) } }
+            let parts = Route.parts(request.path)
+            let matching = Self.routes.compactMap { r in r.match(parts).map { (r, $0) } }
             let method = request.method == "HEAD" ? "GET" : request.method
             guard let (route, params) = matching.first(where: { $0.0.method == method }) else {
                 if matching.isEmpty { throw Problem(status: 404, detail: "no such resource") }
@@ -114,7 +129,7 @@ final class App: Sendable {
         response.headers.append(("X-Request-ID", requestID))
         let micros = Double(DispatchTime.now().uptimeNanoseconds - started) / 1000
         metrics.record(route: routeName, status: response.status, seconds: micros / 1e6)
-        if response.stream == nil {
+        if response.stream == nil, logger.level <= .info {
             logger.info("", ["request.id": requestID, "http.method": request.method, "http.route": routeName,
                              "http.status": String(response.status), "duration_ms": String(format: "%.1f", micros / 1000)])
         }
@@ -189,25 +204,16 @@ final class App: Sendable {
 
     func runCommand(_ name: String, _ ctx: RequestContext, collection: String?) async throws -> HTTPResponse {
         let request = ctx.request
-        var object: [String: Any] = [:]
+        var body = Data("{}".utf8)
         if !request.body.isEmpty {
             let type = request.header("content-type")?.lowercased() ?? ""
             guard type.hasPrefix("application/json") else {
                 throw Problem(status: 415, detail: "send the body as application/json")
             }
-            guard let text = String(validating: request.body, as: UTF8.self) else { throw Problem(status: 400, detail: "the body is not valid UTF-8") }
-            guard let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else {
-                throw Problem(status: 400, detail: "the body is not valid JSON")
-            }
-            guard let dict = parsed as? [String: Any] else { throw Problem(status: 422, errors: [FieldError("body", "must be a JSON object")]) }
-            object = dict
+            guard String(validating: request.body, as: UTF8.self) != nil else { throw Problem(status: 400, detail: "the body is not valid UTF-8") }
+            body = Data(request.body)
         }
-        for (key, value) in ctx.params {
-            if let given = object[key] as? String, given != value {
-                throw Problem(status: 422, errors: [FieldError(key, "differs from the path")])
-            }
-            object[key] = value
-        }
+        let (keys, json) = try Self.commandBody(body, params: ctx.params)
         var context = CommandContext(actor: ctx.principal?.subject ?? "anonymous", correlationID: ctx.requestID, source: "api")
         context.idempotencyKey = request.header("idempotency-key")
         if let ifMatch = request.header("if-match") {
@@ -216,11 +222,39 @@ final class App: Sendable {
             }
             context.expectedVersion = version
         }
-        let json = try JSONSerialization.data(withJSONObject: object)
-        let result = try await service.execute(name: name, json: json, context)
+        let result = try await service.execute(name: name, keys: keys, json: json, context)
         var headers: [(String, String)] = [("ETag", "\"\(result.version)\"")]
         if result.created, let collection { headers.append(("Location", "\(collection)/\(result.id)")) }
         return .json(result.created ? 201 : 200, result.body, headers: headers)
+    }
+}
+
+extension App {
+    /// The command's JSON: the body with the path parameters added (a body field naming one must agree with
+    /// the path), and its top-level keys. Scanned, not parsed, in the common case; the full parser handles
+    /// the rest and words the errors.
+    static func commandBody(_ body: Data, params: [String: String]) throws -> ([String], Data) {
+        if let scan = JSONObjectScan(scanning: body, capturing: Set(params.keys)),
+           params.allSatisfy({ scan.captured[$0.key] == nil || scan.captured[$0.key] == .text($0.value) }) {
+            let missing = params.filter { scan.captured[$0.key] == nil }.sorted { $0.key < $1.key }
+            guard !missing.isEmpty else { return (scan.keys, body) }
+            var text = String(decoding: body, as: UTF8.self)
+            let brace = text.firstIndex(of: "{")!
+            let added = missing.map { JSONWriter.quote($0.key) + ":" + JSONWriter.quote($0.value) }.joined(separator: ",")
+            text.insert(contentsOf: added + (scan.keys.isEmpty ? "" : ","), at: text.index(after: brace))
+            return (scan.keys + missing.map(\.key), Data(text.utf8))
+        }
+        guard let parsed = try? JSONSerialization.jsonObject(with: body) else {
+            throw Problem(status: 400, detail: "the body is not valid JSON")
+        }
+        guard var object = parsed as? [String: Any] else { throw Problem(status: 422, errors: [FieldError("body", "must be a JSON object")]) }
+        for (key, value) in params {
+            if let given = object[key] as? String, given != value {
+                throw Problem(status: 422, errors: [FieldError(key, "differs from the path")])
+            }
+            object[key] = value
+        }
+        return (Array(object.keys), try JSONSerialization.data(withJSONObject: object))
     }
 }
 
