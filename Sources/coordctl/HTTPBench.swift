@@ -13,7 +13,8 @@ enum HTTPBench {
         options: [
             .init("connections", value: "N", help: "Concurrent keep-alive connections for the mixed workload (default 64)."),
             .init("duration", value: "S", help: "Seconds per phase (default 10)."),
-            .init("idle", value: "N", help: "Extra idle connections held open during the GET phase (default 1000)."),
+            .init("idle", value: "N", help: "Idle keep-alive connections held open during the GET phase (default 500)."),
+            .init("streams", value: "N", help: "Live feeds (GET /v1/events/live) held open during the GET phase (default 500)."),
             .init("get-rate", value: "N", help: "GET /v1/stock requests per second in the GET phase (default 1000)."),
             .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
             .init("json", help: "Machine-readable output."),
@@ -23,7 +24,9 @@ enum HTTPBench {
               1. baseline: N connections of single-row INSERTs (one transaction each) through libpq
               2. mixed: N keep-alive HTTP connections, each looping POST /v1/stock/receipts, POST /v1/stock/dispatches
                  and GET /v1/stock (2 commands : 1 read)
-              3. GET /v1/stock at a fixed rate while --idle extra connections stay open
+              3. GET /v1/stock at a fixed rate while --idle idle connections and --streams live feeds stay open and
+                 one more connection posts a receipt every 20 ms; at the end every feed must have delivered every
+                 event appended during the phase, once, in position order
             coordd's RSS (from /proc) is sampled throughout. coordd is the binary beside this one.
 
             """ + databaseHelp)
@@ -45,7 +48,8 @@ enum HTTPBench {
         let connections = try args.int("connections", default: 64, range: 1...512)
         raiseFileDescriptorLimit()
         let duration = Double(try args.int("duration", default: 10, range: 1...600))
-        let idle = try args.int("idle", default: 1000, range: 0...5000)
+        let idle = try args.int("idle", default: 500, range: 0...5000)
+        let feeds = try args.int("streams", default: 500, range: 0...5000)
         let getRate = try args.int("get-rate", default: 1000, range: 1...20_000)
         let session = try await ProjectionBench.scratch(args, usage: spec.usage, poolSize: connections + 4)
         defer { session.close() }
@@ -91,7 +95,7 @@ enum HTTPBench {
         env["COORD_LOG_LEVEL"] = "warning"
         env["COORD_DB_POOL_SIZE"] = String(connections + 8)
         if case .embedded = session.target { env["DATABASE_URL"] = pool.configuration.connectionString }
-        let daemon = try Daemon(exe: exe, args: ["--listen", "127.0.0.1:\(port)", "--max-connections", String(idle + connections + 100)], env: env)
+        let daemon = try Daemon(exe: exe, args: ["--listen", "127.0.0.1:\(port)", "--max-connections", String(idle + feeds + connections + 100)], env: env)
         defer { daemon.stop() }
         try daemon.waitReady(port: port)
         let rss = Collector()
@@ -128,9 +132,29 @@ enum HTTPBench {
         let mixSeconds = Date().timeIntervalSince(mixStart)
         let commandRate = Double(commands.samples.withLock { $0.count }) / mixSeconds
 
-        FileHandle.standardError.write(Data("GET phase with \(idle) idle connections...\n".utf8))
-        // 3. GETs at a fixed rate with many idle connections held open.
+        FileHandle.standardError.write(Data("GET phase with \(idle) idle connections and \(feeds) live feeds...\n".utf8))
+        // 3. GETs at a fixed rate with many idle connections and live feeds held open, and a trickle of writes.
         let held = try await runBlocking { try (0..<idle).map { _ in SendableBox(try BenchClient(port: port)) } }
+        let feedStart: Int64 = try await pool.withConnection { c in try c.query("SELECT position FROM event_head").decode(0, 0) }
+        let liveFeeds = try await runBlocking {
+            try (0..<feeds).map { _ in
+                let c = try BenchClient(port: port)
+                return SendableBox((c, c.openStream("/v1/events/live?after=\(feedStart)", token: token)))
+            }
+        }
+        let writer = Task {
+            try await runBlocking {
+                let c = try BenchClient(port: port)
+                let start = Date()
+                var n = 0
+                while Date().timeIntervalSince(start) < duration {
+                    n += 1
+                    _ = c.request("POST", "/v1/stock/receipts", token: token, body: #"{"warehouse":"W0","item":"ITEM","quantity":1,"source":"donation"}"#)
+                    let due = start.addingTimeInterval(Double(n) * 0.02)
+                    if due.timeIntervalSinceNow > 0 { Thread.sleep(forTimeInterval: due.timeIntervalSinceNow) }
+                }
+            }
+        }
         let getLatency = Collector()
         let getStart = Date()
         let total = Int(Double(getRate) * duration)
@@ -156,6 +180,23 @@ enum HTTPBench {
             try await group.waitForAll()
         }
         let getSeconds = Date().timeIntervalSince(getStart)
+        try await writer.value
+        let feedEnd: Int64 = try await pool.withConnection { c in try c.query("SELECT position FROM event_head").decode(0, 0) }
+        let expected = Array((feedStart + 1)...max(feedStart + 1, feedEnd)).filter { $0 <= feedEnd }
+        // Every feed: every event of the phase, once, in order (what is not read yet waits in the socket).
+        let complete = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for feed in liveFeeds {
+                group.addTask {
+                    try await runBlocking {
+                        let (client, status) = feed.value
+                        return status == 200 && client.readEventIDs(count: expected.count, timeout: 10) == expected
+                    }
+                }
+            }
+            var n = 0
+            for try await ok in group where ok { n += 1 }
+            return n
+        }
         let stillOpen = held.filter { $0.value.request("GET", "/healthz", token: nil, body: nil) == 200 }.count
         sampling.cancel()
         let maxRSS = (rss.samples.withLock { $0 }.max() ?? 0) * 1000
@@ -166,6 +207,7 @@ enum HTTPBench {
             "mixed_get_p99_ms": percentile(r, 0.99), "errors": commands.errors.withLock { $0 } + reads.errors.withLock { $0 },
             "get_rate": (Double(g.count) / getSeconds).rounded(), "get_p50_ms": percentile(g, 0.5), "get_p99_ms": percentile(g, 0.99),
             "get_errors": getLatency.errors.withLock { $0 }, "idle_connections_held": stillOpen, "max_rss_mib": (maxRSS * 10).rounded() / 10,
+            "live_feeds": feeds, "live_feeds_complete": complete, "live_feed_events": expected.count,
         ]
         if args.flag("json") {
             print(Output.json(result))
@@ -178,6 +220,7 @@ enum HTTPBench {
                 ["command latency p50 / p99 ms", String(format: "%.1f / %.1f", percentile(c, 0.5), percentile(c, 0.99))],
                 ["GET /v1/stock at \(getRate)/s: achieved, p50 / p99 ms", String(format: "%.0f/s, %.1f / %.1f", Double(g.count) / getSeconds, percentile(g, 0.5), percentile(g, 0.99))],
                 ["idle connections held open (answering at the end)", "\(stillOpen)/\(idle)"],
+                ["live feeds delivering all \(expected.count) events of the phase, in order", "\(complete)/\(feeds)"],
                 ["coordd max RSS MiB", String(format: "%.1f", maxRSS)],
                 ["non-2xx answers", "\(commands.errors.withLock { $0 } + reads.errors.withLock { $0 } + getLatency.errors.withLock { $0 })"],
             ]))
@@ -238,6 +281,49 @@ final class BenchClient: @unchecked Sendable {
             if n <= 0 { return 0 }
             buffer.append(contentsOf: chunk[0..<n])
         }
+    }
+
+    /// Sends a GET for a live feed and reads its response head; returns the status.
+    func openStream(_ path: String, token: String) -> Int {
+        let text = "GET \(path) HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n"
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { return 0 }
+        while true {
+            if let end = find() {
+                let head = String(decoding: buffer[0..<end], as: UTF8.self)
+                buffer.removeFirst(end + 4)
+                return Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+            }
+            guard receive() else { return 0 }
+        }
+    }
+
+    /// The `id:` values of the next `count` events of a live feed (fewer when `timeout` seconds pass first).
+    func readEventIDs(count: Int, timeout: Double) -> [Int64] {
+        var tv = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let deadline = Date().addingTimeInterval(timeout)
+        var ids: [Int64] = []
+        var scanned = 0
+        while ids.count < count {
+            while let newline = buffer[scanned...].firstIndex(of: 10) {
+                let line = buffer[scanned..<newline]
+                if line.starts(with: Array("id: ".utf8)), let id = Int64(String(decoding: line.dropFirst(4), as: UTF8.self)) { ids.append(id) }
+                scanned = newline + 1
+            }
+            if ids.count >= count || Date() > deadline { break }
+            if !receive() && Date() > deadline { break }
+        }
+        return ids
+    }
+
+    /// Appends what the socket has to the buffer; false on end of stream, error or timeout.
+    private func receive() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { return false }
+        buffer.append(contentsOf: chunk[0..<n])
+        return true
     }
 
     private func find() -> Int? {

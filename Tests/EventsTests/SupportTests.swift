@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Events
 import TestSupport
@@ -69,4 +70,34 @@ final class LockedLines: @unchecked Sendable {
     private var lines: [String] = []
     func add(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
     var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+}
+
+@Suite("Blocking threads")
+struct BlockingThreadsTests {
+    @Test("64 jobs that block until all 64 have started all run at once (Dispatch's global queue ran 4 or 5)")
+    func manyBlockedAtOnce() async throws {
+        let threads = BlockingThreads(maxThreads: 128, idleTimeout: 1)
+        let started = Mutex(0)
+        let allStarted = DispatchSemaphore(value: 0)
+        let finished = DispatchGroup()
+        let released = Mutex(0)
+        for _ in 0..<64 {
+            finished.enter()
+            threads.run {
+                if started.withLock({ $0 += 1; return $0 }) == 64 { allStarted.signal() }
+                // Each job blocks until every job is running: with fewer threads than jobs this never ends.
+                while started.withLock({ $0 }) < 64 && released.withLock({ $0 }) == 0 { usleep(1000) }
+                finished.leave()
+            }
+        }
+        let result = await runBlockingWait { allStarted.wait(timeout: .now() + 20) }
+        released.withLock { $0 = 1 }
+        #expect(result == .success, "only \(started.withLock { $0 }) of 64 jobs ran at once")
+        _ = await runBlockingWait { finished.wait(timeout: .now() + 20) }
+        #expect(threads.threadCount <= 128)
+    }
+
+    private func runBlockingWait(_ body: @escaping @Sendable () -> DispatchTimeoutResult) async -> DispatchTimeoutResult {
+        await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
+    }
 }

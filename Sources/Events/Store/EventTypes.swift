@@ -236,6 +236,14 @@ public struct EventFilter: Sendable, Equatable {
         self.streams = streams
     }
 
+    /// Whether `event` passes the filter (as the store's reads decide it).
+    public func matches(_ event: RecordedEvent) -> Bool {
+        if let types, !types.contains(event.type) { return false }
+        if let categories, !categories.contains(EventStore.category(of: event.stream)) { return false }
+        if let streams, !streams.contains(event.stream) { return false }
+        return true
+    }
+
     public static let all = EventFilter()
 }
 

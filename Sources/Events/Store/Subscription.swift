@@ -30,20 +30,30 @@ public struct Subscription: AsyncSequence, Sendable {
         }
 
         public mutating func next() async throws -> RecordedEvent? {
+            if index >= buffer.count {
+                guard let batch = try await nextBatch() else { return nil }
+                (buffer, index) = (batch, 0)
+            }
+            let event = buffer[index]
+            index += 1
+            last = event.position
+            return event
+        }
+
+        /// The next events, as many as one read gives (at least one); nil when the task is cancelled.
+        public mutating func nextBatch() async throws -> [RecordedEvent]? {
             let s = subscription
             s.store.watcher.start()
+            var buffer: [RecordedEvent] = []
             while true {
-                if index < buffer.count {
-                    let event = buffer[index]
-                    index += 1
+                if let event = buffer.last {
                     last = event.position
-                    return event
+                    return buffer
                 }
                 if Task.isCancelled { return nil }
                 let generation = s.store.watcher.generation
                 do {
                     buffer = try await s.store.read(after: last, limit: s.batchSize, filter: s.filter)
-                    index = 0
                     failures = 0
                 } catch let error as PostgresError where error.isConnectionFailure || error.kind == .pool {
                     // PostgreSQL is restarting or unreachable: wait and resume after `last`, nothing lost.

@@ -63,6 +63,8 @@ final class App: Sendable {
     let metricsOpen: Bool
     let readyLagThreshold: Int64
     let link = ServerLink()
+    /// The log's tail, read once for all live feeds.
+    let fanout: EventFanout
     static let routes: [Route] = commandRoutes + readRoutes + operationRoutes
 
     init(service: CoordinationService, runner: ProjectionRunner, logger: Logger, metrics: Metrics, metricsOpen: Bool,
@@ -75,6 +77,7 @@ final class App: Sendable {
         self.metrics = metrics
         self.metricsOpen = metricsOpen
         self.readyLagThreshold = readyLagThreshold
+        self.fanout = EventFanout(store: service.store, render: App.sseMessage)
     }
 
     // MARK: Dispatch

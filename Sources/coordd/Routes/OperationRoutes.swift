@@ -139,12 +139,30 @@ extension App {
         }
         let stream = ResponseStream(limit: 1 << 20)
         let store = service.store
+        let fanout = self.fanout
         let producer = Task {
             stream.send(Array("retry: 2000\n\n".utf8))
-            for try await event in store.subscribe(after: after, filter: filter) {
-                if let response, !Self.concerns(event, response: response) { continue }
-                let line = "id: \(event.position)\nevent: \(event.type)\ndata: " + event.json() + "\n\n"
-                if !stream.send(Array(line.utf8)) { break }
+            try await fanout.start()
+            // History from the store up to the shared window of recent events, then the window: the tail is
+            // read once for every feed (EventFanout). Positions only move forward: nothing skipped or repeated.
+            var position = after
+            func deliver(_ event: RecordedEvent, _ rendered: [UInt8]?) -> Bool {
+                guard filter.matches(event), response.map({ Self.concerns(event, response: $0) }) ?? true else { return true }
+                return stream.send(rendered ?? Self.sseMessage(event))
+            }
+            while stream.isOpen, !Task.isCancelled {
+                switch fanout.events(after: position, limit: 500) {
+                case .history(let until):
+                    let batch = try await store.read(after: position, limit: 500, filter: filter, until: .position(until))
+                    for event in batch where !deliver(event, nil) { return }
+                    position = batch.count < 500 ? until : batch.last!.position
+                case .events(let batch):
+                    if batch.isEmpty { await fanout.wait(after: position); continue }
+                    for (event, rendered) in batch {
+                        position = event.position
+                        if !deliver(event, rendered) { return }
+                    }
+                }
             }
         }
         Task {
@@ -159,6 +177,11 @@ extension App {
                                                     ("X-Accel-Buffering", "no")])
         r.stream = stream
         return r
+    }
+
+    /// One Server-Sent Events message: the position as id, the type as event name, the event as data.
+    static func sseMessage(_ event: RecordedEvent) -> [UInt8] {
+        Array(("id: \(event.position)\nevent: \(event.type)\ndata: " + event.json() + "\n\n").utf8)
     }
 
     /// Whether an event belongs to a response: its own stream, or data naming it.
