@@ -286,9 +286,6 @@ public final class ProjectionRunner: Sendable {
         let box = SendableBox(state)
         let status = try await store.pool.withConnection { c -> String? in
             try c.transaction { c in
-                // A read model is rebuilt from the log: losing its last moments in an OS crash costs a re-read,
-                // never data. So its commits do not wait for the WAL flush (the log's own appends always do).
-                try c.execute(unsafe: "SET LOCAL synchronous_commit = off")
                 try box.value.flush(c, suffix: "")
                 let r = try c.query("""
                     UPDATE projection_checkpoints SET position = \(to), updated_at = now()
