@@ -53,7 +53,8 @@ enum ProjectionCommands {
         },
         "reset": Command(spec: CommandSpec(
             path: "coordctl projections reset", summary: "Mark a projection for a rebuild from scratch (after a failure fix).",
-            arguments: "NAME", details: "The leading coordd (or the next one to start) rebuilds it.\n\n" + databaseHelp)) { args in
+            arguments: "NAME", options: [.init("json", help: "Machine-readable output.")],
+            details: "The leading coordd (or the next one to start) rebuilds it.\n\n" + databaseHelp)) { args in
             try args.requirePositionals(1...1)
             let definitions = try select(args)
             let session = try Session.open()
@@ -66,7 +67,11 @@ enum ProjectionCommands {
                         ON CONFLICT (name) DO UPDATE SET status = 'rebuild_requested', updated_at = now()
                         """)
                 }
-                print("Projection \(def.name) will be rebuilt by its leader.")
+                if args.flag("json") {
+                    print(Output.json(["projection": def.name, "status": "rebuild_requested"]))
+                } else {
+                    print("Projection \(def.name) will be rebuilt by its leader.")
+                }
             }
             return 0
         },

@@ -143,11 +143,16 @@ enum DBCommands {
             print("Embedded PostgreSQL stopped.")
             return 0
         },
-        "status": Command(spec: CommandSpec(path: "coordctl db status", summary: "Say whether the embedded cluster is running; exit 3 if not.")) { args in
+        "status": Command(spec: CommandSpec(path: "coordctl db status", summary: "Say whether the embedded cluster is running; exit 3 if not.",
+                                            options: [.init("json", help: "Machine-readable output.")])) { args in
             try args.requirePositionals(0...0)
             let embedded = try embeddedOnly()
             let running = embedded.isRunning()
-            print(running ? "running: \(embedded.location)" : "stopped: \(embedded.location)")
+            if args.flag("json") {
+                print(Output.json(["running": running, "data_dir": "\(embedded.location)"]))
+            } else {
+                print(running ? "running: \(embedded.location)" : "stopped: \(embedded.location)")
+            }
             return running ? 0 : 3
         },
         "url": Command(spec: CommandSpec(path: "coordctl db url", summary: "Print the embedded cluster's libpq connection string.")) { args in

@@ -45,7 +45,7 @@ enum TokenCommands {
             return 0
         },
         "revoke": Command(spec: CommandSpec(path: "coordctl tokens revoke", summary: "Revoke a token by id (effective within seconds).",
-                                            arguments: "ID")) { args in
+                                            arguments: "ID", options: [.init("json", help: "Machine-readable output.")])) { args in
             try args.requirePositionals(1...1)
             let session = try Session.open()
             defer { session.close() }
@@ -54,7 +54,11 @@ enum TokenCommands {
                 printError("Error: no active token with id \(args.positionals[0])")
                 return 1
             }
-            print("Revoked \(args.positionals[0]).")
+            if args.flag("json") {
+                print(Output.json(["id": args.positionals[0], "revoked": true]))
+            } else {
+                print("Revoked \(args.positionals[0]).")
+            }
             return 0
         },
     ])
