@@ -256,13 +256,7 @@ final class BenchClient: @unchecked Sendable {
         if let token { text += "Authorization: Bearer \(token)\r\n" }
         if let body { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
         text += "\r\n" + (body ?? "")
-        let bytes = Array(text.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return 0 }
-            off += n
-        }
+        guard sendAll(text) else { return 0 }
         while true {
             if let end = find() {
                 let head = String(decoding: buffer[0..<end], as: UTF8.self)
@@ -276,18 +270,13 @@ final class BenchClient: @unchecked Sendable {
                     return status
                 }
             }
-            var chunk = [UInt8](repeating: 0, count: 65_536)
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return 0 }
-            buffer.append(contentsOf: chunk[0..<n])
+            guard receive() else { return 0 }
         }
     }
 
     /// Sends a GET for a live feed and reads its response head; returns the status.
     func openStream(_ path: String, token: String) -> Int {
-        let text = "GET \(path) HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n"
-        let bytes = Array(text.utf8)
-        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { return 0 }
+        guard sendAll("GET \(path) HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n") else { return 0 }
         while true {
             if let end = find() {
                 let head = String(decoding: buffer[0..<end], as: UTF8.self)
@@ -315,6 +304,17 @@ final class BenchClient: @unchecked Sendable {
             if !receive() && Date() > deadline { break }
         }
         return ids
+    }
+
+    private func sendAll(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            off += n
+        }
+        return true
     }
 
     /// Appends what the socket has to the buffer; false on end of stream, error or timeout.

@@ -111,6 +111,7 @@ func runDaemon() async -> Int32 {
         break
     }
     server?.shutdown()   // stop accepting, finish requests in flight, end streams with a final event
+    app?.fanout.stop()   // the live feeds' shared reader
     await runner.stop()  // each projection finishes its batch and commits its checkpoint
     pool.close()
     if started, case .embedded(let embedded) = target {

@@ -95,11 +95,18 @@ struct CanonicalJSONTests {
         let good = Data(#" {"quantity": 5, "lead_org": "IOM", "at": "2026-11-08T06:30:00Z", "tags": ["a", "b"]} "#.utf8)
         let sample = try FastJSONDecoder.decode(Sample.self, from: good)
         #expect(sample.quantity == 5 && sample.leadOrg == "IOM" && sample.at == Timestamp.parse("2026-11-08T06:30:00Z") && sample.tags == ["a", "b"])
-        for unsure in [#"{"quantity": 5.0}"#, #"{"quantity": 1e3}"#, #"{"quantity": "5"}"#, #"{"quantity": 05}"#, #"{"quantity": 5, "quantity": 6}"#,
+        for unsure in [#"{"quantity": 5.0}"#, #"{"quantity": 1e3}"#, #"{"quantity": "5"}"#, #"{"quantity": 05}"#,
                        #"{"quantity": 5, "lead_org": "a"b"}"#, #"{"quantity": 5,}"#, #"{"quantity": 5} x"#, #"{"at": "yesterday", "quantity": 1}"#,
-                       #"{"lead_org": "x"}"#, #"[1]"#] {
+                       #"{"lead_org": "x"}"#, #"[1]"#, #"{"quantity": 5, "lead_org": "\ud800"}"#] {
             #expect(throws: (any Error).self, "\(unsure)") { try FastJSONDecoder.decode(Sample.self, from: Data(unsure.utf8)) }
         }
+        // Escapes, and a repeated key (its first value counts, as in Foundation's decoder), decode as the reference does.
+        for text in [#"{"quantity": 5, "lead_org": "a\"b\\c\/d\n\u00e9\ud83d\ude00"}"#, #"{"quantity": 5, "quantity": 6}"#] {
+            let fast = try FastJSONDecoder.decode(Sample.self, from: Data(text.utf8))
+            let reference = try JSONWriter.makeDecoder().decode(Sample.self, from: Data(text.utf8))
+            #expect(fast.quantity == reference.quantity && fast.leadOrg == reference.leadOrg, "\(text)")
+        }
+        #expect(try FastJSONDecoder.decode(Sample.self, from: Data(#"{"quantity": 1, "lead_org": "a\"b"}"#.utf8)).leadOrg == "a\"b")
     }
 
     @Test("idempotency ids and request digests equal PostgreSQL's md5 of the same text")

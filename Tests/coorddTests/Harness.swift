@@ -43,6 +43,7 @@ final class TestDaemon: @unchecked Sendable {
     func stop() async {
         let server = self.server
         _ = try? await runBlocking { server.shutdown(grace: 2) }
+        app.fanout.stop()
         await runner.stop()
         store.close()
     }

@@ -55,7 +55,7 @@ public final class CommandImporter: Sendable {
     }
 
     /// The idempotency key of a line without its own: its number and a digest of its text.
-    public static func derivedKey(line text: String, number: Int) -> String {
+    static func derivedKey(line text: String, number: Int) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
         for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return "import:\(number):" + String(h, radix: 16)
@@ -63,28 +63,17 @@ public final class CommandImporter: Sendable {
 
     /// Parses one line: `{"command": NAME, "idempotency_key"?: KEY, ...the command's fields}`.
     static func parse(_ text: String, index: Int) throws -> Line {
-        let data = Data(text.utf8)
-        let keys: [String]
-        let commandValue: JSONObjectScan.Captured?, keyValue: JSONObjectScan.Captured?
-        if let scan = JSONObjectScan(scanning: data, capturing: ["command", "idempotency_key"]) {
-            (keys, commandValue, keyValue) = (scan.keys, scan.captured["command"], scan.captured["idempotency_key"])
-        } else {
-            // Escapes in keys or in the envelope's values, or not JSON at all: the full parser decides.
-            guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                throw DomainError.invalid("line", "is not a JSON object")
-            }
-            keys = Array(object.keys)
-            commandValue = object["command"].map { ($0 as? String).map(JSONObjectScan.Captured.text) ?? .other }
-            keyValue = object["idempotency_key"].map { ($0 as? String).map(JSONObjectScan.Captured.text) ?? .other }
+        guard let value = try? JSONValue.parse(Data(text.utf8)), value.keys != nil else {
+            throw DomainError.invalid("line", "is not a JSON object")
         }
-        guard case .text(let name) = commandValue else { throw DomainError.invalid("command", "is required") }
+        guard case .string(let name)? = value["command"] else { throw DomainError.invalid("command", "is required") }
         let key: String
-        switch keyValue {
+        switch value["idempotency_key"] {
         case nil: key = derivedKey(line: text, number: index + 1)
-        case .text(let k): key = k
-        case .other: throw DomainError.invalid("idempotency_key", "must be a string")
+        case .string(let k)?: key = k
+        default: throw DomainError.invalid("idempotency_key", "must be a string")
         }
-        let command = try CommandCatalog.decode(name: name, keys: keys, json: data, ignoring: ["command", "idempotency_key"])
+        let command = try CommandCatalog.decode(name: name, value: value, ignoring: ["command", "idempotency_key"])
         return Line(index: index, name: name, key: key, command: command)
     }
 
@@ -95,9 +84,11 @@ public final class CommandImporter: Sendable {
         var outcomes: [Outcome]
         var staging = StagingBuffer()
         var service: CoordinationService
+        /// For lines decided alone, on fresh reads.
+        let direct: CoordinationService
         /// Lines decided into the staging buffer since its last `take`, with their events.
-        var deciding: [(index: Int, events: Int)] = []
-        var inFlight: (task: Task<StagedAppendOutcome, Error>, lines: [(index: Int, events: Int)])?
+        var deciding: [(line: Line, events: Int)] = []
+        var inFlight: (task: Task<StagedAppendOutcome, Error>, lines: [(line: Line, events: Int)])?
         /// The lowest refused line so far.
         var firstFailure: Int?
         /// Set when staging restarted: the chunk's remaining lines must be checked against the log again.
@@ -108,6 +99,7 @@ public final class CommandImporter: Sendable {
         init(count: Int, store: EventStore) {
             outcomes = Array(repeating: .pending, count: count)
             service = CoordinationService(store: store, staging: staging)
+            direct = CoordinationService(store: store)
         }
         func fail(_ index: Int, _ reason: String) {
             outcomes[index] = .failed(reason)
@@ -140,17 +132,17 @@ public final class CommandImporter: Sendable {
                     try await prime(run.staging, Array(parsed[k...]))
                     run.needsPrime = false
                 }
-                try await decide(line, run, lines: lines, fresh: false)
+                try await decide(line, run, fresh: false)
                 if run.staging.stagedEvents >= maxBatchEvents {
-                    try await flush(run, lines: lines)
+                    try await flush(run)
                 }
             }
             progress?(end)
             if !keepGoing, run.firstFailure != nil { break }
             start = end
         }
-        try await flush(run, lines: lines)
-        try await settle(run, lines: lines)
+        try await flush(run)
+        try await settle(run)
 
         for (i, outcome) in run.outcomes.enumerated() {
             switch outcome {
@@ -185,7 +177,7 @@ public final class CommandImporter: Sendable {
     }
 
     private func firstID(_ line: Line) -> UUID {
-        CommandRunner.idempotencyIDs(actor: actor, command: line.name, key: line.key, body: "").0.first
+        CommandRunner.IdempotentIDs(actor: actor, command: line.name, key: line.key).first
     }
 
     private func context(_ line: Line) -> CommandContext {
@@ -193,10 +185,10 @@ public final class CommandImporter: Sendable {
     }
 
     /// Decides one line: staged (`fresh == false`) or appended on its own with fresh reads.
-    private func decide(_ line: Line, _ run: Run, lines: [String], fresh: Bool) async throws {
+    private func decide(_ line: Line, _ run: Run, fresh: Bool) async throws {
         do {
             if fresh {
-                let result = try await CoordinationService(store: store).execute(line.command, context(line))
+                let result = try await run.direct.execute(line.command, context(line))
                 run.outcomes[line.index] = result.duplicate ? .present : .written(events: 0)
                 return
             }
@@ -208,16 +200,16 @@ public final class CommandImporter: Sendable {
                 if case .validation = error { throw error }
                 // Refused on the states in memory, which another writer may have moved on: write what is staged,
                 // then decide this line alone on fresh reads, and stage again from fresh states if it was written.
-                try await flush(run, lines: lines)
-                try await settle(run, lines: lines)
-                try await decide(line, run, lines: lines, fresh: true)
+                try await flush(run)
+                try await settle(run)
+                try await decide(line, run, fresh: true)
                 if case .written = run.outcomes[line.index] { restartStaging(run) }
                 return
             }
             if result.duplicate {
                 run.outcomes[line.index] = .present
             } else {
-                run.deciding.append((line.index, run.staging.stagedEvents - before))
+                run.deciding.append((line, run.staging.stagedEvents - before))
             }
         } catch let error as DomainError {
             run.fail(line.index, error.description)
@@ -227,8 +219,8 @@ public final class CommandImporter: Sendable {
     }
 
     /// Starts writing the staged batch (after the previous one is settled).
-    private func flush(_ run: Run, lines: [String]) async throws {
-        try await settle(run, lines: lines)
+    private func flush(_ run: Run) async throws {
+        try await settle(run)
         let appends = run.staging.take()
         let decided = run.deciding
         run.deciding = []
@@ -239,7 +231,7 @@ public final class CommandImporter: Sendable {
 
     /// Waits for the batch being written. When another writer got there first, every line decided since
     /// (that batch's and the one being staged) is decided again alone, on fresh reads, and staging restarts.
-    private func settle(_ run: Run, lines: [String]) async throws {
+    private func settle(_ run: Run) async throws {
         guard let (task, decided) = run.inFlight else { return }
         run.inFlight = nil
         let outcome: StagedAppendOutcome
@@ -253,15 +245,15 @@ public final class CommandImporter: Sendable {
         }
         if case .appended = outcome {
             run.batches += 1
-            for (index, events) in decided { run.outcomes[index] = .written(events: events) }
+            for (line, events) in decided { run.outcomes[line.index] = .written(events: events) }
             return
         }
         let redo = decided + run.deciding
         run.staging.take()
         run.deciding = []
         run.retriedAlone += redo.count
-        for (index, _) in redo.sorted(by: { $0.index < $1.index }) {
-            try await decide(try Self.parse(lines[index], index: index), run, lines: lines, fresh: true)
+        for (line, _) in redo.sorted(by: { $0.line.index < $1.line.index }) {
+            try await decide(line, run, fresh: true)
         }
         restartStaging(run)
     }

@@ -59,6 +59,9 @@ final class StateCache: Sendable {
         return (s, e.version)
     }
 
+    /// The cached version of `stream`, whatever its state's type.
+    func version(of stream: String) -> Int64? { entries.withLock { $0[stream]?.version } }
+
     func put(_ stream: String, _ state: any AggregateState, version: Int64) {
         entries.withLock { e in
             if e.count >= capacity { e.removeAll(keepingCapacity: true) }  // crude but bounded
@@ -87,8 +90,6 @@ final class StagingBuffer: Sendable {
     private struct Contents {
         var appends: [StreamAppend] = []
         var events = 0
-        /// Stream versions including staged events.
-        var versions: [String: Int64] = [:]
         /// First event id of each command already stored or staged, with its request digest.
         var known: [UUID: String] = [:]
         /// Streams seen not to exist when the chunk was checked: loading them needs no read.
@@ -100,19 +101,14 @@ final class StagingBuffer: Sendable {
 
     func isAbsent(_ stream: String) -> Bool { contents.withLock { $0.absent.contains(stream) } }
 
-    func version(of stream: String) -> Int64? { contents.withLock { $0.versions[stream] } }
-
     func known(_ id: UUID) -> String? { contents.withLock { $0.known[id] } }
 
     func remember(_ stored: [UUID: String]) { contents.withLock { $0.known.merge(stored) { a, _ in a } } }
 
     func stage(_ appends: [StreamAppend], firstID: UUID?, requestHash: String?) {
         contents.withLock { c in
-            for a in appends {
-                c.appends.append(a)
-                c.events += a.events.count
-                if case .exact(let v) = a.expected { c.versions[a.stream] = v + Int64(a.events.count) } else { c.versions[a.stream] = Int64(a.events.count) }
-            }
+            c.appends += appends
+            c.events += appends.reduce(0) { $0 + $1.events.count }
             if let firstID { c.known[firstID] = requestHash ?? "" }
         }
     }
@@ -154,14 +150,9 @@ final class CommandRunner: Sendable {
     func load<S: AggregateState>(_ stream: String, as type: S.Type, fresh: Bool = false) async throws -> (S, Int64) {
         let cached = cache.get(stream, as: S.self)
         if let cached, staging != nil || !(fresh || Self.readThrough) { return cached }
-        if cached == nil, let staging {
-            if let staged = staging.version(of: stream) {
-                throw EventStoreError.unavailable("staged stream \(stream) at version \(staged) is missing from the cache")
-            }
-            if staging.isAbsent(stream) {
-                cache.put(stream, S(), version: 0)
-                return (S(), 0)
-            }
+        if cached == nil, let staging, staging.isAbsent(stream) {
+            cache.put(stream, S(), version: 0)
+            return (S(), 0)
         }
         var (state, version) = cached ?? (S(), 0)
         while true {
@@ -177,9 +168,12 @@ final class CommandRunner: Sendable {
         return (state, version)
     }
 
+    /// One stream's events of a decision, with the version the decision read.
+    typealias StreamEvents = (stream: String, expected: ExpectedVersion, payloads: [any EventPayload])
+
     /// What a command decided: its events per stream with the versions it read, and how to answer.
     struct Decision {
-        var appends: [(stream: String, expected: ExpectedVersion, payloads: [any EventPayload])]
+        var appends: [StreamEvents]
         /// The resource's stream, whose version the result reports.
         var primary: String
         var kind: String
@@ -305,7 +299,7 @@ final class CommandRunner: Sendable {
         guard folded.count == appends.count else {
             throw EventStoreError.unavailable("a staged decision wrote to a stream it did not load")
         }
-        return staging?.version(of: decision.primary) ?? 0
+        return cache.version(of: decision.primary) ?? 0
     }
 
     /// The primary aggregate after a successful append: the appended payloads folded into the states the
@@ -346,7 +340,7 @@ final class CommandRunner: Sendable {
     /// Event ids derived from (actor, command, key), and a digest of the body: MD5 as text, equal to what
     /// PostgreSQL's `md5(...)::uuid` gives (earlier versions computed them there). Up to 8 events per command.
     static func idempotencyIDs(actor: String, command: String, key: String, body: String) -> (IdempotentIDs, String) {
-        (IdempotentIDs(base: actor + "\u{1f}" + command + "\u{1f}" + key + "\u{1f}"), MD5.hex(body))
+        (IdempotentIDs(actor: actor, command: command, key: key), MD5.hex(body))
     }
 
     /// The ids of a keyed command's events, computed as they are needed (most commands write one event).
@@ -354,8 +348,8 @@ final class CommandRunner: Sendable {
         static let count = 8
         let base: String
         let first: UUID
-        init(base: String) {
-            self.base = base
+        init(actor: String, command: String, key: String) {
+            self.base = actor + "\u{1f}" + command + "\u{1f}" + key + "\u{1f}"
             self.first = MD5.uuid(base + "0")
         }
         subscript(index: Int) -> UUID { index == 0 ? first : MD5.uuid(base + String(index)) }

@@ -82,9 +82,9 @@ public final class CoordinationService: Sendable {
         return try await execute(command, ctx)
     }
 
-    /// As `execute(name:json:)`, for a body whose top-level `keys` the caller has already scanned.
-    public func execute(name: String, keys: [String], json: Data, _ ctx: CommandContext) async throws -> CommandResult {
-        let command = try CommandCatalog.decode(name: name, keys: keys, json: json, ignoring: [])
+    /// As `execute(name:json:)`, for a body the caller has already parsed.
+    public func execute(name: String, value: JSONValue, _ ctx: CommandContext) async throws -> CommandResult {
+        let command = try CommandCatalog.decode(name: name, value: value, ignoring: [])
         return try await execute(command, ctx)
     }
 
@@ -113,7 +113,8 @@ public final class CoordinationService: Sendable {
     /// remembered, and later checks cost no query.
     func requireExists(_ kind: String, _ id: String, stream: String) async throws {
         if knownStreams.withLock({ $0.contains(stream) }) { return }
-        var version = runner.staging?.version(of: stream) ?? 0
+        // While staging, the cache holds every stream the import created or read.
+        var version = runner.staging == nil ? 0 : runner.cache.version(of: stream) ?? 0
         if version == 0 { version = try await store.version(of: stream) }
         if version == 0 { throw DomainError.notFound(kind: kind, id: id) }
         knownStreams.withLock { known in
@@ -194,30 +195,31 @@ public enum CommandCatalog {
     }
 
     public static func decode<C: DomainCommand>(_ type: C.Type, json: Data) throws -> C {
-        let object: Any
+        let value: JSONValue
         do {
-            object = try JSONSerialization.jsonObject(with: json, options: [])
+            value = try JSONValue.parse(json)
         } catch {
             throw DomainError.invalid("body", "is not valid JSON")
         }
-        guard let dict = object as? [String: Any] else { throw DomainError.invalid("body", "must be a JSON object") }
-        return try decode(type, keys: Array(dict.keys), json: json, ignoring: [])
+        return try decode(type, value: value, ignoring: [])
     }
 
-    /// Decodes `json`, an object with these top-level `keys`, as the command `name`; the `ignoring` fields
-    /// belong to the envelope (an import line's `command` and `idempotency_key`).
-    public static func decode(name: String, keys: [String], json: Data, ignoring: Set<String>) throws -> any DomainCommand {
+    /// Decodes a parsed body as the command `name`; the `ignoring` fields belong to the envelope (an import
+    /// line's `command` and `idempotency_key`).
+    public static func decode(name: String, value: JSONValue, ignoring: Set<String>) throws -> any DomainCommand {
         guard let type = byName[name] else { throw DomainError.invalid("command", "unknown command \(name)") }
-        return try decode(type, keys: keys, json: json, ignoring: ignoring)
+        return try decode(type, value: value, ignoring: ignoring)
     }
 
-    static func decode<C: DomainCommand>(_ type: C.Type, keys: [String], json: Data, ignoring: Set<String>) throws -> C {
+    static func decode<C: DomainCommand>(_ type: C.Type, value: JSONValue, ignoring: Set<String>) throws -> C {
+        guard let keys = value.keys else { throw DomainError.invalid("body", "must be a JSON object") }
         let unknown = keys.filter { !C.fields.contains($0) && !ignoring.contains($0) }.sorted()
         if !unknown.isEmpty {
             throw DomainError.validation(unknown.map { FieldError($0, "unknown field") })
         }
         // The fast decoder answers the common case; whenever it is unsure, Foundation's decides (and words the error).
-        if let command = try? FastJSONDecoder.decode(C.self, from: json) { return command }
+        if let command = try? FastJSONDecoder.decode(C.self, from: value) { return command }
+        let json = Data(value.json.utf8)
         do {
             return try JSONWriter.makeDecoder().decode(C.self, from: json)
         } catch let error as DecodingError {

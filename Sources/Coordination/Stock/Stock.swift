@@ -302,27 +302,13 @@ public struct ReceiveTransfer: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, quantity) = (self.id, self.quantity)
-        let runner = s.runner
-        let transfer = Streams.transfer(id)
-        let (initial, iv) = try await runner.load(transfer, as: TransferState.self)
-        guard iv > 0 else { throw DomainError.notFound(kind: "transfer", id: id) }
-        let stock = Streams.stock(initial.to, initial.item)
-        return try await runner.run(command: Self.name, body: CoordinationService.canonical(self), ctx: ctx, occurredAt: occurredAt,
-                                    locks: [transfer, stock], state: TransferState.self) {
-            let (t, tv) = try await runner.load(transfer, as: TransferState.self)
-            try CoordinationService.checkIfMatch(ctx, kind: "transfer", id: id, version: tv)
-            guard t.status == "in_transit" else {
-                throw DomainError.invalidTransition(kind: "transfer", id: id, current: t.status, action: "receive")
-            }
+        return try await s.transferStep(self, ctx, id: id, occurredAt: occurredAt, action: "receive", warehouse: \.to) { t, transfer, stock in
             if quantity > t.quantity { throw DomainError.invalid("quantity", "must not exceed the \(t.quantity) sent") }
-            let (_, sv) = try await runner.load(stock, as: StockState.self)
-            var appends: [(stream: String, expected: ExpectedVersion, payloads: [any EventPayload])] = [
-                (transfer, .exact(tv), [TransferReceived(transfer: id, received: quantity, lost: t.quantity - quantity)]),
-            ]
+            var appends = [(transfer.0, transfer.1, [TransferReceived(transfer: id, received: quantity, lost: t.quantity - quantity) as any EventPayload])]
             if quantity > 0 {
-                appends.append((stock, .exact(sv), [StockTransferReceived(transfer: id, warehouse: t.to, item: t.item, quantity: quantity, from: t.from)]))
+                appends.append((stock.0, stock.1, [StockTransferReceived(transfer: id, warehouse: t.to, item: t.item, quantity: quantity, from: t.from)]))
             }
-            return .init(appends: appends, primary: transfer, kind: "transfer", id: id, created: false)
+            return appends
         }
     }
 }
@@ -337,23 +323,36 @@ public struct CancelTransfer: StepCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let id = self.id
-        let runner = s.runner
+        return try await s.transferStep(self, ctx, id: id, occurredAt: occurredAt, action: "cancel", warehouse: \.from) { t, transfer, stock in
+            [(transfer.0, transfer.1, [TransferCancelled(transfer: id)]),
+             (stock.0, stock.1, [StockTransferReturned(transfer: id, warehouse: t.from, item: t.item, quantity: t.quantity)])]
+        }
+    }
+}
+
+extension CoordinationService {
+    /// Runs a step on a transfer still in transit and on the stock it moves: the `warehouse` side's stream of
+    /// the transfer's item (the receiver's on a receipt, the sender's on a cancel). `decide` gets the transfer
+    /// and both streams with the versions read, and returns the appends.
+    func transferStep(_ command: some DomainCommand, _ ctx: CommandContext, id: String, occurredAt: Date?, action: String,
+                      warehouse: @escaping @Sendable (TransferState) -> String,
+                      _ decide: @escaping @Sendable (TransferState, (String, ExpectedVersion), (String, ExpectedVersion)) throws -> [CommandRunner.StreamEvents]
+    ) async throws -> CommandResult {
+        let runner = self.runner
         let transfer = Streams.transfer(id)
         let (initial, iv) = try await runner.load(transfer, as: TransferState.self)
         guard iv > 0 else { throw DomainError.notFound(kind: "transfer", id: id) }
-        let stock = Streams.stock(initial.from, initial.item)
-        return try await runner.run(command: Self.name, body: CoordinationService.canonical(self), ctx: ctx, occurredAt: occurredAt,
+        let stock = Streams.stock(warehouse(initial), initial.item)
+        return try await runner.run(command: type(of: command).name, body: Self.canonical(command), ctx: ctx, occurredAt: occurredAt,
                                     locks: [transfer, stock], state: TransferState.self) {
             let (t, tv) = try await runner.load(transfer, as: TransferState.self)
-            try CoordinationService.checkIfMatch(ctx, kind: "transfer", id: id, version: tv)
+            try Self.checkIfMatch(ctx, kind: "transfer", id: id, version: tv)
             guard t.status == "in_transit" else {
-                throw DomainError.invalidTransition(kind: "transfer", id: id, current: t.status, action: "cancel")
+                throw DomainError.invalidTransition(kind: "transfer", id: id, current: t.status, action: action)
             }
             let (_, sv) = try await runner.load(stock, as: StockState.self)
-            return .init(appends: [
-                (transfer, .exact(tv), [TransferCancelled(transfer: id)]),
-                (stock, .exact(sv), [StockTransferReturned(transfer: id, warehouse: t.from, item: t.item, quantity: t.quantity)]),
-            ], primary: transfer, kind: "transfer", id: id, created: false)
+            return .init(appends: try decide(t, (transfer, .exact(tv)), (stock, .exact(sv))), primary: transfer, kind: "transfer",
+                         id: id, created: false)
         }
     }
 }

@@ -246,16 +246,13 @@ public final class ProjectionRunner: Sendable {
         let from = w.checkpoint
         let head = try await store.headPosition()
         let start = max(from, w.scanned)
-        if head <= start {
-            if head > from, Date().timeIntervalSince(w.lastCommit) > 1 { try await commit(w, state: state, from: from, to: head) }
-            return 0
-        }
-        let events = try await store.read(after: start, limit: batchSize, filter: EventFilter(types: w.definition.eventTypes), until: .position(head))
+        let events = head <= start ? []
+            : try await store.read(after: start, limit: batchSize, filter: EventFilter(types: w.definition.eventTypes), until: .position(head))
         var target = events.count < batchSize ? head : events.last!.position
         if events.isEmpty {
-            w.scanned = target
-            if target - from >= Self.idleCheckpointEvents || Date().timeIntervalSince(w.lastCommit) > 1 {
-                try await commit(w, state: state, from: from, to: target)
+            w.scanned = max(w.scanned, head)
+            if head > from, head - from >= Self.idleCheckpointEvents || Date().timeIntervalSince(w.lastCommit) > 1 {
+                try await commit(w, state: state, from: from, to: head)
             }
             return 0
         }

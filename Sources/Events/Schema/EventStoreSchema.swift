@@ -41,7 +41,7 @@ public enum EventStoreSchema {
     #variable_conflict use_column
     DECLARE
         -- one element per (request, stream), in (request, stream) order
-        s_rq int[]; s_si int[]; s_stream text[]; s_expected text[]; s_nev int[]; s_cur bigint[];
+        s_rq int[]; s_si int[]; s_stream text[]; s_expected text[]; s_nev int[]; s_cur bigint[]; s_bad boolean[];
         -- one element per event, in (request, stream, event) order
         e_rq int[]; e_stream text[]; e_id uuid[]; e_type text[]; e_data jsonb[]; e_meta jsonb[]; e_occ timestamptz[]; e_n int[];
         dup_rq int[] := '{}'; mismatch_rq int[] := '{}'; conflict_rq int[] := '{}';
@@ -89,11 +89,15 @@ public enum EventStoreSchema {
               GROUP BY u.rq) AS q
         WHERE q.stored > 0;
 
+        -- Per (request, stream): does the stored version miss the expectation?
+        SELECT array_agg((u.expected = 'no_stream' AND u.cur <> 0) OR (u.expected = 'exists' AND u.cur = 0)
+                         OR (u.expected NOT IN ('any', 'no_stream', 'exists') AND u.cur <> u.expected::bigint) ORDER BY u.o)
+        INTO s_bad
+        FROM unnest(s_expected, s_cur) WITH ORDINALITY AS u(expected, cur, o);
+
         SELECT coalesce(array_agg(DISTINCT u.rq), '{}') INTO conflict_rq
-        FROM unnest(s_rq, s_expected, s_cur) AS u(rq, expected, cur)
-        WHERE NOT (u.rq = ANY(dup_rq) OR u.rq = ANY(mismatch_rq))
-          AND ((u.expected = 'no_stream' AND u.cur <> 0) OR (u.expected = 'exists' AND u.cur = 0)
-               OR (u.expected NOT IN ('any', 'no_stream', 'exists') AND u.cur <> u.expected::bigint));
+        FROM unnest(s_rq, s_bad) AS u(rq, bad)
+        WHERE u.bad AND NOT (u.rq = ANY(dup_rq) OR u.rq = ANY(mismatch_rq));
 
         -- The accepted events, in order, with their stream versions.
         SELECT array_agg(u.stream ORDER BY u.o), array_agg(c.cur + u.n ORDER BY u.o), array_agg(u.id ORDER BY u.o),
@@ -118,10 +122,8 @@ public enum EventStoreSchema {
         UNION ALL
         -- conflicts: the streams whose version did not match
         SELECT u.rq, u.stream, 'conflict', u.cur, NULL, NULL
-        FROM unnest(s_rq, s_stream, s_expected, s_cur) AS u(rq, stream, expected, cur)
-        WHERE u.rq = ANY(conflict_rq)
-          AND ((u.expected = 'no_stream' AND u.cur <> 0) OR (u.expected = 'exists' AND u.cur = 0)
-               OR (u.expected NOT IN ('any', 'no_stream', 'exists') AND u.cur <> u.expected::bigint))
+        FROM unnest(s_rq, s_stream, s_cur, s_bad) AS u(rq, stream, cur, bad)
+        WHERE u.rq = ANY(conflict_rq) AND u.bad
         UNION ALL
         SELECT m, NULL, 'mismatch', NULL, NULL, NULL FROM unnest(mismatch_rq) AS m
         UNION ALL

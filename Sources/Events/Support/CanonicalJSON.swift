@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Encodes `Encodable` values to exactly the text `JSONWriter.makeEncoder()` produces (snake_case keys,
 /// sorted keys, RFC 3339 UTC dates, slashes unescaped, `14.0` as `14`), without Foundation's encoder.
@@ -67,13 +66,16 @@ public enum CanonicalJSON {
         return text
     }
 
-    private static let snakeCache = Mutex<[String: String]>([:])
+    private static let snakeCache = StringMemo()
 
     /// Foundation's `convertToSnakeCase`: words start at an upper-case letter; a run of capitals is one
     /// word (its last capital starts the next word when a lower-case letter follows); all lower-cased.
     static func snakeCase(_ key: String) -> String {
         if !key.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5a }) && key.utf8.allSatisfy({ $0 < 0x80 }) { return key }
-        if let cached = snakeCache.withLock({ $0[key] }) { return cached }
+        return snakeCache.value(key, convertToSnakeCase)
+    }
+
+    private static func convertToSnakeCase(_ key: String) -> String {
         let chars = Array(key)
         var words: [String] = []
         var wordStart = 0
@@ -95,11 +97,7 @@ public enum CanonicalJSON {
             i = lower + 1
         }
         words.append(String(chars[min(wordStart, chars.count)...]))
-        let result = chars.isEmpty ? key : words.map { $0.lowercased() }.joined(separator: "_")
-        snakeCache.withLock { cache in
-            if cache.count < 10_000 { cache[key] = result }
-        }
-        return result
+        return chars.isEmpty ? key : words.map { $0.lowercased() }.joined(separator: "_")
     }
 
     struct Writer: Encoder {

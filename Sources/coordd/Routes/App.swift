@@ -207,16 +207,24 @@ final class App: Sendable {
 
     func runCommand(_ name: String, _ ctx: RequestContext, collection: String?) async throws -> HTTPResponse {
         let request = ctx.request
-        var body = Data("{}".utf8)
+        var value = JSONValue.object([])
         if !request.body.isEmpty {
             let type = request.header("content-type")?.lowercased() ?? ""
             guard type.hasPrefix("application/json") else {
                 throw Problem(status: 415, detail: "send the body as application/json")
             }
             guard String(validating: request.body, as: UTF8.self) != nil else { throw Problem(status: 400, detail: "the body is not valid UTF-8") }
-            body = Data(request.body)
+            guard let parsed = try? JSONValue.parse(Data(request.body)) else { throw Problem(status: 400, detail: "the body is not valid JSON") }
+            guard parsed.keys != nil else { throw Problem(status: 422, errors: [FieldError("body", "must be a JSON object")]) }
+            value = parsed
         }
-        let (keys, json) = try Self.commandBody(body, params: ctx.params)
+        // Path parameters join the body; a body field naming one must agree with the path.
+        for (key, path) in ctx.params {
+            if case .string(let given)? = value[key], given != path {
+                throw Problem(status: 422, errors: [FieldError(key, "differs from the path")])
+            }
+            value = value.setting(key, .string(path))
+        }
         var context = CommandContext(actor: ctx.principal?.subject ?? "anonymous", correlationID: ctx.requestID, source: "api")
         context.idempotencyKey = request.header("idempotency-key")
         if let ifMatch = request.header("if-match") {
@@ -225,39 +233,10 @@ final class App: Sendable {
             }
             context.expectedVersion = version
         }
-        let result = try await service.execute(name: name, keys: keys, json: json, context)
+        let result = try await service.execute(name: name, value: value, context)
         var headers: [(String, String)] = [("ETag", "\"\(result.version)\"")]
         if result.created, let collection { headers.append(("Location", "\(collection)/\(result.id)")) }
         return .json(result.created ? 201 : 200, result.body, headers: headers)
-    }
-}
-
-extension App {
-    /// The command's JSON: the body with the path parameters added (a body field naming one must agree with
-    /// the path), and its top-level keys. Scanned, not parsed, in the common case; the full parser handles
-    /// the rest and words the errors.
-    static func commandBody(_ body: Data, params: [String: String]) throws -> ([String], Data) {
-        if let scan = JSONObjectScan(scanning: body, capturing: Set(params.keys)),
-           params.allSatisfy({ scan.captured[$0.key] == nil || scan.captured[$0.key] == .text($0.value) }) {
-            let missing = params.filter { scan.captured[$0.key] == nil }.sorted { $0.key < $1.key }
-            guard !missing.isEmpty else { return (scan.keys, body) }
-            var text = String(decoding: body, as: UTF8.self)
-            let brace = text.firstIndex(of: "{")!
-            let added = missing.map { JSONWriter.quote($0.key) + ":" + JSONWriter.quote($0.value) }.joined(separator: ",")
-            text.insert(contentsOf: added + (scan.keys.isEmpty ? "" : ","), at: text.index(after: brace))
-            return (scan.keys + missing.map(\.key), Data(text.utf8))
-        }
-        guard let parsed = try? JSONSerialization.jsonObject(with: body) else {
-            throw Problem(status: 400, detail: "the body is not valid JSON")
-        }
-        guard var object = parsed as? [String: Any] else { throw Problem(status: 422, errors: [FieldError("body", "must be a JSON object")]) }
-        for (key, value) in params {
-            if let given = object[key] as? String, given != value {
-                throw Problem(status: 422, errors: [FieldError(key, "differs from the path")])
-            }
-            object[key] = value
-        }
-        return (Array(object.keys), try JSONSerialization.data(withJSONObject: object))
     }
 }
 
