@@ -88,7 +88,11 @@ public final class CommandImporter: Sendable {
         let direct: CoordinationService
         /// Lines decided into the staging buffer since its last `take`, with their events.
         var deciding: [(line: Line, events: Int)] = []
-        var inFlight: (task: Task<StagedAppendOutcome, Error>, lines: [(line: Line, events: Int)])?
+        var inFlight: (task: Task<(outcome: StagedAppendOutcome, end: ChainHead?), Error>, lines: [(line: Line, events: Int)])?
+        /// The batch being rendered and chained, off this thread: the next batch chains from where it ends.
+        var preparing: Task<PreparedStagedAppend, Error>?
+        /// Where the chain ended when the run started, for the first batch.
+        var head: ChainHead?
         /// The lowest refused line so far.
         var firstFailure: Int?
         /// Set when staging restarted: the chunk's remaining lines must be checked against the log again.
@@ -111,21 +115,21 @@ public final class CommandImporter: Sendable {
     /// after writing every line before it. `progress` is called with the number of lines handled so far.
     public func run(_ lines: [String], keepGoing: Bool, progress: (@Sendable (Int) -> Void)? = nil) async throws -> ImportReport {
         let run = Run(count: lines.count, store: store)
+        run.head = try await store.chainHead()
         var report = ImportReport()
-        let chunk = chunkLines
-        var start = 0
-        outer: while start < lines.count {
-            let end = min(lines.count, start + chunk)
-            var parsed: [Line] = []
-            for i in start..<end where !lines[i].allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) {
-                do {
-                    parsed.append(try Self.parse(lines[i], index: i))
-                } catch let error as DomainError {
-                    run.fail(i, error.description)
-                    if !keepGoing { break }
-                }
+        // Each chunk is parsed and checked against the log in a task of its own while the one before it
+        // is being decided.
+        var next: Task<Chunk, Error>? = lines.isEmpty ? nil : Task { try await self.load(lines, from: 0) }
+        outer: while let loading = next {
+            let chunk = try await loading.value
+            next = chunk.end < lines.count ? Task { try await self.load(lines, from: chunk.end) } : nil
+            for (i, reason) in chunk.failures {
+                run.fail(i, reason)
+                if !keepGoing { break }
             }
-            try await prime(run.staging, parsed)
+            run.staging.remember(chunk.stored)
+            run.staging.markAbsent(chunk.absent)
+            let parsed = chunk.lines
             for (k, line) in parsed.enumerated() {
                 if !keepGoing, let f = run.firstFailure, f < line.index { break outer }
                 if run.needsPrime {
@@ -137,10 +141,10 @@ public final class CommandImporter: Sendable {
                     try await flush(run)
                 }
             }
-            progress?(end)
+            progress?(chunk.end)
             if !keepGoing, run.firstFailure != nil { break }
-            start = end
         }
+        next?.cancel()
         try await flush(run)
         try await settle(run)
 
@@ -159,10 +163,43 @@ public final class CommandImporter: Sendable {
         return report
     }
 
+    /// A chunk of lines, parsed, with what the log already holds of them (see `lookUp`).
+    private struct Chunk: Sendable {
+        var lines: [Line] = []
+        var failures: [(Int, String)] = []
+        var stored: [UUID: String] = [:]
+        var absent: [String] = []
+        var end = 0
+    }
+
+    /// Parses the chunk of lines starting at `start` and looks its commands up in the log. A line that does
+    /// not parse is a failure; the lines after it are parsed all the same (the caller stops when it must).
+    private func load(_ lines: [String], from start: Int) async throws -> Chunk {
+        var chunk = Chunk()
+        chunk.end = min(lines.count, start + chunkLines)
+        for i in start..<chunk.end where !lines[i].allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) {
+            do {
+                chunk.lines.append(try Self.parse(lines[i], index: i))
+            } catch let error as DomainError {
+                chunk.failures.append((i, error.description))
+            }
+        }
+        (chunk.stored, chunk.absent) = try await lookUp(chunk.lines)
+        return chunk
+    }
+
     /// Tells the staging buffer which of these lines' commands are already stored, and which of the streams
-    /// they create do not exist yet (one round trip).
+    /// they create do not exist yet.
     private func prime(_ staging: StagingBuffer, _ lines: [Line]) async throws {
-        guard !lines.isEmpty else { return }
+        let (stored, absent) = try await lookUp(lines)
+        staging.remember(stored)
+        staging.markAbsent(absent)
+    }
+
+    /// Which of these lines' commands are already stored (their first event id, with its request digest), and
+    /// which of the streams they create do not exist yet: one round trip.
+    private func lookUp(_ lines: [Line]) async throws -> (stored: [UUID: String], absent: [String]) {
+        guard !lines.isEmpty else { return ([:], []) }
         let ids = lines.map { firstID($0) }
         let created = Array(Set(lines.compactMap { $0.command.createdStream }))
         let (stored, existing) = try await store.pool.withConnection(retryOnConnectionFailure: true) { c in
@@ -172,8 +209,7 @@ public final class CommandImporter: Sendable {
             let s = try c.query("SELECT stream FROM streams WHERE stream = ANY(\(created)::text[])")
             return (found, Set(try (0..<s.count).map { try s.decode($0, 0, as: String.self) }))
         }
-        staging.remember(stored)
-        staging.markAbsent(created.filter { !existing.contains($0) })
+        return (stored, created.filter { !existing.contains($0) })
     }
 
     private func firstID(_ line: Line) -> UUID {
@@ -218,27 +254,38 @@ public final class CommandImporter: Sendable {
         }
     }
 
-    /// Starts writing the staged batch (after the previous one is settled).
+    /// Starts writing the staged batch once the previous one is settled. The batch is rendered and its hash
+    /// chain computed in a task of its own, from where the previous batch's chain ends, while the previous
+    /// batch is being written and the next one decided.
     private func flush(_ run: Run) async throws {
-        try await settle(run)
         let appends = run.staging.take()
         let decided = run.deciding
         run.deciding = []
-        guard !appends.isEmpty else { return }
+        let previous = run.preparing
+        let head = run.head
+        let prepared: Task<PreparedStagedAppend, Error>? = appends.isEmpty ? nil : Task {
+            let after = previous == nil ? head : try? await previous?.value.end
+            return try EventStore.prepareStaged(appends, after: after)
+        }
+        guard try await settle(run, staged: decided) else { return }
+        guard let prepared else { return }
         let store = self.store
-        run.inFlight = (Task { try await store.appendStaged(appends) }, decided)
+        run.preparing = prepared
+        run.inFlight = (Task { try await store.appendStaged(try await prepared.value) }, decided)
     }
 
-    /// Waits for the batch being written. When another writer got there first, every line decided since
-    /// (that batch's and the one being staged) is decided again alone, on fresh reads, and staging restarts.
-    private func settle(_ run: Run) async throws {
-        guard let (task, decided) = run.inFlight else { return }
+    /// Waits for the batch being written; true when it was written (or none was in flight). When another
+    /// writer got there first, every line decided since (that batch's, `staged` and the ones being staged) is
+    /// decided again alone, on fresh reads, and staging restarts.
+    @discardableResult
+    private func settle(_ run: Run, staged: [(line: Line, events: Int)] = []) async throws -> Bool {
+        guard let (task, decided) = run.inFlight else { return true }
         run.inFlight = nil
         let outcome: StagedAppendOutcome
         let waitStart = DispatchTime.now().uptimeNanoseconds
         defer { run.waiting += Double(DispatchTime.now().uptimeNanoseconds - waitStart) / 1e9 }
         do {
-            outcome = try await task.value
+            outcome = try await task.value.outcome
         } catch {
             run.staging.take()
             throw error
@@ -246,9 +293,9 @@ public final class CommandImporter: Sendable {
         if case .appended = outcome {
             run.batches += 1
             for (line, events) in decided { run.outcomes[line.index] = .written(events: events) }
-            return
+            return true
         }
-        let redo = decided + run.deciding
+        let redo = decided + staged + run.deciding
         run.staging.take()
         run.deciding = []
         run.retriedAlone += redo.count
@@ -256,6 +303,7 @@ public final class CommandImporter: Sendable {
             try await decide(line, run, fresh: true)
         }
         restartStaging(run)
+        return false
     }
 
     /// Drops every state in memory: the next staged decisions read the log afresh.

@@ -157,34 +157,28 @@ public final class PostgresConnection: @unchecked Sendable {
     /// without its newline; use `CopyText.escape` for field values. Returns the number of rows copied.
     @discardableResult
     public func copyIn(_ sql: SQL, rows: some Sequence<String>) throws -> Int {
+        try copyIn(sql, chunks: CopyLines(rows: rows))
+    }
+
+    /// Sends `chunks` of COPY text (64 KiB or so each) and ends the COPY; a NUL anywhere aborts it.
+    private func copyIn<C: Collection<UInt8>>(_ sql: SQL, chunks: some Sequence<C>) throws -> Int {
         let conn = try handle()
         let start = try query(sql)
         guard PQresultStatus(start.handle) == PGRES_COPY_IN else {
             throw PostgresError(kind: .server, serverMessage: "statement is not COPY FROM STDIN")
         }
-        var buffer = [UInt8]()
-        buffer.reserveCapacity(1 << 16)
-        func flush() throws {
-            guard !buffer.isEmpty else { return }
-            let status = buffer.withUnsafeBufferPointer { b in
-                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) {
-                    PQputCopyData(conn, $0, Int32(b.count))
-                }
-            }
-            buffer.removeAll(keepingCapacity: true)
-            guard status == 1 else { throw PostgresError(kind: .connection, serverMessage: lastErrorMessage) }
-        }
         var copyError: Error?
-        for row in rows {
-            if row.utf8.contains(0) {
+        for chunk in chunks {
+            let status: Int32? = chunk.withContiguousStorageIfAvailable { b in
+                if memchr(b.baseAddress!, 0, b.count) != nil { return -2 }
+                return b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { PQputCopyData(conn, $0, Int32(b.count)) }
+            }
+            if status == -2 || status == nil {
                 copyError = PostgresError(kind: .encoding, serverMessage: "text contains a NUL character")
                 break
             }
-            buffer.append(contentsOf: row.utf8)
-            buffer.append(10)
-            if buffer.count >= 1 << 16 { try flush() }
+            guard status == 1 else { throw PostgresError(kind: .connection, serverMessage: lastErrorMessage) }
         }
-        if copyError == nil { try flush() }
         let endStatus: Int32 = copyError == nil ? PQputCopyEnd(conn, nil) : PQputCopyEnd(conn, "aborted by client")
         guard endStatus == 1 else { throw PostgresError(kind: .connection, serverMessage: lastErrorMessage) }
         var copied = 0
@@ -201,6 +195,13 @@ public final class PostgresConnection: @unchecked Sendable {
         if let copyError { throw copyError }
         if let serverError { throw serverError }
         return copied
+    }
+
+    /// `copyIn` for COPY text already assembled: lines ending in a newline, fields escaped (`CopyText`).
+    @discardableResult
+    public func copyIn(_ sql: SQL, text: [UInt8]) throws -> Int {
+        let chunk = 1 << 16
+        return try copyIn(sql, chunks: stride(from: 0, to: text.count, by: chunk).lazy.map { text[$0..<min(text.count, $0 + chunk)] })
     }
 
     /// Starts listening on `channel` (a plain identifier).
@@ -257,6 +258,26 @@ public final class PostgresConnection: @unchecked Sendable {
 }
 
 /// Escaping for `COPY ... FROM STDIN` text format.
+/// COPY rows as 64 KiB chunks of lines.
+private struct CopyLines<Rows: Sequence<String>>: Sequence {
+    let rows: Rows
+    func makeIterator() -> AnyIterator<[UInt8]> {
+        var it = rows.makeIterator()
+        var done = false
+        return AnyIterator {
+            guard !done else { return nil }
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(1 << 16 + 1024)
+            while buffer.count < 1 << 16 {
+                guard let row = it.next() else { done = true; break }
+                buffer.append(contentsOf: row.utf8)
+                buffer.append(10)
+            }
+            return buffer.isEmpty ? nil : buffer
+        }
+    }
+}
+
 public enum CopyText {
     /// Escapes backslash, tab, newline and carriage return; `nil` is `\N` (NULL).
     public static func escape(_ value: String?) -> String {

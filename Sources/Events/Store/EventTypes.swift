@@ -61,6 +61,33 @@ public struct EventMetadata: Sendable, Equatable, Codable {
         field("source", source)
         return out + "}"
     }
+
+    /// `json` as PostgreSQL prints it back from jsonb (`JSONBText`): keys by length, then bytewise.
+    public func appendJSONB(to out: inout [UInt8]) {
+        var first = true
+        out.append(0x7b)
+        func field(_ key: StaticString, _ value: String?) {
+            guard let value else { return }
+            if !first { out.append(0x2c); out.append(0x20) }
+            first = false
+            out.append(0x22)
+            out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+            out.append(contentsOf: [0x22, 0x3a, 0x20])
+            JSONBText.escape(value.utf8, into: &out)
+        }
+        field("actor", actor)
+        field("source", source)
+        field("causation_id", causationID)
+        field("request_hash", requestHash)
+        field("correlation_id", correlationID)
+        if let schemaVersion {
+            if !first { out.append(0x2c); out.append(0x20) }
+            first = false
+            out.append(contentsOf: "\"schema_version\": \(schemaVersion)".utf8)
+        }
+        field("idempotency_key", idempotencyKey)
+        out.append(0x7d)
+    }
 }
 
 /// An event to append.

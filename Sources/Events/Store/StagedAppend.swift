@@ -10,48 +10,121 @@ public enum StagedAppendOutcome: Sendable, Equatable {
     case duplicate(eventID: String)
 }
 
+/// Where the log's hash chain ends: the last position, its hash (hex) and its recorded time (µs since the epoch).
+public struct ChainHead: Sendable, Equatable {
+    public var position: Int64
+    public var hash: String
+    public var recordedMicros: Int64
+}
+
+/// A batch for `EventStore.appendStaged`, validated and rendered, with its hash chain computed from a predicted
+/// head when every event's JSON could be rendered as PostgreSQL prints it (`JSONBText`). Built by
+/// `EventStore.prepareStaged`, off the connection, while the previous batch is being written.
+public struct PreparedStagedAppend: Sendable {
+    /// Per event: `stream \t version \t id \t type \t data \t metadata \t occurred_at` in COPY text.
+    let bodies: [String]
+    /// Per event: the bytes the chain hashes after the position and before the recorded time
+    /// (`\u{1f}stream\u{1f}version\u{1f}id\u{1f}type\u{1f}data::text\u{1f}metadata::text\u{1f}occurred\u{1f}`); nil
+    /// when an event's JSON could not be rendered, and PostgreSQL computes the chain.
+    let hashInputs: [[UInt8]]?
+    /// Offsets (0-based) of the events PostgreSQL re-checks the hashes of: the first of each type (events of
+    /// a type share their shape) and any whose data has an escape.
+    let checks: [Int]
+    /// Per stream, in first-appearance order: the version the batch expects, its last version, and the
+    /// offsets of its first and last events.
+    let streams: [(stream: String, base: Int64, version: Int64, first: Int, last: Int)]
+    let ids: [UUID]
+    /// The chain as predicted: the hashes (hex) from `predicted`, and where it ends.
+    var predicted: ChainHead?
+    var hashes: [String] = []
+    /// The COPY text for `predicted` (see `rows(from:hashes:)`).
+    var payload: [UInt8] = []
+
+    public var count: Int { bodies.count }
+    /// Where the chain ends if this batch is written right after the predicted head.
+    public var end: ChainHead? {
+        guard let p = predicted, let last = hashes.last else { return nil }
+        return ChainHead(position: p.position + Int64(count), hash: last, recordedMicros: p.recordedMicros)
+    }
+
+    /// The chain from `head`, every event recorded at `recordedMicros`.
+    func chain(from head: ChainHead, recordedMicros: Int64) -> [String] {
+        guard let inputs = hashInputs else { return [] }
+        let recorded = Array(String(recordedMicros).utf8)
+        var prev = Self.bytes(hex: head.hash)
+        var buffer: [UInt8] = []
+        var out: [String] = []
+        out.reserveCapacity(inputs.count)
+        for (k, input) in inputs.enumerated() {
+            buffer.removeAll(keepingCapacity: true)
+            buffer.append(contentsOf: prev)
+            buffer.append(contentsOf: String(head.position + Int64(k) + 1).utf8)
+            buffer.append(contentsOf: input)
+            buffer.append(contentsOf: recorded)
+            prev = buffer.withUnsafeBufferPointer { SHA256.hash($0) }
+            out.append(Self.hex(prev))
+        }
+        return out
+    }
+
+    /// The COPY text of every event at positions after `head`, recorded at its time, with `hashes`.
+    func rows(from head: ChainHead, hashes: [String]) -> [UInt8] {
+        let recorded = Array(("\t" + Timestamp.format(micros: head.recordedMicros) + "\t\\\\x").utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bodies.reduce(0) { $0 + $1.utf8.count } + bodies.count * (recorded.count + 90))
+        for k in bodies.indices {
+            out.append(contentsOf: String(head.position + Int64(k) + 1).utf8)
+            out.append(0x09)
+            out.append(contentsOf: bodies[k].utf8)
+            out.append(contentsOf: recorded)
+            out.append(contentsOf: hashes[k].utf8)
+            out.append(0x0a)
+        }
+        return out
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func bytes(hex: String) -> [UInt8] {
+        func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : (c | 0x20) - 87 }
+        let u = Array(hex.utf8)
+        return stride(from: 0, to: u.count - 1, by: 2).map { nibble(u[$0]) << 4 | nibble(u[$0 + 1]) }
+    }
+}
+
 extension EventStore {
     /// Most events in one staged append.
     public static let maxEventsPerStagedAppend = 100_000
 
-    /// Appends a large batch of consecutive appends in one transaction, for bulk imports: the events are
-    /// COPYed into a temporary table and written by `coord_append_staged` with the same guarantees as
-    /// `append` (per-stream version checks under the streams' locks, gapless positions, the hash chain
-    /// computed by PostgreSQL). Unlike `append`, a stream may appear several times, once per command that
-    /// wrote to it, each with the expected version the previous one left. All or nothing: on a conflict or
-    /// an already stored id, nothing is written and the outcome says why.
+    /// Appends a large batch of consecutive appends in one transaction, for bulk imports, with the same
+    /// guarantees as `append` (per-stream version checks, gapless positions, the hash chain). Unlike
+    /// `append`, a stream may appear several times, once per command that wrote to it, each with the expected
+    /// version the previous one left. All or nothing: on a conflict or an already stored id, nothing is
+    /// written and the outcome says why.
     ///
     /// Every expected version must be `.exact` or `.noStream`: a staged batch is decided in advance.
-    /// Event data is checked for shape here and parsed by PostgreSQL: text that is not JSON fails the whole
-    /// batch with a server error, and nothing is written.
     public func appendStaged(_ appends: [StreamAppend]) async throws -> StagedAppendOutcome {
-        let rows = try Self.stagedRows(appends)
-        return try await pool.withConnection { c in
-            try c.transaction { c in
-                try c.execute(unsafe: """
-                    CREATE TEMP TABLE IF NOT EXISTS coord_staging (
-                        ord int NOT NULL, stream text NOT NULL, version bigint NOT NULL, id uuid NOT NULL, type text NOT NULL,
-                        data jsonb NOT NULL, metadata jsonb NOT NULL, occurred_at timestamptz NOT NULL
-                    ) ON COMMIT DELETE ROWS
-                    """)
-                try c.copyIn("COPY coord_staging (ord, stream, version, id, type, data, metadata, occurred_at) FROM STDIN", rows: rows)
-                let r = try c.query("SELECT outcome, detail, first_position, last_position FROM coord_append_staged()")
-                let outcome: String = try r.decode(0, 0)
-                switch outcome {
-                case "ok": return .appended(first: try r.decode(0, 2), last: try r.decode(0, 3))
-                case "conflict": return .conflict(stream: try r.decode(0, 1))
-                default: return .duplicate(eventID: try r.decode(0, 1))
-                }
-            }
-        }
+        try await appendStaged(Self.prepareStaged(appends, after: nil)).outcome
     }
 
-    /// COPY lines for `appends`, numbered 1...n, with each event's stream version; validates like `append`.
-    static func stagedRows(_ appends: [StreamAppend]) throws -> [String] {
-        var versions: [String: Int64] = [:]
+    /// Validates and renders `appends` for `appendStaged`, and computes their hash chain as if written right
+    /// after `predicted` (pass the previous batch's `end`; nil when unknown). Pure computation.
+    public static func prepareStaged(_ appends: [StreamAppend], after predicted: ChainHead?) throws -> PreparedStagedAppend {
+        var versions: [String: Int] = [:]  // stream -> index in streams
+        var streams: [(stream: String, base: Int64, version: Int64, first: Int, last: Int)] = []
         var ids = Set<UUID>()
-        var rows: [String] = []
-        rows.reserveCapacity(appends.count)
+        var idList: [UUID] = []
+        var bodies: [String] = []
+        var inputs: [[UInt8]]? = []
+        var checks: [Int] = []
+        var checkedTypes = Set<String>()
+        bodies.reserveCapacity(appends.count)
         for a in appends {
             guard isValidStreamName(a.stream) else {
                 throw EventStoreError.invalidInput(field: "stream", reason: "must match [A-Za-z0-9][A-Za-z0-9._:@+/=-]{0,199}")
@@ -62,23 +135,164 @@ extension EventStore {
             case .noStream: base = 0
             default: throw EventStoreError.invalidInput(field: "expected", reason: "a staged append needs an exact expected version")
             }
-            if let running = versions[a.stream], running != base {
-                throw EventStoreError.wrongExpectedVersion(stream: a.stream, expected: a.expected, actual: running)
+            let slot: Int
+            if let known = versions[a.stream] {
+                guard streams[known].version == base else {
+                    throw EventStoreError.wrongExpectedVersion(stream: a.stream, expected: a.expected, actual: streams[known].version)
+                }
+                slot = known
+            } else {
+                slot = streams.count
+                versions[a.stream] = slot
+                streams.append((a.stream, base, base, bodies.count, bodies.count))
             }
-            var version = base
+            let escapedStream = CopyText.escape(a.stream)
             for e in a.events {
                 try check(e, ids: &ids, parse: false)  // PostgreSQL's jsonb input parses it in the COPY
-                version += 1
-                let fields = [String(rows.count + 1), CopyText.escape(a.stream), String(version), e.id.lowercasedString,
-                              e.type, CopyText.escape(e.data.text), CopyText.escape(e.metadataJSON), Timestamp.format(e.occurredAt)]
-                rows.append(fields.joined(separator: "\t"))
+                streams[slot].version += 1
+                streams[slot].last = bodies.count
+                let version = String(streams[slot].version)
+                let id = e.id.lowercasedString
+                let occurred = Timestamp.format(e.occurredAt)
+                if inputs != nil, let occurredMicros = Timestamp.micros(e.occurredAt) {
+                    var input: [UInt8] = [0x1f]
+                    input.reserveCapacity(e.data.text.utf8.count + e.metadataJSON.utf8.count + 128)
+                    for field in [a.stream, version, id, e.type] { input.append(contentsOf: field.utf8); input.append(0x1f) }
+                    if JSONBText.append(e.data.text, to: &input) {
+                        input.append(0x1f)
+                        e.metadata.appendJSONB(to: &input)
+                        input.append(0x1f)
+                        input.append(contentsOf: String(occurredMicros).utf8)
+                        input.append(0x1f)
+                        if e.data.text.utf8.contains(0x5c) || checkedTypes.insert(e.type).inserted { checks.append(bodies.count) }
+                        inputs!.append(input)
+                    } else {
+                        inputs = nil  // PostgreSQL chains this batch
+                    }
+                } else {
+                    inputs = nil
+                }
+                idList.append(e.id)
+                bodies.append(escapedStream + "\t" + version + "\t" + id + "\t" + e.type + "\t" + CopyText.escape(e.data.text)
+                              + "\t" + CopyText.escape(e.metadataJSON) + "\t" + occurred)
             }
-            versions[a.stream] = version
         }
-        guard !rows.isEmpty else { throw EventStoreError.invalidInput(field: "events", reason: "an append needs at least one event") }
-        guard rows.count <= maxEventsPerStagedAppend else {
+        guard !bodies.isEmpty else { throw EventStoreError.invalidInput(field: "events", reason: "an append needs at least one event") }
+        guard bodies.count <= maxEventsPerStagedAppend else {
             throw EventStoreError.invalidInput(field: "events", reason: "more than \(maxEventsPerStagedAppend) events in one staged append")
         }
-        return rows
+        var prepared = PreparedStagedAppend(bodies: bodies, hashInputs: inputs, checks: checks, streams: streams, ids: idList)
+        if let predicted, inputs != nil {
+            let recorded = max(Timestamp.micros(Date()) ?? 0, predicted.recordedMicros)
+            prepared.predicted = ChainHead(position: predicted.position, hash: predicted.hash, recordedMicros: recorded)
+            prepared.hashes = prepared.chain(from: prepared.predicted!, recordedMicros: recorded)
+            prepared.payload = prepared.rows(from: prepared.predicted!, hashes: prepared.hashes)
+        }
+        return prepared
+    }
+
+    /// Writes a prepared batch: straight into `events` with the chain computed here when the batch has one
+    /// (`coord_bulk_begin`, COPY, `coord_bulk_finish`), else through a temporary table with the chain computed
+    /// by PostgreSQL (`coord_append_staged`). Returns the outcome and, when written, where the chain ends.
+    public func appendStaged(_ batch: PreparedStagedAppend) async throws -> (outcome: StagedAppendOutcome, end: ChainHead?) {
+        if batch.hashInputs != nil {
+            do {
+                return try await appendDirect(batch)
+            } catch let error as PostgresError where error.sqlState == "XX001" {
+                // The precomputed chain disagrees with PostgreSQL's: nothing was written; let PostgreSQL chain it.
+            }
+        }
+        return (try await appendThroughStaging(batch), nil)
+    }
+
+    private func appendDirect(_ batch: PreparedStagedAppend) async throws -> (outcome: StagedAppendOutcome, end: ChainHead?) {
+        let streamNames = batch.streams.map(\.stream)
+        let bases = batch.streams.map(\.base)
+        let guess = batch.predicted ?? ChainHead(position: -1, hash: "", recordedMicros: Timestamp.micros(Date()) ?? 0)
+        let written: Result<ChainHead, StagedConflict> = try await pool.withConnection { c in
+            do {
+                return .success(try c.transaction { c in
+                    let r = try c.query("""
+                        SELECT conflict, head_position, head_hash, coord_micros(recorded_at)::bigint
+                        FROM coord_bulk_begin(\(streamNames)::text[], \(bases)::bigint[], \(guess.position), \(guess.hash),
+                                              \(Timestamp.format(micros: guess.recordedMicros))::timestamptz)
+                        """)
+                    if let stream = try r.decodeOptional(0, 0, as: String.self) { throw StagedConflict.stream(stream) }
+                    let head = ChainHead(position: try r.decode(0, 1), hash: try r.decode(0, 2), recordedMicros: try r.decode(0, 3))
+                    var hashes = batch.hashes
+                    var payload = batch.payload
+                    if head != batch.predicted {
+                        hashes = batch.chain(from: head, recordedMicros: head.recordedMicros)
+                        payload = batch.rows(from: head, hashes: hashes)
+                    }
+                    let base = head.position
+                    do {
+                        try c.copyIn("COPY events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash) FROM STDIN",
+                                     text: payload)
+                    } catch let error as PostgresError where error.sqlState == "23505" && error.constraint == "events_id_key" {
+                        throw StagedConflict.duplicate
+                    }
+                    let checks = batch.checks.map { base + Int64($0) + 1 }
+                    try c.query("""
+                        SELECT coord_bulk_finish(\(base + 1), \(base + Int64(batch.count)), \(hashes[batch.count - 1]), \(checks)::bigint[],
+                                                 \(streamNames)::text[], \(batch.streams.map(\.version))::bigint[],
+                                                 \(batch.streams.map { base + Int64($0.first) + 1 })::bigint[],
+                                                 \(batch.streams.map { base + Int64($0.last) + 1 })::bigint[])
+                        """)
+                    return ChainHead(position: base + Int64(batch.count), hash: hashes[batch.count - 1], recordedMicros: head.recordedMicros)
+                })
+            } catch let conflict as StagedConflict {
+                return .failure(conflict)
+            }
+        }
+        switch written {
+        case .success(let end): return (.appended(first: end.position - Int64(batch.count) + 1, last: end.position), end)
+        case .failure(.stream(let stream)): return (.conflict(stream: stream), nil)
+        case .failure(.duplicate): return (.duplicate(eventID: try await storedID(of: batch.ids)), nil)
+        }
+    }
+
+    private enum StagedConflict: Error { case stream(String), duplicate }
+
+    /// Where the chain ends now: a bulk import's first prediction.
+    public func chainHead() async throws -> ChainHead {
+        try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            let r = try c.query("""
+                SELECT h.position, encode(h.hash, 'hex'), coalesce(coord_micros(e.recorded_at)::bigint, 0)
+                FROM event_head h LEFT JOIN events e ON e.position = h.position
+                """)
+            return ChainHead(position: try r.decode(0, 0), hash: try r.decode(0, 1), recordedMicros: try r.decode(0, 2))
+        }
+    }
+
+    /// The first of `ids` already stored.
+    private func storedID(of ids: [UUID]) async throws -> String {
+        try await pool.withConnection { c in
+            let r = try c.query("SELECT id::text FROM events WHERE id = ANY(\(ids)::uuid[]) ORDER BY position LIMIT 1")
+            return r.count > 0 ? try r.decode(0, 0) : ""
+        }
+    }
+
+    /// The v3 path: COPY into the session's temporary `coord_staging`, then `coord_append_staged`.
+    private func appendThroughStaging(_ batch: PreparedStagedAppend) async throws -> StagedAppendOutcome {
+        try await pool.withConnection { c in
+            try c.transaction { c in
+                try c.execute(unsafe: """
+                    CREATE TEMP TABLE IF NOT EXISTS coord_staging (
+                        ord int NOT NULL, stream text NOT NULL, version bigint NOT NULL, id uuid NOT NULL, type text NOT NULL,
+                        data jsonb NOT NULL, metadata jsonb NOT NULL, occurred_at timestamptz NOT NULL
+                    ) ON COMMIT DELETE ROWS
+                    """)
+                try c.copyIn("COPY coord_staging (ord, stream, version, id, type, data, metadata, occurred_at) FROM STDIN",
+                             rows: batch.bodies.enumerated().lazy.map { String($0.offset + 1) + "\t" + $0.element })
+                let r = try c.query("SELECT outcome, detail, first_position, last_position FROM coord_append_staged()")
+                let outcome: String = try r.decode(0, 0)
+                switch outcome {
+                case "ok": return .appended(first: try r.decode(0, 2), last: try r.decode(0, 3))
+                case "conflict": return .conflict(stream: try r.decode(0, 1))
+                default: return .duplicate(eventID: try r.decode(0, 1))
+                }
+            }
+        }
     }
 }

@@ -146,57 +146,8 @@ public enum JSONValue: Sendable {
                 return s
             }
             var out = Array(bytes[start..<i])
-            while true {
-                guard i < bytes.count else { throw Invalid() }
-                let b = bytes[i]
-                if b == 0x22 { i += 1; break }
-                guard b >= 0x20 else { throw Invalid() }
-                guard b == 0x5c else { out.append(b); i += 1; continue }
-                guard i + 1 < bytes.count else { throw Invalid() }
-                i += 2
-                switch bytes[i - 1] {
-                case 0x22: out.append(0x22)
-                case 0x5c: out.append(0x5c)
-                case 0x2f: out.append(0x2f)
-                case 0x62: out.append(0x08)
-                case 0x66: out.append(0x0c)
-                case 0x6e: out.append(0x0a)
-                case 0x72: out.append(0x0d)
-                case 0x74: out.append(0x09)
-                case 0x75:
-                    var scalar = try hex4()
-                    if (0xd800..<0xdc00).contains(scalar) {  // a high surrogate needs its low half
-                        guard i + 1 < bytes.count, bytes[i] == 0x5c, bytes[i + 1] == 0x75 else { throw Invalid() }
-                        i += 2
-                        let low = try hex4()
-                        guard (0xdc00..<0xe000).contains(low) else { throw Invalid() }
-                        scalar = 0x10000 + ((scalar - 0xd800) << 10) + (low - 0xdc00)
-                    }
-                    guard let u = Unicode.Scalar(scalar) else { throw Invalid() }
-                    out.append(contentsOf: Array(String(Character(u)).utf8))
-                default: throw Invalid()
-                }
-            }
-            guard let s = String(validating: out, as: UTF8.self) else { throw Invalid() }
+            guard JSONValue.decodeString(bytes, &i, into: &out), let s = String(validating: out, as: UTF8.self) else { throw Invalid() }
             return s
-        }
-
-        mutating func hex4() throws -> UInt32 {
-            guard i + 4 <= bytes.count else { throw Invalid() }
-            var v: UInt32 = 0
-            for _ in 0..<4 {
-                let b = bytes[i]
-                let d: UInt8
-                switch b {
-                case 0x30...0x39: d = b - 0x30
-                case 0x41...0x46: d = b - 0x41 + 10
-                case 0x61...0x66: d = b - 0x61 + 10
-                default: throw Invalid()
-                }
-                v = v << 4 | UInt32(d)
-                i += 1
-            }
-            return v
         }
 
         /// A number in JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -217,6 +168,61 @@ public enum JSONValue: Sendable {
                 guard digits() > 0 else { throw Invalid() }
             }
             return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+        }
+    }
+}
+
+extension JSONValue {
+    /// Decodes the rest of a JSON string from `i` (inside the quotes) through its closing quote, escapes
+    /// resolved, appending the bytes to `out`; false for raw control characters, bad escapes or a lone
+    /// surrogate. The bytes are not checked to be UTF-8.
+    static func decodeString(_ bytes: UnsafeBufferPointer<UInt8>, _ i: inout Int, into out: inout [UInt8]) -> Bool {
+        func hex4() -> UInt32? {
+            guard i + 4 <= bytes.count else { return nil }
+            var v: UInt32 = 0
+            for _ in 0..<4 {
+                let b = bytes[i]
+                let d: UInt8
+                switch b {
+                case 0x30...0x39: d = b - 0x30
+                case 0x41...0x46: d = b - 0x41 + 10
+                case 0x61...0x66: d = b - 0x61 + 10
+                default: return nil
+                }
+                v = v << 4 | UInt32(d)
+                i += 1
+            }
+            return v
+        }
+        while true {
+            guard i < bytes.count else { return false }
+            let b = bytes[i]
+            if b == 0x22 { i += 1; return true }
+            guard b >= 0x20 else { return false }
+            guard b == 0x5c else { out.append(b); i += 1; continue }
+            guard i + 1 < bytes.count else { return false }
+            i += 2
+            switch bytes[i - 1] {
+            case 0x22: out.append(0x22)
+            case 0x5c: out.append(0x5c)
+            case 0x2f: out.append(0x2f)
+            case 0x62: out.append(0x08)
+            case 0x66: out.append(0x0c)
+            case 0x6e: out.append(0x0a)
+            case 0x72: out.append(0x0d)
+            case 0x74: out.append(0x09)
+            case 0x75:
+                guard var scalar = hex4() else { return false }
+                if (0xd800..<0xdc00).contains(scalar) {  // a high surrogate needs its low half
+                    guard i + 1 < bytes.count, bytes[i] == 0x5c, bytes[i + 1] == 0x75 else { return false }
+                    i += 2
+                    guard let low = hex4(), (0xdc00..<0xe000).contains(low) else { return false }
+                    scalar = 0x10000 + ((scalar - 0xd800) << 10) + (low - 0xdc00)
+                }
+                guard let u = Unicode.Scalar(scalar) else { return false }
+                out.append(contentsOf: String(Character(u)).utf8)
+            default: return false
+            }
         }
     }
 }

@@ -2,8 +2,7 @@ import Foundation
 
 /// MD5 (RFC 1321), for identifiers only: idempotency-derived event ids and request digests, which must
 /// equal what PostgreSQL's `md5()` gives for the same text (earlier versions computed them there).
-/// Not used for anything that needs collision resistance; the event log's chain is SHA-256, computed by
-/// PostgreSQL.
+/// Not used for anything that needs collision resistance; the event log's chain is SHA-256 (`SHA256`).
 public enum MD5 {
     private static let shifts: [UInt32] = [7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
                                            5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,

@@ -11,8 +11,26 @@ public enum Timestamp {
     /// `2026-11-08T06:30:00.123456Z`, or without fraction when it is zero.
     public static func format(_ date: Date) -> String {
         let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
-        var seconds = Int(floor(micros / 1_000_000))
-        let fraction = Int(micros - Double(seconds) * 1_000_000)
+        let seconds = floor(micros / 1_000_000)
+        return format(seconds: Int(seconds), fraction: Int(micros - seconds * 1_000_000))
+    }
+
+    /// Microseconds since the epoch, rounded as `format` rounds them; nil beyond PostgreSQL's range
+    /// (years 4713 BC to 294276 AD), where a time is refused anyway.
+    public static func micros(_ date: Date) -> Int64? {
+        let micros = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        guard micros.isFinite, abs(micros) < 9.2e18 else { return nil }
+        return Int64(micros)
+    }
+
+    /// `format` for a time in microseconds since the epoch.
+    public static func format(micros: Int64) -> String {
+        let floorSeconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        return format(seconds: Int(floorSeconds), fraction: Int(micros - floorSeconds * 1_000_000))
+    }
+
+    private static func format(seconds: Int, fraction: Int) -> String {
+        var seconds = seconds
         var tmValue = tm()
         gmtime_r(&seconds, &tmValue)
         var out = pad(Int(tmValue.tm_year) + 1900, 4) + "-" + pad(Int(tmValue.tm_mon) + 1, 2) + "-" + pad(Int(tmValue.tm_mday), 2)
