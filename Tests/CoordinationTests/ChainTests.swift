@@ -139,8 +139,10 @@ struct ChainTests {
         // A chain that disagrees with PostgreSQL's (here: tampered input) is refused and written the v3 way.
         var tampered = try EventStore.prepareStaged([StreamAppend(stream: "c-4", expected: .noStream, events: [Self.event(56)])],
                                                     after: try await store.chainHead())
-        tampered = PreparedStagedAppend(bodies: tampered.bodies, hashInputs: tampered.hashInputs!.map { $0 + [0x20] }, checks: tampered.checks,
-                                        streams: tampered.streams, ids: tampered.ids)
+        var input = tampered.hashInputs!
+        input[input.count - 2] ^= 1  // a digit of the occurred time
+        tampered = PreparedStagedAppend(bodies: tampered.bodies, bodyEnds: tampered.bodyEnds, hashInputs: input,
+                                        hashInputEnds: tampered.hashInputEnds, checks: tampered.checks, streams: tampered.streams, ids: tampered.ids)
         #expect(try await store.appendStaged(tampered) == (.appended(first: 57, last: 57), nil))
 
         // JSON the renderer declines (an exponent): PostgreSQL chains it.

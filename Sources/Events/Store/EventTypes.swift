@@ -41,12 +41,15 @@ public struct EventMetadata: Sendable, Equatable, Codable {
     /// Compact JSON with keys in a fixed order.
     public var json: String {
         var out = "{"
+        out.reserveCapacity(256)
         var first = true
         func field(_ key: String, _ value: String?) {
             guard let value else { return }
             if !first { out += "," }
             first = false
-            out += JSONWriter.quote(key) + ":" + JSONWriter.quote(value)
+            JSONWriter.appendQuoted(key, to: &out)
+            out += ":"
+            JSONWriter.appendQuoted(value, to: &out)
         }
         field("actor", actor)
         field("causation_id", causationID)

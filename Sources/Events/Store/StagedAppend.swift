@@ -21,12 +21,15 @@ public struct ChainHead: Sendable, Equatable {
 /// head when every event's JSON could be rendered as PostgreSQL prints it (`JSONBText`). Built by
 /// `EventStore.prepareStaged`, off the connection, while the previous batch is being written.
 public struct PreparedStagedAppend: Sendable {
-    /// Per event: `stream \t version \t id \t type \t data \t metadata \t occurred_at` in COPY text.
-    let bodies: [String]
-    /// Per event: the bytes the chain hashes after the position and before the recorded time
+    /// Every event's COPY text without position, recorded time and hash, back to back:
+    /// `stream \t version \t id \t type \t data \t metadata \t occurred_at`; event k is `bodies[bodyEnds[k-1]..<bodyEnds[k]]`.
+    let bodies: [UInt8]
+    let bodyEnds: [Int]
+    /// Every event's bytes the chain hashes after the position and before the recorded time, back to back
     /// (`\u{1f}stream\u{1f}version\u{1f}id\u{1f}type\u{1f}data::text\u{1f}metadata::text\u{1f}occurred\u{1f}`); nil
     /// when an event's JSON could not be rendered, and PostgreSQL computes the chain.
-    let hashInputs: [[UInt8]]?
+    let hashInputs: [UInt8]?
+    let hashInputEnds: [Int]
     /// Offsets (0-based) of the events PostgreSQL re-checks the hashes of: the first of each type (events of
     /// a type share their shape) and any whose data has an escape.
     let checks: [Int]
@@ -40,12 +43,14 @@ public struct PreparedStagedAppend: Sendable {
     /// The COPY text for `predicted` (see `rows(from:hashes:)`).
     var payload: [UInt8] = []
 
-    public var count: Int { bodies.count }
+    public var count: Int { bodyEnds.count }
     /// Where the chain ends if this batch is written right after the predicted head.
     public var end: ChainHead? {
         guard let p = predicted, let last = hashes.last else { return nil }
         return ChainHead(position: p.position + Int64(count), hash: last, recordedMicros: p.recordedMicros)
     }
+
+    func body(_ k: Int) -> ArraySlice<UInt8> { bodies[(k == 0 ? 0 : bodyEnds[k - 1])..<bodyEnds[k]] }
 
     /// The chain from `head`, every event recorded at `recordedMicros`.
     func chain(from head: ChainHead, recordedMicros: Int64) -> [String] {
@@ -54,15 +59,17 @@ public struct PreparedStagedAppend: Sendable {
         var prev = Self.bytes(hex: head.hash)
         var buffer: [UInt8] = []
         var out: [String] = []
-        out.reserveCapacity(inputs.count)
-        for (k, input) in inputs.enumerated() {
+        out.reserveCapacity(hashInputEnds.count)
+        var start = 0
+        for (k, end) in hashInputEnds.enumerated() {
             buffer.removeAll(keepingCapacity: true)
             buffer.append(contentsOf: prev)
-            buffer.append(contentsOf: String(head.position + Int64(k) + 1).utf8)
-            buffer.append(contentsOf: input)
+            appendDecimal(head.position + Int64(k) + 1, to: &buffer)
+            buffer.append(contentsOf: inputs[start..<end])
             buffer.append(contentsOf: recorded)
             prev = buffer.withUnsafeBufferPointer { SHA256.hash($0) }
             out.append(Self.hex(prev))
+            start = end
         }
         return out
     }
@@ -71,11 +78,11 @@ public struct PreparedStagedAppend: Sendable {
     func rows(from head: ChainHead, hashes: [String]) -> [UInt8] {
         let recorded = Array(("\t" + Timestamp.format(micros: head.recordedMicros) + "\t\\\\x").utf8)
         var out: [UInt8] = []
-        out.reserveCapacity(bodies.reduce(0) { $0 + $1.utf8.count } + bodies.count * (recorded.count + 90))
-        for k in bodies.indices {
-            out.append(contentsOf: String(head.position + Int64(k) + 1).utf8)
+        out.reserveCapacity(bodies.count + count * (recorded.count + 90))
+        for k in 0..<count {
+            appendDecimal(head.position + Int64(k) + 1, to: &out)
             out.append(0x09)
-            out.append(contentsOf: bodies[k].utf8)
+            out.append(contentsOf: body(k))
             out.append(contentsOf: recorded)
             out.append(contentsOf: hashes[k].utf8)
             out.append(0x0a)
@@ -83,18 +90,64 @@ public struct PreparedStagedAppend: Sendable {
         return out
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
+    /// The COPY text for `coord_staging`: each event numbered from 1.
+    func stagingRows() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
+        out.reserveCapacity(bodies.count + count * 8)
+        for k in 0..<count {
+            appendDecimal(Int64(k + 1), to: &out)
+            out.append(0x09)
+            out.append(contentsOf: body(k))
+            out.append(0x0a)
+        }
+        return out
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            for (i, b) in bytes.enumerated() {
+                out[2 * i] = hexDigits[Int(b >> 4)]
+                out[2 * i + 1] = hexDigits[Int(b & 15)]
+            }
+            return bytes.count * 2
+        }
     }
 
     static func bytes(hex: String) -> [UInt8] {
         func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : (c | 0x20) - 87 }
         let u = Array(hex.utf8)
         return stride(from: 0, to: u.count - 1, by: 2).map { nibble(u[$0]) << 4 | nibble(u[$0 + 1]) }
+    }
+}
+
+/// Appends `value`'s decimal digits.
+func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
+    if value < 0 { out.append(0x2d) }
+    var v = value.magnitude
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var n = 0
+    withUnsafeMutableBytes(of: &digits) { d in
+        repeat {
+            d[n] = UInt8(v % 10) + 0x30
+            v /= 10
+            n += 1
+        } while v > 0
+        while n > 0 { n -= 1; out.append(d[n]) }
+    }
+}
+
+/// Appends `bytes` in COPY text form: backslash, tab, newline and carriage return escaped.
+func appendCopyEscaped(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
+    for b in bytes {
+        switch b {
+        case 0x5c: out.append(0x5c); out.append(0x5c)
+        case 0x09: out.append(0x5c); out.append(0x74)
+        case 0x0a: out.append(0x5c); out.append(0x6e)
+        case 0x0d: out.append(0x5c); out.append(0x72)
+        default: out.append(b)
+        }
     }
 }
 
@@ -120,11 +173,14 @@ extension EventStore {
         var streams: [(stream: String, base: Int64, version: Int64, first: Int, last: Int)] = []
         var ids = Set<UUID>()
         var idList: [UUID] = []
-        var bodies: [String] = []
-        var inputs: [[UInt8]]? = []
+        var bodies: [UInt8] = []
+        var bodyEnds: [Int] = []
+        var inputs: [UInt8] = []
+        var inputEnds: [Int] = []
+        var chained = true
         var checks: [Int] = []
         var checkedTypes = Set<String>()
-        bodies.reserveCapacity(appends.count)
+        var id = [UInt8](repeating: 0, count: 36)
         for a in appends {
             guard isValidStreamName(a.stream) else {
                 throw EventStoreError.invalidInput(field: "stream", reason: "must match [A-Za-z0-9][A-Za-z0-9._:@+/=-]{0,199}")
@@ -144,45 +200,59 @@ extension EventStore {
             } else {
                 slot = streams.count
                 versions[a.stream] = slot
-                streams.append((a.stream, base, base, bodies.count, bodies.count))
+                streams.append((a.stream, base, base, bodyEnds.count, bodyEnds.count))
             }
-            let escapedStream = CopyText.escape(a.stream)
             for e in a.events {
                 try check(e, ids: &ids, parse: false)  // PostgreSQL's jsonb input parses it in the COPY
                 streams[slot].version += 1
-                streams[slot].last = bodies.count
-                let version = String(streams[slot].version)
-                let id = e.id.lowercasedString
+                streams[slot].last = bodyEnds.count
+                id.withUnsafeMutableBufferPointer { _ = e.id.appendLowercased(to: $0) }
                 let occurred = Timestamp.format(e.occurredAt)
-                if inputs != nil, let occurredMicros = Timestamp.micros(e.occurredAt) {
-                    var input: [UInt8] = [0x1f]
-                    input.reserveCapacity(e.data.text.utf8.count + e.metadataJSON.utf8.count + 128)
-                    for field in [a.stream, version, id, e.type] { input.append(contentsOf: field.utf8); input.append(0x1f) }
-                    if JSONBText.append(e.data.text, to: &input) {
-                        input.append(0x1f)
-                        e.metadata.appendJSONB(to: &input)
-                        input.append(0x1f)
-                        input.append(contentsOf: String(occurredMicros).utf8)
-                        input.append(0x1f)
-                        if e.data.text.utf8.contains(0x5c) || checkedTypes.insert(e.type).inserted { checks.append(bodies.count) }
-                        inputs!.append(input)
-                    } else {
-                        inputs = nil  // PostgreSQL chains this batch
-                    }
-                } else {
-                    inputs = nil
-                }
+                // stream, version, id and type need no COPY escapes (validated names, digits, hex).
+                let from = bodies.count
+                bodies.append(contentsOf: a.stream.utf8)
+                bodies.append(0x09)
+                appendDecimal(streams[slot].version, to: &bodies)
+                bodies.append(0x09)
+                bodies.append(contentsOf: id)
+                bodies.append(0x09)
+                bodies.append(contentsOf: e.type.utf8)
+                let named = from..<bodies.count  // the chain joins the same four fields with \u{1f}
+                bodies.append(0x09)
+                appendCopyEscaped(e.data.text.utf8, to: &bodies)
+                bodies.append(0x09)
+                appendCopyEscaped(e.metadataJSON.utf8, to: &bodies)
+                bodies.append(0x09)
+                bodies.append(contentsOf: occurred.utf8)
+                bodyEnds.append(bodies.count)
                 idList.append(e.id)
-                bodies.append(escapedStream + "\t" + version + "\t" + id + "\t" + e.type + "\t" + CopyText.escape(e.data.text)
-                              + "\t" + CopyText.escape(e.metadataJSON) + "\t" + occurred)
+
+                guard chained else { continue }
+                let mark = inputs.count
+                inputs.append(0x1f)
+                for b in bodies[named] { inputs.append(b == 0x09 ? 0x1f : b) }
+                inputs.append(0x1f)
+                guard let occurredMicros = Timestamp.micros(e.occurredAt), JSONBText.append(e.data.text, to: &inputs) else {
+                    chained = false  // PostgreSQL chains this batch
+                    inputs.removeSubrange(mark...)
+                    continue
+                }
+                inputs.append(0x1f)
+                e.metadata.appendJSONB(to: &inputs)
+                inputs.append(0x1f)
+                appendDecimal(occurredMicros, to: &inputs)
+                inputs.append(0x1f)
+                inputEnds.append(inputs.count)
+                if e.data.text.utf8.contains(0x5c) || checkedTypes.insert(e.type).inserted { checks.append(bodyEnds.count - 1) }
             }
         }
-        guard !bodies.isEmpty else { throw EventStoreError.invalidInput(field: "events", reason: "an append needs at least one event") }
-        guard bodies.count <= maxEventsPerStagedAppend else {
+        guard !bodyEnds.isEmpty else { throw EventStoreError.invalidInput(field: "events", reason: "an append needs at least one event") }
+        guard bodyEnds.count <= maxEventsPerStagedAppend else {
             throw EventStoreError.invalidInput(field: "events", reason: "more than \(maxEventsPerStagedAppend) events in one staged append")
         }
-        var prepared = PreparedStagedAppend(bodies: bodies, hashInputs: inputs, checks: checks, streams: streams, ids: idList)
-        if let predicted, inputs != nil {
+        var prepared = PreparedStagedAppend(bodies: bodies, bodyEnds: bodyEnds, hashInputs: chained ? inputs : nil,
+                                            hashInputEnds: chained ? inputEnds : [], checks: checks, streams: streams, ids: idList)
+        if let predicted, chained {
             let recorded = max(Timestamp.micros(Date()) ?? 0, predicted.recordedMicros)
             prepared.predicted = ChainHead(position: predicted.position, hash: predicted.hash, recordedMicros: recorded)
             prepared.hashes = prepared.chain(from: prepared.predicted!, recordedMicros: recorded)
@@ -284,7 +354,7 @@ extension EventStore {
                     ) ON COMMIT DELETE ROWS
                     """)
                 try c.copyIn("COPY coord_staging (ord, stream, version, id, type, data, metadata, occurred_at) FROM STDIN",
-                             rows: batch.bodies.enumerated().lazy.map { String($0.offset + 1) + "\t" + $0.element })
+                             text: batch.stagingRows())
                 let r = try c.query("SELECT outcome, detail, first_position, last_position FROM coord_append_staged()")
                 let outcome: String = try r.decode(0, 0)
                 switch outcome {

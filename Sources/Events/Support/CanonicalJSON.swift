@@ -40,7 +40,7 @@ public enum CanonicalJSON {
                 for (key, node) in sorted where key != previous {
                     if !first { out += "," }
                     first = false
-                    out += JSONWriter.quote(key)
+                    JSONWriter.appendQuoted(key, to: &out)
                     out += ":"
                     node.write(to: &out)
                     previous = key

@@ -105,14 +105,16 @@ public enum JSONBText {
                 break
             }
             if !ordered {
-                let rendered = out
+                // Only this object's members are copied: `out` may hold much more before them.
                 let firstStart = members[0].text.lowerBound
-                members.sort { Self.precedes(rendered[$0.key], rendered[$1.key]) }
-                for n in members.indices.dropFirst() where rendered[members[n].key].elementsEqual(rendered[members[n - 1].key]) { return false }
+                let rendered = Array(out[firstStart...])
+                func slice(_ r: Range<Int>) -> ArraySlice<UInt8> { rendered[(r.lowerBound - firstStart)..<(r.upperBound - firstStart)] }
+                members.sort { Self.precedes(slice($0.key), slice($1.key)) }
+                for n in members.indices.dropFirst() where slice(members[n].key).elementsEqual(slice(members[n - 1].key)) { return false }
                 out.removeSubrange(firstStart...)
                 for (n, m) in members.enumerated() {
                     if n > 0 { out.append(0x2c); out.append(0x20) }
-                    out.append(contentsOf: rendered[m.text])
+                    out.append(contentsOf: slice(m.text))
                 }
             }
             out.append(0x7d)

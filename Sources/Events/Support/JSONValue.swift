@@ -52,7 +52,7 @@ public enum JSONValue: Sendable {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .number(let n): out += n
-        case .string(let s): out += JSONWriter.quote(s)
+        case .string(let s): JSONWriter.appendQuoted(s, to: &out)
         case .array(let items):
             out += "["
             for (i, item) in items.enumerated() {
@@ -64,7 +64,8 @@ public enum JSONValue: Sendable {
             out += "{"
             for (i, (key, value)) in fields.enumerated() {
                 if i > 0 { out += "," }
-                out += JSONWriter.quote(key) + ":"
+                JSONWriter.appendQuoted(key, to: &out)
+                out += ":"
                 value.write(to: &out)
             }
             out += "}"

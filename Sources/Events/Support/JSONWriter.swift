@@ -4,10 +4,22 @@ import Foundation
 public enum JSONWriter {
     /// A JSON string literal for `s`, escaping quotes, backslashes and control characters.
     public static func quote(_ s: String) -> String {
-        // Most strings (codes, ids, keys) need no escaping: one scan of the bytes, one concatenation.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) { return "\"" + s + "\"" }
-        var out = "\""
+        var out = ""
         out.reserveCapacity(s.utf8.count + 2)
+        appendQuoted(s, to: &out)
+        return out
+    }
+
+    /// `quote(s)` appended to `out`, without building the quoted string on its own.
+    public static func appendQuoted(_ s: String, to out: inout String) {
+        // Most strings (codes, ids, keys) need no escaping: one scan of the bytes, three appends.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) {
+            out += "\""
+            out += s
+            out += "\""
+            return
+        }
+        out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -26,7 +38,7 @@ public enum JSONWriter {
                 }
             }
         }
-        return out + "\""
+        out += "\""
     }
 
     /// An encoder with snake_case keys, RFC 3339 UTC dates and sorted keys (stable output).

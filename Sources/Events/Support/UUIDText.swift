@@ -4,18 +4,24 @@ extension UUID {
     /// `8-4-4-4-12` lower-case hex, as PostgreSQL prints a uuid. Built byte by byte: `uuidString` goes
     /// through `sprintf` on Linux, which showed up in import profiles.
     public var lowercasedString: String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        return withUnsafeBytes(of: uuid) { raw in
-            String(unsafeUninitializedCapacity: 36) { out in
-                var o = 0
-                for (i, byte) in raw.enumerated() {
-                    if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = UInt8(ascii: "-"); o += 1 }
-                    out[o] = digits[Int(byte >> 4)]
-                    out[o + 1] = digits[Int(byte & 0x0f)]
-                    o += 2
-                }
-                return o
+        String(unsafeUninitializedCapacity: 36) { appendLowercased(to: $0) }
+    }
+
+    /// Writes `lowercasedString`'s 36 bytes at the start of `out`; returns 36.
+    @discardableResult
+    public func appendLowercased(to out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        withUnsafeBytes(of: uuid) { raw in
+            var o = 0
+            for (i, byte) in raw.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = UInt8(ascii: "-"); o += 1 }
+                out[o] = hexDigits[Int(byte >> 4)]
+                out[o + 1] = hexDigits[Int(byte & 0x0f)]
+                o += 2
             }
+            return o
         }
     }
 }
+
+/// Lower-case hex digits.
+let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
