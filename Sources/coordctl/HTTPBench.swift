@@ -89,15 +89,27 @@ enum HTTPBench {
 
         // Start coordd on the scratch schema.
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("coordd").path
-        let port = UInt16.random(in: 20_000...40_000)
         var env = ProcessInfo.processInfo.environment
         env["COORD_SCHEMA"] = schema
         env["COORD_LOG_LEVEL"] = "warning"
         env["COORD_DB_POOL_SIZE"] = String(connections + 8)
         if case .embedded = session.target { env["DATABASE_URL"] = pool.configuration.connectionString }
-        let daemon = try Daemon(exe: exe, args: ["--listen", "127.0.0.1:\(port)", "--max-connections", String(idle + feeds + connections + 100)], env: env)
+        // A port below Linux's ephemeral range (32768 and up), so no client socket holds it; another
+        // program may, so a daemon that does not become ready is tried again on another port.
+        var started: (Daemon, UInt16)?
+        for attempt in 1...3 where started == nil {
+            let port = UInt16.random(in: 20_000...32_000)
+            let daemon = try Daemon(exe: exe, args: ["--listen", "127.0.0.1:\(port)", "--max-connections", String(idle + feeds + connections + 100)], env: env)
+            do {
+                try daemon.waitReady(port: port)
+                started = (daemon, port)
+            } catch {
+                daemon.stop()
+                if attempt == 3 { throw error }
+            }
+        }
+        let (daemon, port) = started!
         defer { daemon.stop() }
-        try daemon.waitReady(port: port)
         let rss = Collector()
         let sampling = Task { while !Task.isCancelled { rss.add(Double(daemon.rssKiB) / 1024 / 1000); try? await Task.sleep(nanoseconds: 200_000_000) } }
 
