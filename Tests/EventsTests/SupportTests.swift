@@ -22,6 +22,23 @@ struct SupportTests {
         #expect(Timestamp.parseDate("2026-13-01") == nil)
     }
 
+    @Test("the digit-by-digit formatter agrees with the C library's gmtime over years 0000 to 9999")
+    func timestampFormatterMatchesGmtime() {
+        var state: UInt64 = 42
+        var samples: [Int] = [0, -1, 86_399, 86_400, 951_782_400, 951_868_800, -62_167_219_200, 253_402_300_799, 1_790_000_000]
+        for _ in 0..<20_000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            samples.append(Int(truncatingIfNeeded: state >> 20) % 253_402_300_800 - 62_167_219_200 / 2)
+        }
+        for seconds in samples {
+            for fraction in [0, 500_000, 1, 123_450] {
+                let micros = Int64(seconds) * 1_000_000 + Int64(fraction)
+                #expect(Timestamp.format(micros: micros) == Timestamp.formatWithGmtime(seconds: seconds, fraction: fraction), "\(seconds)")
+            }
+        }
+        #expect(Timestamp.format(micros: 253_402_300_800_000_000) == "10000-01-01T00:00:00Z")
+    }
+
     @Test("passwords are redacted from connection strings")
     func redaction() {
         #expect(PostgresConfiguration.redact("postgres://coord:s3cret@db:5432/coord") == "postgres://coord:***@db:5432/coord")

@@ -159,12 +159,18 @@ extension Array: PostgresEncodable where Element: PostgresEncodable {
     /// A PostgreSQL array literal; every element is quoted and escaped.
     public var postgresText: String {
         var out = "{"
+        out.reserveCapacity(2 + count * 16)
         for (i, element) in enumerated() {
             if i > 0 { out += "," }
             out += "\""
-            for ch in element.postgresText.unicodeScalars {
-                if ch == "\"" || ch == "\\" { out += "\\" }
-                out.unicodeScalars.append(ch)
+            let text = element.postgresText
+            if !text.utf8.contains(where: { $0 == 0x22 || $0 == 0x5c }) {
+                out += text
+            } else {
+                for ch in text.unicodeScalars {
+                    if ch == "\"" || ch == "\\" { out += "\\" }
+                    out.unicodeScalars.append(ch)
+                }
             }
             out += "\""
         }

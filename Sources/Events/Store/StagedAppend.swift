@@ -138,15 +138,24 @@ func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
     }
 }
 
-/// Appends `bytes` in COPY text form: backslash, tab, newline and carriage return escaped.
-func appendCopyEscaped(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
-    for b in bytes {
-        switch b {
-        case 0x5c: out.append(0x5c); out.append(0x5c)
-        case 0x09: out.append(0x5c); out.append(0x74)
-        case 0x0a: out.append(0x5c); out.append(0x6e)
-        case 0x0d: out.append(0x5c); out.append(0x72)
-        default: out.append(b)
+/// Appends `text` in COPY text form: backslash, tab, newline and carriage return escaped.
+func appendCopyEscaped(_ text: String, to out: inout [UInt8]) {
+    var text = text
+    text.withUTF8 { bytes in
+        var plain = true
+        for b in bytes where b == 0x5c || b == 0x09 || b == 0x0a || b == 0x0d { plain = false; break }
+        if plain {
+            out.append(contentsOf: bytes)
+            return
+        }
+        for b in bytes {
+            switch b {
+            case 0x5c: out.append(0x5c); out.append(0x5c)
+            case 0x09: out.append(0x5c); out.append(0x74)
+            case 0x0a: out.append(0x5c); out.append(0x6e)
+            case 0x0d: out.append(0x5c); out.append(0x72)
+            default: out.append(b)
+            }
         }
     }
 }
@@ -219,9 +228,9 @@ extension EventStore {
                 bodies.append(contentsOf: e.type.utf8)
                 let named = from..<bodies.count  // the chain joins the same four fields with \u{1f}
                 bodies.append(0x09)
-                appendCopyEscaped(e.data.text.utf8, to: &bodies)
+                appendCopyEscaped(e.data.text, to: &bodies)
                 bodies.append(0x09)
-                appendCopyEscaped(e.metadataJSON.utf8, to: &bodies)
+                appendCopyEscaped(e.metadataJSON, to: &bodies)
                 bodies.append(0x09)
                 bodies.append(contentsOf: occurred.utf8)
                 bodyEnds.append(bodies.count)

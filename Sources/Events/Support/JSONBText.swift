@@ -186,8 +186,18 @@ public enum JSONBText {
     /// PostgreSQL's `escape_json`.
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func escape(_ s: some Sequence<UInt8>, into out: inout [UInt8]) {
+    static func escape(_ s: String, into out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { escape($0, into: &out) }
+    }
+
+    static func escape(_ s: some Collection<UInt8>, into out: inout [UInt8]) {
         out.append(0x22)
+        if !s.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) {
+            out.append(contentsOf: s)
+            out.append(0x22)
+            return
+        }
         for b in s {
             switch b {
             case 0x08: out.append(0x5c); out.append(0x62)

@@ -29,7 +29,44 @@ public enum Timestamp {
         return format(seconds: Int(floorSeconds), fraction: Int(micros - floorSeconds * 1_000_000))
     }
 
+    /// Years 0000–9999 are written digit by digit (the civil-from-days algorithm); other years, which
+    /// only tests and hostile input produce, go through `gmtime_r`.
     private static func format(seconds: Int, fraction: Int) -> String {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        guard (0...9999).contains(year) else { return formatWithGmtime(seconds: seconds, fraction: fraction) }
+        return String(unsafeUninitializedCapacity: 27) { out in
+            func put(_ value: Int, _ width: Int, at offset: Int) {
+                var v = value
+                for k in stride(from: width - 1, through: 0, by: -1) { out[offset + k] = UInt8(0x30 + v % 10); v /= 10 }
+            }
+            put(year, 4, at: 0); out[4] = 0x2d; put(month, 2, at: 5); out[7] = 0x2d; put(day, 2, at: 8)
+            out[10] = 0x54
+            put(secondOfDay / 3_600, 2, at: 11); out[13] = 0x3a; put(secondOfDay / 60 % 60, 2, at: 14); out[16] = 0x3a
+            put(secondOfDay % 60, 2, at: 17)
+            var n = 19
+            if fraction != 0 {
+                out[19] = 0x2e
+                put(fraction, 6, at: 20)
+                n = 26
+                while out[n - 1] == 0x30 { n -= 1 }
+            }
+            out[n] = 0x5a
+            return n + 1
+        }
+    }
+
+    /// `format` through the C library, for any year.
+    static func formatWithGmtime(seconds: Int, fraction: Int) -> String {
         var seconds = seconds
         var tmValue = tm()
         gmtime_r(&seconds, &tmValue)
