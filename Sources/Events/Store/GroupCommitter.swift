@@ -24,6 +24,9 @@ final class GroupCommitter: @unchecked Sendable {
         let continuation: CheckedContinuation<AppendResult, Error>
     }
 
+    /// When the writer's cached plans were last dropped (see `run`).
+    private var plansReset = DispatchTime.now().uptimeNanoseconds
+
     private struct State {
         var pending: [Pending] = []
         var draining = false
@@ -116,6 +119,15 @@ final class GroupCommitter: @unchecked Sendable {
                     // coord_append's statements take arrays and jsonb whose contents do not change the best plan:
                     // planning them once (generic plans) instead of on every call saves ~0.4 ms per batch.
                     try connection!.execute(unsafe: "SET plan_cache_mode = force_generic_plan")
+                }
+                // PL/pgSQL keeps its statements' plans for the session, and with generic plans a plan made
+                // while `events` was small scans the whole table: it stays until a statistics change replaces
+                // it. On a young, growing log that made each batch cost 5 ms and rising (the stored-id check).
+                // Plans are dropped every second, so they fit the tables' current size.
+                let now = DispatchTime.now().uptimeNanoseconds
+                if now - plansReset > 1_000_000_000 {
+                    try connection!.execute(unsafe: "DISCARD PLANS")
+                    plansReset = now
                 }
                 let result = try connection!.query("""
                     SELECT req, stream, outcome, version, first_position, last_position
