@@ -165,7 +165,21 @@ enum DataCommands {
         return try await withStore { store in
             if what == "events" {
                 let after = Int64(try args.int("after", default: 0, range: 0...Int.max))
-                try await store.forEach(after: after) { print($0.json(includingHash: true)) }
+                let start = Date()
+                var count = 0
+                var last = after
+                try await store.forEach(after: after) { event in
+                    print(event.json(includingHash: true))
+                    count += 1
+                    last = event.position
+                    if count % 10_000 == 0 { Output.progress("export: \(count) events, through position \(last)") }
+                }
+                Output.progressDone()
+                // Standard output is the export itself: the summary goes to a terminal on stderr, if there is one.
+                if Output.stderrIsTTY {
+                    let range = count == 0 ? "" : " (positions \(after + 1)...\(last))"
+                    printError("Exported \(count) events\(range) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s.")
+                }
                 return 0
             }
             let q = ReadModelQueries(pool: store.pool)
