@@ -97,6 +97,8 @@ public final class CommandImporter: Sendable {
         var firstFailure: Int?
         /// Set when staging restarted: the chunk's remaining lines must be checked against the log again.
         var needsPrime = false
+        /// How many times staging restarted (see `restartStaging`).
+        var restarts = 0
         var batches = 0
         var retriedAlone = 0
         var waiting = 0.0
@@ -119,16 +121,22 @@ public final class CommandImporter: Sendable {
         var report = ImportReport()
         // Each chunk is parsed and checked against the log in a task of its own while the one before it
         // is being decided.
-        var next: Task<Chunk, Error>? = lines.isEmpty ? nil : Task { try await self.load(lines, from: 0) }
+        // A lookup that ran before staging restarted may call absent a stream written since: its chunk is
+        // looked up again instead.
+        var next: (task: Task<Chunk, Error>, restarts: Int)? = lines.isEmpty ? nil : (Task { try await self.load(lines, from: 0) }, 0)
         outer: while let loading = next {
-            let chunk = try await loading.value
-            next = chunk.end < lines.count ? Task { try await self.load(lines, from: chunk.end) } : nil
+            let chunk = try await loading.task.value
+            next = chunk.end < lines.count ? (Task { try await self.load(lines, from: chunk.end) }, run.restarts) : nil
             for (i, reason) in chunk.failures {
                 run.fail(i, reason)
                 if !keepGoing { break }
             }
-            run.staging.remember(chunk.stored)
-            run.staging.markAbsent(chunk.absent)
+            if loading.restarts == run.restarts {
+                run.staging.remember(chunk.stored)
+                run.staging.markAbsent(chunk.absent)
+            } else {
+                run.needsPrime = true
+            }
             let parsed = chunk.lines
             for (k, line) in parsed.enumerated() {
                 if !keepGoing, let f = run.firstFailure, f < line.index { break outer }
@@ -144,7 +152,7 @@ public final class CommandImporter: Sendable {
             progress?(chunk.end)
             if !keepGoing, run.firstFailure != nil { break }
         }
-        next?.cancel()
+        next?.task.cancel()
         try await flush(run)
         try await settle(run)
 
@@ -311,5 +319,6 @@ public final class CommandImporter: Sendable {
         run.staging = StagingBuffer()
         run.service = CoordinationService(store: store, staging: run.staging)
         run.needsPrime = true
+        run.restarts += 1
     }
 }

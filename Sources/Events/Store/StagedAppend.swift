@@ -11,6 +11,8 @@ public enum StagedAppendOutcome: Sendable, Equatable {
 }
 
 /// Where the log's hash chain ends: the last position, its hash (hex) and its recorded time (µs since the epoch).
+/// A batch chained from a head (`PreparedStagedAppend.predicted`, `coord_bulk_begin`'s answer) carries the time
+/// its own events are recorded at instead; its `end` is then a head again.
 public struct ChainHead: Sendable, Equatable {
     public var position: Int64
     public var hash: String
