@@ -18,8 +18,8 @@ enum BenchCommands {
         options: [
             .init("writers", value: "N", help: "Concurrent writers (default 32)."),
             .init("events", value: "M", help: "Events in total per phase (default 20000)."),
-            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
-            .init("json", help: "Machine-readable output."),
+            .scratchSchema,
+            .json,
         ],
         details: """
             Phase 1 (baseline): N writers each run single-row INSERTs (one transaction each) into a scratch table

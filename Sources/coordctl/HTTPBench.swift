@@ -16,8 +16,8 @@ enum HTTPBench {
             .init("idle", value: "N", help: "Idle keep-alive connections held open during the GET phase (default 500)."),
             .init("streams", value: "N", help: "Live feeds (GET /v1/events/live) held open during the GET phase (default 500)."),
             .init("get-rate", value: "N", help: "GET /v1/stock requests per second in the GET phase (default 1000)."),
-            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
-            .init("json", help: "Machine-readable output."),
+            .scratchSchema,
+            .json,
         ],
         details: """
             Phases, one run:
@@ -94,22 +94,10 @@ enum HTTPBench {
         env["COORD_LOG_LEVEL"] = "warning"
         env["COORD_DB_POOL_SIZE"] = String(connections + 8)
         if case .embedded = session.target { env["DATABASE_URL"] = pool.configuration.connectionString }
-        // A port below Linux's ephemeral range (32768 and up), so no client socket holds it; another
-        // program may, so a daemon that does not become ready is tried again on another port.
-        var started: (Daemon, UInt16)?
-        for attempt in 1...3 where started == nil {
-            let port = UInt16.random(in: 20_000...32_000)
-            let daemon = try Daemon(exe: exe, args: ["--listen", "127.0.0.1:\(port)", "--max-connections", String(idle + feeds + connections + 100)], env: env)
-            do {
-                try daemon.waitReady(port: port)
-                started = (daemon, port)
-            } catch {
-                daemon.stop()
-                if attempt == 3 { throw error }
-            }
-        }
-        let (daemon, port) = started!
+        let port = Loopback.freePort()  // a random port once collided with a client socket's
+        let daemon = try Daemon(exe: exe, args: ["--listen", "127.0.0.1:\(port)", "--max-connections", String(idle + feeds + connections + 100)], env: env)
         defer { daemon.stop() }
+        try daemon.waitReady(port: port)
         let rss = Collector()
         let sampling = Task { while !Task.isCancelled { rss.add(Double(daemon.rssKiB) / 1024 / 1000); try? await Task.sleep(nanoseconds: 200_000_000) } }
 
@@ -247,17 +235,7 @@ final class BenchClient: @unchecked Sendable {
     private var buffer: [UInt8] = []
 
     init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = port.bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
-        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var tv = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        fd = try Loopback.connect(port: port, receiveTimeout: 30, noDelay: true)
     }
 
     deinit { close(fd) }

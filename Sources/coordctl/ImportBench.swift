@@ -9,9 +9,9 @@ enum ImportBench {
         path: "coordctl bench import", summary: "Import throughput (commands and events/s) vs COPY of the same events into an events-shaped table.",
         options: [
             .init("commands", value: "N", help: "Commands to import (default 500000)."),
-            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
+            .scratchSchema,
             .init("keep", help: "Keep the generated file and the scratch schema."),
-            .init("json", help: "Machine-readable output."),
+            .json,
         ],
         details: """
             Generates N commands of a response's mix (stock receipts and dispatches against what is on hand, transfers

@@ -9,8 +9,8 @@ enum ProjectionBench {
         path: "coordctl bench rebuild", summary: "Full rebuild of all projections (events/s) vs a server-side scan of the log.",
         options: [
             .init("events", value: "N", help: "Domain events to generate (default 1000000)."),
-            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
-            .init("json", help: "Machine-readable output."),
+            .scratchSchema,
+            .json,
         ],
         details: """
             Generates N realistic domain events (stock movements and transfers across 50 warehouses and 20 items,
@@ -27,8 +27,8 @@ enum ProjectionBench {
         options: [
             .init("rate", value: "N", help: "Events per second to append (default 1000)."),
             .init("seconds", value: "S", help: "How long to append (default 10)."),
-            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
-            .init("json", help: "Machine-readable output."),
+            .scratchSchema,
+            .json,
         ],
         details: "Appends task events at the given rate while a projection runner runs live, and measures for each append the\n"
             + "time until the tasks projection's checkpoint covers it. Prints p50, p99 and max.\n\n" + databaseHelp)
@@ -191,8 +191,8 @@ enum ReplayBench {
         path: "coordctl bench replay", summary: "State as of a moment for a response with N events, vs a server-side scan.",
         options: [
             .init("events", value: "N", help: "Events of the response to generate (default 100000)."),
-            .init("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench)."),
-            .init("json", help: "Machine-readable output."),
+            .scratchSchema,
+            .json,
         ],
         details: "Times Replay.state (fold in memory, as `coordctl replay state` and GET /v1/responses/{id}/state do) on the\n"
             + "occurred and recorded bases, beside the server reading every event once.\n\n" + databaseHelp)

@@ -5,7 +5,7 @@ import Foundation
 enum ProjectionCommands {
     static let group = Group(name: "projections", summary: "Inspect and rebuild the read models.", commands: [
         "list": Command(spec: CommandSpec(path: "coordctl projections list", summary: "Each projection's version, checkpoint, lag and state.",
-                                          options: [.init("json", help: "Machine-readable output.")], details: databaseHelp)) { args in
+                                          options: [.json], details: databaseHelp)) { args in
             try args.requirePositionals(0...0)
             let session = try Session.open()
             defer { session.close() }
@@ -53,7 +53,7 @@ enum ProjectionCommands {
         },
         "reset": Command(spec: CommandSpec(
             path: "coordctl projections reset", summary: "Mark a projection for a rebuild from scratch (after a failure fix).",
-            arguments: "NAME", options: [.init("json", help: "Machine-readable output.")],
+            arguments: "NAME", options: [.json],
             details: "The leading coordd (or the next one to start) rebuilds it.\n\n" + databaseHelp)) { args in
             try args.requirePositionals(1...1)
             let definitions = try select(args)

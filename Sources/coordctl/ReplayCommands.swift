@@ -61,7 +61,7 @@ enum ReplayCommands {
         "diff": Command(spec: CommandSpec(
             path: "coordctl replay diff", summary: "What changed between two moments.", arguments: "RESPONSE",
             options: [.init("from", value: "TIME|POSITION", help: "The earlier moment (required)."), .init("to", value: "TIME|POSITION", help: "The later moment (default: now)."),
-                      .init("basis", value: "BASIS", help: "occurred (default) or recorded."), .init("json", help: "Machine-readable output.")],
+                      .init("basis", value: "BASIS", help: "occurred (default) or recorded."), .json],
             details: databaseHelp)) { args in
             try args.requirePositionals(1...1)
             let usage = "Usage: coordctl replay diff RESPONSE --from TIME|POSITION [--to TIME|POSITION]"

@@ -63,3 +63,10 @@ enum Output {
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
+
+extension CommandSpec.Option {
+    /// `--json`, on every command with output a script may read.
+    static let json = CommandSpec.Option("json", help: "Machine-readable output.")
+    /// `--schema`, on every benchmark.
+    static let scratchSchema = CommandSpec.Option("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench).")
+}

@@ -28,7 +28,7 @@ enum StatusCommand {
     static let spec = CommandSpec(
         path: "coordctl status", summary: "Show schema version, event counts, head position and chain state.",
         options: [
-            .init("json", help: "Machine-readable output."),
+            .json,
             .init("full", help: "Verify the whole hash chain (default: the last 10,000 events)."),
         ],
         details: databaseHelp)
@@ -97,7 +97,7 @@ enum VerifyCommand {
         path: "coordctl verify", summary: "Recompute the hash chain and version contiguity; exit 2 if broken.",
         options: [
             .init("from", value: "POSITION", help: "Start at this position (default 1)."),
-            .init("json", help: "Machine-readable output."),
+            .json,
         ],
         details: "Exit status: 0 sound, 2 broken (the first broken position is printed), 1 other failure.\n\n" + databaseHelp)
 
@@ -144,7 +144,7 @@ enum DBCommands {
             return 0
         },
         "status": Command(spec: CommandSpec(path: "coordctl db status", summary: "Say whether the embedded cluster is running; exit 3 if not.",
-                                            options: [.init("json", help: "Machine-readable output.")])) { args in
+                                            options: [.json])) { args in
             try args.requirePositionals(0...0)
             let embedded = try embeddedOnly()
             let running = embedded.isRunning()

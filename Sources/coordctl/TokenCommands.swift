@@ -8,7 +8,7 @@ enum TokenCommands {
             path: "coordctl tokens create", summary: "Create a token and print it once.",
             options: [.init("role", value: "ROLE", help: "viewer, operator or admin (required)."),
                       .init("subject", value: "NAME", help: "Who uses it; recorded as the actor of the events it writes (required)."),
-                      .init("json", help: "Machine-readable output.")],
+                      .json],
             details: "The token is printed once and cannot be shown again; only its digest is stored.\n\n" + databaseHelp)) { args in
             try args.requirePositionals(0...0)
             let usage = "Usage: coordctl tokens create --role ROLE --subject NAME"
@@ -28,7 +28,7 @@ enum TokenCommands {
             return 0
         },
         "list": Command(spec: CommandSpec(path: "coordctl tokens list", summary: "List tokens (ids, subjects, roles; never the tokens).",
-                                          options: [.init("json", help: "Machine-readable output.")])) { args in
+                                          options: [.json])) { args in
             try args.requirePositionals(0...0)
             let session = try Session.open()
             defer { session.close() }
@@ -45,7 +45,7 @@ enum TokenCommands {
             return 0
         },
         "revoke": Command(spec: CommandSpec(path: "coordctl tokens revoke", summary: "Revoke a token by id (effective within seconds).",
-                                            arguments: "ID", options: [.init("json", help: "Machine-readable output.")])) { args in
+                                            arguments: "ID", options: [.json])) { args in
             try args.requirePositionals(1...1)
             let session = try Session.open()
             defer { session.close() }

@@ -44,20 +44,6 @@ final class ChildDaemon: @unchecked Sendable {
     }
 }
 
-/// A port the kernel just said is free (bound to port 0, read back, released).
-func freePort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
-}
-
 @Suite("Two coordd processes")
 struct FailoverTests {
     @Test("write through both, kill the projection leader, the other takes over with nothing lost and lag recovering")
@@ -69,8 +55,8 @@ struct FailoverTests {
         _ = try await service.execute(DeclareResponse(id: "R1", name: "Flood", country: "PHL", hazard: "flood", severity: "orange", declaredAt: Date()),
                                       CommandContext(actor: "t", source: "test"))
         let token = try await TokenStore(pool: pool).create(subject: "officer", role: .operator).token
-        let a = try ChildDaemon(schema: schema, port: freePort())
-        let b = try ChildDaemon(schema: schema, port: freePort())
+        let a = try ChildDaemon(schema: schema, port: Loopback.freePort())
+        let b = try ChildDaemon(schema: schema, port: Loopback.freePort())
         defer { a.kill(SIGKILL); b.kill(SIGKILL) }
         try await runBlocking { try a.waitReady(); try b.waitReady() }
 

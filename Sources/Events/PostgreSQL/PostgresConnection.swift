@@ -282,20 +282,33 @@ public enum CopyText {
     /// Escapes backslash, tab, newline and carriage return; `nil` is `\N` (NULL).
     public static func escape(_ value: String?) -> String {
         guard let value else { return "\\N" }
-        if !value.utf8.contains(where: { $0 == 92 || $0 == 9 || $0 == 10 || $0 == 13 }) { return value }
-        var out = ""
-        out.reserveCapacity(value.utf8.count + 8)
-        for ch in value.unicodeScalars {
-            switch ch {
-            case "\\": out += "\\\\"
-            case "\t": out += "\\t"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            default: out.unicodeScalars.append(ch)
+        if !value.utf8.contains(where: needsEscape) { return value }
+        var out: [UInt8] = []
+        append(value, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `escape(text)`'s bytes appended to `out`.
+    public static func append(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            if !bytes.contains(where: needsEscape) {
+                out.append(contentsOf: bytes)
+                return
+            }
+            for b in bytes {
+                switch b {
+                case 0x5c: out.append(0x5c); out.append(0x5c)
+                case 0x09: out.append(0x5c); out.append(0x74)
+                case 0x0a: out.append(0x5c); out.append(0x6e)
+                case 0x0d: out.append(0x5c); out.append(0x72)
+                default: out.append(b)
+                }
             }
         }
-        return out
     }
+
+    private static func needsEscape(_ b: UInt8) -> Bool { b == 0x5c || b == 0x09 || b == 0x0a || b == 0x0d }
 }
 
 private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {

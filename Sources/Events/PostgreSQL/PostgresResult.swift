@@ -95,35 +95,14 @@ public struct ByteA: PostgresDecodable, Sendable, Hashable {
     public let bytes: [UInt8]
     public init(bytes: [UInt8]) { self.bytes = bytes }
     public init(postgresBytes b: UnsafeBufferPointer<UInt8>) throws {
-        guard b.count >= 2, b[0] == UInt8(ascii: "\\"), b[1] == UInt8(ascii: "x"), b.count % 2 == 0 else {
+        guard b.count >= 2, b[0] == UInt8(ascii: "\\"), b[1] == UInt8(ascii: "x"), let decoded = Hex.bytes(b.dropFirst(2)) else {
             throw decodingError(ByteA.self)
         }
-        func nibble(_ c: UInt8) throws -> UInt8 {
-            switch c {
-            case 48...57: return c - 48
-            case 97...102: return c - 87
-            case 65...70: return c - 55
-            default: throw decodingError(ByteA.self)
-            }
-        }
-        var out = [UInt8]()
-        out.reserveCapacity((b.count - 2) / 2)
-        var i = 2
-        while i < b.count {
-            out.append(try nibble(b[i]) << 4 | nibble(b[i + 1]))
-            i += 2
-        }
-        bytes = out
+        bytes = decoded
     }
 
     /// Lower-case hexadecimal.
-    public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xF)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public var hex: String { Hex.string(bytes) }
 }
 
 /// The rows of one statement's result. Values are decoded on access, straight from libpq's buffer.

@@ -76,7 +76,7 @@ public struct EventMetadata: Sendable, Equatable, Codable {
             out.append(0x22)
             out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
             out.append(contentsOf: [0x22, 0x3a, 0x20])
-            JSONBText.escape(value, into: &out)
+            JSONWriter.appendQuoted(value, to: &out)
         }
         field("actor", actor)
         field("source", source)

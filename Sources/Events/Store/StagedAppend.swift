@@ -58,7 +58,7 @@ public struct PreparedStagedAppend: Sendable {
     func chain(from head: ChainHead, recordedMicros: Int64) -> [String] {
         guard let inputs = hashInputs else { return [] }
         let recorded = Array(String(recordedMicros).utf8)
-        var prev = Self.bytes(hex: head.hash)
+        var prev = Hex.bytes(head.hash.utf8) ?? []  // not hex: the chain cannot match, and coord_bulk_finish says so
         var buffer: [UInt8] = []
         var out: [String] = []
         out.reserveCapacity(hashInputEnds.count)
@@ -70,7 +70,7 @@ public struct PreparedStagedAppend: Sendable {
             buffer.append(contentsOf: inputs[start..<end])
             buffer.append(contentsOf: recorded)
             prev = buffer.withUnsafeBufferPointer { SHA256.hash($0) }
-            out.append(Self.hex(prev))
+            out.append(Hex.string(prev))
             start = end
         }
         return out
@@ -79,87 +79,35 @@ public struct PreparedStagedAppend: Sendable {
     /// The COPY text of every event at positions after `head`, recorded at its time, with `hashes`.
     func rows(from head: ChainHead, hashes: [String]) -> [UInt8] {
         let recorded = Array(("\t" + Timestamp.format(micros: head.recordedMicros) + "\t\\\\x").utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bodies.count + count * (recorded.count + 90))
-        for k in 0..<count {
-            appendDecimal(head.position + Int64(k) + 1, to: &out)
-            out.append(0x09)
-            out.append(contentsOf: body(k))
+        return copyText(firstNumber: head.position + 1, extra: recorded.count + 64) { k, out in
             out.append(contentsOf: recorded)
             out.append(contentsOf: hashes[k].utf8)
-            out.append(0x0a)
         }
-        return out
     }
 
     /// The COPY text for `coord_staging`: each event numbered from 1.
     func stagingRows() -> [UInt8] {
+        copyText(firstNumber: 1, extra: 0) { _, _ in }
+    }
+
+    /// One line per event: its number (from `firstNumber`), a tab, its body, then what `suffix` appends.
+    private func copyText(firstNumber: Int64, extra: Int, suffix: (Int, inout [UInt8]) -> Void) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(bodies.count + count * 8)
+        out.reserveCapacity(bodies.count + count * (extra + 12))
         for k in 0..<count {
-            appendDecimal(Int64(k + 1), to: &out)
+            appendDecimal(firstNumber + Int64(k), to: &out)
             out.append(0x09)
             out.append(contentsOf: body(k))
+            suffix(k, &out)
             out.append(0x0a)
         }
         return out
     }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
-            for (i, b) in bytes.enumerated() {
-                out[2 * i] = hexDigits[Int(b >> 4)]
-                out[2 * i + 1] = hexDigits[Int(b & 15)]
-            }
-            return bytes.count * 2
-        }
-    }
-
-    static func bytes(hex: String) -> [UInt8] {
-        func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : (c | 0x20) - 87 }
-        let u = Array(hex.utf8)
-        return stride(from: 0, to: u.count - 1, by: 2).map { nibble(u[$0]) << 4 | nibble(u[$0 + 1]) }
-    }
 }
 
-/// Appends `value`'s decimal digits.
+/// Appends `value`'s decimal digits (a small string: no allocation).
 func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
-    if value < 0 { out.append(0x2d) }
-    var v = value.magnitude
-    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    var n = 0
-    withUnsafeMutableBytes(of: &digits) { d in
-        repeat {
-            d[n] = UInt8(v % 10) + 0x30
-            v /= 10
-            n += 1
-        } while v > 0
-        while n > 0 { n -= 1; out.append(d[n]) }
-    }
-}
-
-/// Appends `text` in COPY text form: backslash, tab, newline and carriage return escaped.
-func appendCopyEscaped(_ text: String, to out: inout [UInt8]) {
-    var text = text
-    text.withUTF8 { bytes in
-        var plain = true
-        for b in bytes where b == 0x5c || b == 0x09 || b == 0x0a || b == 0x0d { plain = false; break }
-        if plain {
-            out.append(contentsOf: bytes)
-            return
-        }
-        for b in bytes {
-            switch b {
-            case 0x5c: out.append(0x5c); out.append(0x5c)
-            case 0x09: out.append(0x5c); out.append(0x74)
-            case 0x0a: out.append(0x5c); out.append(0x6e)
-            case 0x0d: out.append(0x5c); out.append(0x72)
-            default: out.append(b)
-            }
-        }
-    }
+    out.append(contentsOf: String(value).utf8)
 }
 
 extension EventStore {
@@ -218,7 +166,8 @@ extension EventStore {
                 streams[slot].version += 1
                 streams[slot].last = bodyEnds.count
                 id.withUnsafeMutableBufferPointer { _ = e.id.appendLowercased(to: $0) }
-                let occurred = Timestamp.format(e.occurredAt)
+                let occurredMicros = Timestamp.micros(e.occurredAt)
+                let occurred = occurredMicros.map { Timestamp.format(micros: $0) } ?? Timestamp.format(e.occurredAt)
                 // stream, version, id and type need no COPY escapes (validated names, digits, hex).
                 let from = bodies.count
                 bodies.append(contentsOf: a.stream.utf8)
@@ -230,9 +179,9 @@ extension EventStore {
                 bodies.append(contentsOf: e.type.utf8)
                 let named = from..<bodies.count  // the chain joins the same four fields with \u{1f}
                 bodies.append(0x09)
-                appendCopyEscaped(e.data.text, to: &bodies)
+                CopyText.append(e.data.text, to: &bodies)
                 bodies.append(0x09)
-                appendCopyEscaped(e.metadataJSON, to: &bodies)
+                CopyText.append(e.metadataJSON, to: &bodies)
                 bodies.append(0x09)
                 bodies.append(contentsOf: occurred.utf8)
                 bodyEnds.append(bodies.count)
@@ -243,7 +192,7 @@ extension EventStore {
                 inputs.append(0x1f)
                 for b in bodies[named] { inputs.append(b == 0x09 ? 0x1f : b) }
                 inputs.append(0x1f)
-                guard let occurredMicros = Timestamp.micros(e.occurredAt), JSONBText.append(e.data.text, to: &inputs) else {
+                guard let occurredMicros, JSONBText.append(e.data.text, to: &inputs) else {
                     chained = false  // PostgreSQL chains this batch
                     inputs.removeSubrange(mark...)
                     continue

@@ -2,9 +2,9 @@
 /// import can compute the event hash chain (which hashes `data::text` and `metadata::text`) before it COPYs.
 ///
 /// jsonb's output: object keys ordered by byte length, then bytewise; a repeated key keeps its last value;
-/// `", "` between items and `": "` after keys; strings escaped as PostgreSQL's `escape_json` does (`\"`, `\\`,
-/// `\b`, `\f`, `\n`, `\r`, `\t`, other control characters as `\u00xx`, everything else verbatim); numbers as
-/// `numeric` prints them.
+/// `", "` between items and `": "` after keys; strings escaped as PostgreSQL's `escape_json` does, which is
+/// `JSONWriter`'s escaping too (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, other control characters as `\u00xx`,
+/// everything else verbatim); numbers as `numeric` prints them.
 ///
 /// It answers nil for anything it is not certain about, and the caller then lets PostgreSQL compute the
 /// chain: repeated keys, numbers with an exponent or a negative zero (numeric rewrites those), `\u0000`
@@ -149,7 +149,7 @@ public enum JSONBText {
             }
             var decoded: [UInt8] = []
             guard decodedString(into: &decoded) else { return false }
-            escape(decoded, into: &out)
+            JSONWriter.appendQuoted(decoded, to: &out)
             return true
         }
 
@@ -181,36 +181,5 @@ public enum JSONBText {
             out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
             return true
         }
-    }
-
-    /// PostgreSQL's `escape_json`.
-    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
-    static func escape(_ s: String, into out: inout [UInt8]) {
-        var s = s
-        s.withUTF8 { escape($0, into: &out) }
-    }
-
-    static func escape(_ s: some Collection<UInt8>, into out: inout [UInt8]) {
-        out.append(0x22)
-        if !s.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) {
-            out.append(contentsOf: s)
-            out.append(0x22)
-            return
-        }
-        for b in s {
-            switch b {
-            case 0x08: out.append(0x5c); out.append(0x62)
-            case 0x0c: out.append(0x5c); out.append(0x66)
-            case 0x0a: out.append(0x5c); out.append(0x6e)
-            case 0x0d: out.append(0x5c); out.append(0x72)
-            case 0x09: out.append(0x5c); out.append(0x74)
-            case 0x22: out.append(0x5c); out.append(0x22)
-            case 0x5c: out.append(0x5c); out.append(0x5c)
-            case ..<0x20: out.append(contentsOf: [0x5c, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
-            default: out.append(b)
-            }
-        }
-        out.append(0x22)
     }
 }

@@ -13,33 +13,47 @@ public enum JSONWriter {
     /// `quote(s)` appended to `out`, without building the quoted string on its own.
     public static func appendQuoted(_ s: String, to out: inout String) {
         // Most strings (codes, ids, keys) need no escaping: one scan of the bytes, three appends.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) {
+        if !s.utf8.contains(where: needsEscape) {
             out += "\""
             out += s
             out += "\""
             return
         }
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{8}": out += "\\b"
-            case "\u{c}": out += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        var bytes: [UInt8] = []
+        appendQuoted(s.utf8, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `quote` for UTF-8 bytes. It is also PostgreSQL's `escape_json`, which prints jsonb strings (`JSONBText`).
+    public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { appendQuoted($0, to: &out) }
+    }
+
+    public static func appendQuoted(_ s: some Collection<UInt8>, to out: inout [UInt8]) {
+        out.append(0x22)
+        if !s.contains(where: needsEscape) {
+            out.append(contentsOf: s)
+            out.append(0x22)
+            return
+        }
+        for b in s {
+            switch b {
+            case 0x08: out.append(0x5c); out.append(0x62)
+            case 0x0c: out.append(0x5c); out.append(0x66)
+            case 0x0a: out.append(0x5c); out.append(0x6e)
+            case 0x0d: out.append(0x5c); out.append(0x72)
+            case 0x09: out.append(0x5c); out.append(0x74)
+            case 0x22: out.append(0x5c); out.append(0x22)
+            case 0x5c: out.append(0x5c); out.append(0x5c)
+            case ..<0x20: out.append(contentsOf: [0x5c, 0x75, 0x30, 0x30, Hex.digits[Int(b >> 4)], Hex.digits[Int(b & 15)]])
+            default: out.append(b)
             }
         }
-        out += "\""
+        out.append(0x22)
     }
+
+    private static func needsEscape(_ b: UInt8) -> Bool { b < 0x20 || b == 0x22 || b == 0x5c }
 
     /// An encoder with snake_case keys, RFC 3339 UTC dates and sorted keys (stable output).
     public static func makeEncoder() -> JSONEncoder {

@@ -21,31 +21,14 @@ public enum MD5 {
         return out
     }
 
-    /// MD5 over `m`: whole blocks straight from the input, the padded tail from a small buffer.
+    /// MD5 over `m`.
     static func hash(_ m: UnsafeBufferPointer<UInt8>) -> (UInt32, UInt32, UInt32, UInt32) {
         var state: (UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476)
-        let whole = m.count / 64 * 64
-        var offset = 0
-        while offset < whole {
-            block(UnsafeBufferPointer(rebasing: m[offset..<(offset + 64)]), &state)
-            offset += 64
-        }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { tail in
-            let rest = m.count - whole
-            for k in 0..<rest { tail[k] = m[whole + k] }
-            tail[rest] = 0x80
-            let length = rest < 56 ? 64 : 128
-            for k in (rest + 1)..<length { tail[k] = 0 }
-            let bits = UInt64(m.count) &* 8
-            for k in 0..<8 { tail[length - 8 + k] = UInt8(truncatingIfNeeded: bits >> (8 * UInt64(k))) }
-            let buffer = UnsafeBufferPointer(tail)
-            block(UnsafeBufferPointer(rebasing: buffer[0..<64]), &state)
-            if length == 128 { block(UnsafeBufferPointer(rebasing: buffer[64..<128]), &state) }
-        }
+        MessageBlocks.forEach(m, bigEndianLength: false) { block($0, &state) }
         return state
     }
 
-    private static func block(_ m: UnsafeBufferPointer<UInt8>, _ state: inout (UInt32, UInt32, UInt32, UInt32)) {
+    private static func block(_ m: UnsafePointer<UInt8>, _ state: inout (UInt32, UInt32, UInt32, UInt32)) {
         shifts.withUnsafeBufferPointer { s in
             constants.withUnsafeBufferPointer { k in
                 withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { words in
@@ -75,14 +58,7 @@ public enum MD5 {
 
     /// Lower-case hex of the digest of `text`'s UTF-8 bytes, as PostgreSQL's `md5(text)` prints it.
     public static func hex(_ text: String) -> String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        for byte in digest(text.utf8) {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.string(digest(text.utf8))
     }
 
     /// The digest of `text` read as a UUID, as PostgreSQL's `md5(text)::uuid` does.

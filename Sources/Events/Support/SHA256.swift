@@ -18,29 +18,13 @@ public enum SHA256 {
         bytes.withContiguousStorageIfAvailable { hash($0) } ?? Array(bytes).withUnsafeBufferPointer { hash($0) }
     }
 
-    /// SHA-256 over `m`: whole blocks straight from the input, the padded tail from a small buffer.
+    /// SHA-256 over `m`.
     public static func hash(_ m: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var h: [UInt32] = [0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19]
         h.withUnsafeMutableBufferPointer { state in
             k.withUnsafeBufferPointer { k in
                 withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
-                    let whole = m.count / 64 * 64
-                    var offset = 0
-                    while offset < whole {
-                        block(m.baseAddress! + offset, state, k, w)
-                        offset += 64
-                    }
-                    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { tail in
-                        let rest = m.count - whole
-                        for j in 0..<rest { tail[j] = m[whole + j] }
-                        tail[rest] = 0x80
-                        let length = rest < 56 ? 64 : 128
-                        for j in (rest + 1)..<length { tail[j] = 0 }
-                        let bits = UInt64(m.count) &* 8
-                        for j in 0..<8 { tail[length - 1 - j] = UInt8(truncatingIfNeeded: bits >> (8 * UInt64(j))) }
-                        block(UnsafePointer(tail.baseAddress!), state, k, w)
-                        if length == 128 { block(UnsafePointer(tail.baseAddress! + 64), state, k, w) }
-                    }
+                    MessageBlocks.forEach(m, bigEndianLength: true) { block($0, state, k, w) }
                 }
             }
         }

@@ -14,14 +14,11 @@ extension UUID {
             var o = 0
             for (i, byte) in raw.enumerated() {
                 if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = UInt8(ascii: "-"); o += 1 }
-                out[o] = hexDigits[Int(byte >> 4)]
-                out[o + 1] = hexDigits[Int(byte & 0x0f)]
+                out[o] = Hex.digits[Int(byte >> 4)]
+                out[o + 1] = Hex.digits[Int(byte & 0x0f)]
                 o += 2
             }
             return o
         }
     }
 }
-
-/// Lower-case hex digits.
-let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
