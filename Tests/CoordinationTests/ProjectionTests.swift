@@ -18,11 +18,12 @@ func dumpReadModels(_ pool: PostgresPool, _ definitions: [any ProjectionDefiniti
     }
 }
 
-func waitCaughtUp(_ runner: ProjectionRunner, timeout: Double = 30) async throws -> [ProjectionStatus] {
+func waitCaughtUp(_ runner: ProjectionRunner, timeout: Double = 30,
+                  and condition: ([ProjectionStatus]) -> Bool = { _ in true }) async throws -> [ProjectionStatus] {
     let deadline = Date().addingTimeInterval(timeout)
     while true {
         let status = try await runner.status()
-        if status.allSatisfy({ $0.lagEvents == 0 && $0.status == "running" }) { return status }
+        if status.allSatisfy({ $0.lagEvents == 0 && $0.status == "running" }), condition(status) { return status }
         if Date() > deadline { Issue.record("not caught up: \(status)"); return status }
         try await Task.sleep(nanoseconds: 50_000_000)
     }
@@ -125,6 +126,9 @@ struct ProjectionTests {
         let crashing = CrashingStock(crashOnFlush: 3)
         let first = ProjectionRunner(store: s.store, definitions: [crashing], batchSize: 20, leaderPoll: 0.2, retryInterval: 60)
         first.start()
+        // The initial build first: were it to start after the commands, it would cover them all and no later
+        // flush would be left to crash in.
+        _ = try await waitCaughtUp(first)
         _ = try await randomCommands(s, count: 200, seed: 7)
         let deadline = Date().addingTimeInterval(20)
         while crashing.flushes.withLock({ $0 }) < 4, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
@@ -247,8 +251,12 @@ struct ProjectionTests {
         }
         #expect(failed?.errorPosition == poison.position)
         #expect(failed?.error?.contains("poison") == true)
-        // The stock projection kept going.
-        let stock = try await runner.status().first { $0.name == "stock" }!
+        // The stock projection kept going (it may report the failure before stock has read that far: poll).
+        var stock = try await runner.status().first { $0.name == "stock" }!
+        for _ in 0..<100 where !(stock.lagEvents == 0 || stock.checkpoint >= poison.position) {
+            try await Task.sleep(nanoseconds: 50_000_000)
+            stock = try await runner.status().first { $0.name == "stock" }!
+        }
         #expect(stock.lagEvents == 0 || stock.checkpoint >= poison.position)
         // The fix: the handler no longer fails. The projection resumes from the failing event.
         broken.failOnTitle.withLock { $0 = nil }
@@ -270,7 +278,8 @@ struct ProjectionTests {
         #expect(before.version == 1)
         let next = ProjectionRunner(store: s.store, definitions: [BumpedResponses()], leaderPoll: 0.2)
         next.start()
-        _ = try await waitCaughtUp(next)
+        // The checkpoint left by the first runner is already caught up: wait for the new version's rebuild too.
+        _ = try await waitCaughtUp(next) { $0.allSatisfy { $0.version == 2 } }
         await next.stop()
         let after = try await ProjectionRunner.status(pool: s.store.pool, definitions: [BumpedResponses()])[0]
         #expect(after.version == 2)
