@@ -22,8 +22,9 @@ enum BenchCommands {
             .json,
         ],
         details: """
-            Phase 1 (baseline): N writers each run single-row INSERTs (one transaction each) into a scratch table
-            shaped like the events table, through the same client and pool.
+            Phase 1 (baselines): N writers each run single-row INSERTs (one transaction each) into a scratch table
+            shaped like the events table, through the same client and pool: first unnamed (parsed and planned at
+            each call), then prepared once per connection.
             Phase 2: N writers each append single events to their own stream with an exact expected-version check,
             through the event store (group commit, hash chain, gapless positions).
             Build with -c release for meaningful figures. Uses a scratch schema; never touches the real log.
@@ -63,18 +64,26 @@ enum BenchCommands {
         let metadata = EventMetadata(actor: "bench", correlationID: UUID().uuidString, source: "bench")
         let pool = session.pool
 
-        let baseline = try await phase("raw INSERT", writers: writers, perWriter: perWriter) { writer, i in
-            let stream = "bench-\(writer)"
-            let id = UUID()
-            let now = Date()
-            try await pool.withConnection { c in
-                try c.query("""
-                    INSERT INTO bench_raw (stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
-                    VALUES (\(stream), \(i + 1), \(id), 'bench.appended', \(payload)::jsonb, \(JSONText(metadata.json))::jsonb,
-                            \(now), clock_timestamp(), sha256(convert_to(\(payload.text), 'UTF8')))
-                    """)
-            }
+        // Two baselines: statements parsed and planned at each call (as every figure before 2026-11-30
+        // second session), and prepared once per connection (as coord's own queries are since).
+        var baselines: [PhaseResult] = []
+        for prepared in [false, true] {
+            baselines.append(try await phase(prepared ? "raw INSERT, prepared" : "raw INSERT, unnamed", writers: writers, perWriter: perWriter) { writer, i in
+                let stream = "bench-\(writer)"
+                let id = UUID()
+                let now = Date()
+                try await pool.withConnection { c in
+                    c.preparesStatements = prepared
+                    defer { c.preparesStatements = true }
+                    try c.query("""
+                        INSERT INTO bench_raw (stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
+                        VALUES (\(stream), \(prepared ? perWriter + i + 1 : i + 1), \(id), 'bench.appended', \(payload)::jsonb, \(JSONText(metadata.json))::jsonb,
+                                \(now), clock_timestamp(), sha256(convert_to(\(payload.text), 'UTF8')))
+                        """)
+                }
+            })
         }
+        let baseline = baselines[0], preparedBaseline = baselines[1]
 
         let store = EventStore(pool: pool)
         defer { store.close() }
@@ -84,25 +93,26 @@ enum BenchCommands {
         }
         let report = try await store.verify()
         let stats = store.writerStats
-        let ratio = appended.rate / baseline.rate
+        let ratio = appended.rate / baseline.rate, preparedRatio = appended.rate / preparedBaseline.rate
         if args.flag("json") {
             func dict(_ r: PhaseResult) -> [String: Any] {
                 ["events": r.events, "seconds": r.seconds, "events_per_second": r.rate.rounded(),
                  "p50_ms": r.percentile(0.5), "p99_ms": r.percentile(0.99)]
             }
-            print(Output.json(["writers": writers, "baseline": dict(baseline), "append": dict(appended),
-                               "ratio": (ratio * 100).rounded() / 100, "batches": stats.batches,
+            print(Output.json(["writers": writers, "baseline": dict(baseline), "baseline_prepared": dict(preparedBaseline),
+                               "append": dict(appended), "ratio": (ratio * 100).rounded() / 100,
+                               "ratio_prepared": (preparedRatio * 100).rounded() / 100, "batches": stats.batches,
                                "mean_batch": stats.batches == 0 ? 0 : Double(stats.events) / Double(stats.batches),
                                "chain_sound": report.isSound]))
         } else {
-            let rows = [baseline, appended].map { r in
+            let rows = [baseline, preparedBaseline, appended].map { r in
                 [r.name, "\(r.events)", String(format: "%.2f", r.seconds), String(format: "%.0f", r.rate),
                  String(format: "%.2f", r.percentile(0.5)), String(format: "%.2f", r.percentile(0.99))]
             }
             print("coordctl bench append: \(writers) writers, \(perWriter * writers) single-event appends per phase")
             print(Output.table(["phase", "events", "seconds", "events/s", "p50 ms", "p99 ms"], rows))
-            print(String(format: "ratio append/baseline: %.2f   (mean batch %.1f events over %d transactions; chain %@)",
-                         ratio, stats.batches == 0 ? 0 : Double(stats.events) / Double(stats.batches), stats.batches,
+            print(String(format: "ratio append/baseline: %.2f unnamed, %.2f prepared   (mean batch %.1f events over %d transactions; chain %@)",
+                         ratio, preparedRatio, stats.batches == 0 ? 0 : Double(stats.events) / Double(stats.batches), stats.batches,
                          report.isSound ? "verified" : "BROKEN"))
         }
         try await session.pool.withConnection { c in try c.execute(unsafe: "DROP SCHEMA IF EXISTS \(schema) CASCADE") }

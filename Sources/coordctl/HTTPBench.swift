@@ -21,7 +21,8 @@ enum HTTPBench {
         ],
         details: """
             Phases, one run:
-              1. baseline: N connections of single-row INSERTs (one transaction each) through libpq
+              1. baselines: N connections of single-row INSERTs (one transaction each) through libpq, first
+                 unnamed (parsed and planned at each call), then prepared once per connection
               2. mixed: N keep-alive HTTP connections, each looping POST /v1/stock/receipts, POST /v1/stock/dispatches
                  and GET /v1/stock (2 commands : 1 read)
               3. GET /v1/stock at a fixed rate while --idle idle connections and --streams live feeds stay open and
@@ -69,23 +70,31 @@ enum HTTPBench {
             try c.execute(unsafe: "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, stream text NOT NULL, data jsonb NOT NULL, at timestamptz NOT NULL)")
         }
         let pool = session.pool
-        let baseline = Collector()
-        let baseStart = Date()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<connections {
-                group.addTask {
-                    while Date().timeIntervalSince(baseStart) < duration {
-                        let t0 = DispatchTime.now().uptimeNanoseconds
-                        try await pool.withConnection { c in
-                            try c.query("INSERT INTO bench_raw (stream, data, at) VALUES (\("stock-W\(w)"), \(JSONText(#"{"quantity":10}"#))::jsonb, now())")
+        // Two baselines: unnamed statements (parsed and planned at each call, as every figure before the
+        // 2026-11-30 second session) and statements prepared once per connection (as coordd's own are since).
+        var baseRates: [Double] = []
+        for prepared in [false, true] {
+            let baseline = Collector()
+            let baseStart = Date()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<connections {
+                    group.addTask {
+                        while Date().timeIntervalSince(baseStart) < duration {
+                            let t0 = DispatchTime.now().uptimeNanoseconds
+                            try await pool.withConnection { c in
+                                c.preparesStatements = prepared
+                                defer { c.preparesStatements = true }
+                                try c.query("INSERT INTO bench_raw (stream, data, at) VALUES (\("stock-W\(w)"), \(JSONText(#"{"quantity":10}"#))::jsonb, now())")
+                            }
+                            baseline.add(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                         }
-                        baseline.add(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            baseRates.append(Double(baseline.samples.withLock { $0.count }) / Date().timeIntervalSince(baseStart))
         }
-        let baseRate = Double(baseline.samples.withLock { $0.count }) / Date().timeIntervalSince(baseStart)
+        let baseRate = baseRates[0], preparedRate = baseRates[1]
 
         // Start coordd on the scratch schema.
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("coordd").path
@@ -202,8 +211,9 @@ enum HTTPBench {
         let maxRSS = (rss.samples.withLock { $0 }.max() ?? 0) * 1000
         let c = commands.samples.withLock { $0 }, r = reads.samples.withLock { $0 }, g = getLatency.samples.withLock { $0 }
         let result: [String: Any] = [
-            "connections": connections, "baseline_insert_tps": baseRate.rounded(), "commands_per_second": commandRate.rounded(),
-            "ratio": (commandRate / baseRate * 100).rounded() / 100, "command_p50_ms": percentile(c, 0.5), "command_p99_ms": percentile(c, 0.99),
+            "connections": connections, "baseline_insert_tps": baseRate.rounded(), "baseline_prepared_insert_tps": preparedRate.rounded(),
+            "commands_per_second": commandRate.rounded(), "ratio": (commandRate / baseRate * 100).rounded() / 100,
+            "ratio_prepared": (commandRate / preparedRate * 100).rounded() / 100, "command_p50_ms": percentile(c, 0.5), "command_p99_ms": percentile(c, 0.99),
             "mixed_get_p99_ms": percentile(r, 0.99), "errors": commands.errors.withLock { $0 } + reads.errors.withLock { $0 },
             "get_rate": (Double(g.count) / getSeconds).rounded(), "get_p50_ms": percentile(g, 0.5), "get_p99_ms": percentile(g, 0.99),
             "get_errors": getLatency.errors.withLock { $0 }, "idle_connections_held": stillOpen, "max_rss_mib": (maxRSS * 10).rounded() / 10,
@@ -214,9 +224,10 @@ enum HTTPBench {
         } else {
             print("coordctl bench http: \(connections) connections, \(Int(duration)) s per phase")
             print(Output.table(["measure", "value"], [
-                ["raw single-row INSERT tps (libpq, \(connections) connections)", String(format: "%.0f", baseRate)],
+                ["raw single-row INSERT tps (libpq, \(connections) connections, unnamed)", String(format: "%.0f", baseRate)],
+                ["raw single-row INSERT tps (libpq, \(connections) connections, prepared)", String(format: "%.0f", preparedRate)],
                 ["POST commands/s (receipts + dispatches, mixed with GETs)", String(format: "%.0f", commandRate)],
-                ["ratio commands/raw", String(format: "%.2f", commandRate / baseRate)],
+                ["ratio commands/raw: unnamed, prepared", String(format: "%.2f, %.2f", commandRate / baseRate, commandRate / preparedRate)],
                 ["command latency p50 / p99 ms", String(format: "%.1f / %.1f", percentile(c, 0.5), percentile(c, 0.99))],
                 ["GET /v1/stock at \(getRate)/s: achieved, p50 / p99 ms", String(format: "%.0f/s, %.1f / %.1f", Double(g.count) / getSeconds, percentile(g, 0.5), percentile(g, 0.99))],
                 ["idle connections held open (answering at the end)", "\(stillOpen)/\(idle)"],

@@ -81,12 +81,65 @@ public final class PostgresConnection: @unchecked Sendable {
                 throw PostgresError(kind: .encoding, serverMessage: "text contains a NUL character")
             }
         }
+        let count = Int32(sql.binds.count)
+        guard preparesStatements, let name = try preparedName(for: sql.text, on: conn) else {
+            let result: OpaquePointer? = sql.binds.isEmpty
+                ? PQexecParams(conn, sql.text, 0, nil, nil, nil, nil, 0)
+                : withOptionalCStringArray(sql.binds) { values in
+                    PQexecParams(conn, sql.text, count, nil, values, nil, nil, 0)
+                }
+            return try check(result)
+        }
         let result: OpaquePointer? = sql.binds.isEmpty
-            ? PQexecParams(conn, sql.text, 0, nil, nil, nil, nil, 0)
+            ? PQexecPrepared(conn, name, 0, nil, nil, nil, 0)
             : withOptionalCStringArray(sql.binds) { values in
-                PQexecParams(conn, sql.text, Int32(sql.binds.count), nil, values, nil, nil, 0)
+                PQexecPrepared(conn, name, count, values, nil, nil, 0)
             }
-        return try check(result)
+        do {
+            return try check(result)
+        } catch let error as PostgresError where error.sqlState == "0A000" {
+            // "cached plan must not change result type": a table it reads was redefined. Forget the
+            // statement so the next call prepares it afresh; this call fails as it would have.
+            prepared[sql.text] = nil
+            _ = PQexec(conn, "DEALLOCATE \(name)").map { PQclear($0) }
+            throw error
+        }
+    }
+
+    /// Named server-side statements for this session, by SQL text: a statement is parsed and analysed
+    /// once per connection instead of at every call, and PostgreSQL's plan cache chooses between
+    /// custom and generic plans (invalidated by DDL and ANALYZE, re-planned when `search_path`
+    /// changes). Only plannable statements are prepared; the texts are the code's constants, and the
+    /// cache is bounded in case a caller builds many (past the bound, statements run unnamed).
+    private var prepared: [String: String] = [:]
+    /// False runs every statement unnamed, parsed and planned at each call (the benchmarks' baseline
+    /// of a client that does not prepare, like `pgbench -M extended`).
+    public var preparesStatements = true
+    private var statementsNamed = 0
+    private static let preparedLimit = 256
+
+    private func preparedName(for text: String, on conn: OpaquePointer) throws -> String? {
+        if let name = prepared[text] { return name }
+        guard prepared.count < Self.preparedLimit, Self.isPlannable(text) else { return nil }
+        statementsNamed += 1
+        let name = "coord_s\(statementsNamed)"
+        _ = try check(PQprepare(conn, name, text, 0, nil))
+        prepared[text] = name
+        return name
+    }
+
+    /// SELECT, INSERT, UPDATE, DELETE and WITH: the statements PostgreSQL plans (COPY, SET, BEGIN and
+    /// DDL are run unnamed).
+    static func isPlannable(_ text: String) -> Bool {
+        var utf8 = text.utf8.drop { $0 == 0x20 || $0 == 0x0a || $0 == 0x09 || $0 == 0x0d }
+        var word: [UInt8] = []
+        while let b = utf8.first, word.count < 7, (b | 0x20) >= 0x61, (b | 0x20) <= 0x7a {
+            word.append(b | 0x20); utf8 = utf8.dropFirst()
+        }
+        switch String(decoding: word, as: UTF8.self) {
+        case "select", "insert", "update", "delete", "with": return true
+        default: return false
+        }
     }
 
     /// Runs constant SQL text that may hold several statements (migrations, `BEGIN`).

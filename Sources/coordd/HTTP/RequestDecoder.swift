@@ -113,36 +113,77 @@ struct RequestDecoder {
         return request
     }
 
+    /// Parses the request line and header lines (`bytes` ends before the blank line). Works on bytes:
+    /// every check is on ASCII, and strings are made only for the parts kept.
     private func parseHead(_ bytes: [UInt8]) throws(HTTPDecodeError) -> HTTPRequest {
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
             throw HTTPDecodeError(status: 400, reason: "request head is not valid UTF-8")
         }
-        var lines = text.components(separatedBy: "\r\n")
+        var lines = Self.lines(bytes)
         let requestLine = lines.removeFirst()
-        let parts = requestLine.split(separator: " ", omittingEmptySubsequences: false)
+        let parts = requestLine.split(separator: 0x20, omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else { throw HTTPDecodeError(status: 400, reason: "malformed request line") }
-        let method = String(parts[0]), target = String(parts[1]), version = String(parts[2])
-        guard method.allSatisfy({ $0.isUppercase && $0.isASCII }) else { throw HTTPDecodeError(status: 400, reason: "malformed method") }
-        guard target.hasPrefix("/"), !target.contains(where: { $0.isWhitespace || ($0.asciiValue ?? 128) < 0x21 }) else {
+        guard parts[0].allSatisfy({ $0 >= 0x41 && $0 <= 0x5a }) else { throw HTTPDecodeError(status: 400, reason: "malformed method") }
+        let target = String(decoding: parts[1], as: UTF8.self)
+        // No control bytes, space or (beyond ASCII) Unicode whitespace in the target.
+        guard parts[1].first == 0x2f, !parts[1].contains(where: { $0 < 0x21 }),
+              parts[1].allSatisfy({ $0 < 0x80 }) || !target.contains(where: \.isWhitespace) else {
             throw HTTPDecodeError(status: 400, reason: "malformed request target")
         }
-        guard version.hasPrefix("HTTP/") else { throw HTTPDecodeError(status: 400, reason: "malformed HTTP version") }
-        guard version == "HTTP/1.1" || version == "HTTP/1.0" else { throw HTTPDecodeError(status: 505, reason: "HTTP version not supported") }
-        var headers: [(String, String)] = []
+        let version = parts[2]
+        guard version.starts(with: Self.httpSlash) else { throw HTTPDecodeError(status: 400, reason: "malformed HTTP version") }
+        guard version.elementsEqual(Self.http11) || version.elementsEqual(Self.http10) else {
+            throw HTTPDecodeError(status: 505, reason: "HTTP version not supported")
+        }
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(lines.count)
+        var hasHost = false
         for line in lines {
             if headers.count >= limits.maxHeaderCount { throw HTTPDecodeError(status: 431, reason: "too many headers") }
-            guard let colon = line.firstIndex(of: ":") else { throw HTTPDecodeError(status: 400, reason: "malformed header line") }
+            guard let colon = line.firstIndex(of: 0x3a) else { throw HTTPDecodeError(status: 400, reason: "malformed header line") }
             let name = line[..<colon]
             // Obsolete line folding and whitespace before the colon are refused (request smuggling vectors).
-            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_!#$%&'*+.^`|~".contains($0)) }) else {
+            guard !name.isEmpty, name.allSatisfy({ Self.isTokenByte($0) }) else {
                 throw HTTPDecodeError(status: 400, reason: "malformed header name")
             }
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
-            if value.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" }) { throw HTTPDecodeError(status: 400, reason: "malformed header value") }
-            headers.append((name.lowercased(), value))
+            var value = line[line.index(after: colon)...]
+            while let b = value.first, b == 0x20 || b == 0x09 { value = value.dropFirst() }
+            while let b = value.last, b == 0x20 || b == 0x09 { value = value.dropLast() }
+            if value.contains(where: { $0 < 0x20 && $0 != 0x09 }) { throw HTTPDecodeError(status: 400, reason: "malformed header value") }
+            let lowered = String(decoding: name.lazy.map { $0 >= 0x41 && $0 <= 0x5a ? $0 | 0x20 : $0 }, as: UTF8.self)
+            if lowered == "host" { hasHost = true }
+            headers.append((lowered, String(decoding: value, as: UTF8.self)))
         }
-        if version == "HTTP/1.1", !headers.contains(where: { $0.0 == "host" }) { throw HTTPDecodeError(status: 400, reason: "missing Host header") }
-        return HTTPRequest(method: method, target: target, version: version, headers: headers.map { (name: $0.0, value: $0.1) }, body: [])
+        let isHTTP11 = version.elementsEqual(Self.http11)
+        if isHTTP11, !hasHost { throw HTTPDecodeError(status: 400, reason: "missing Host header") }
+        return HTTPRequest(method: String(decoding: parts[0], as: UTF8.self), target: target,
+                           version: isHTTP11 ? "HTTP/1.1" : "HTTP/1.0", headers: headers, body: [])
+    }
+
+    private static let httpSlash = Array("HTTP/".utf8)
+    private static let http11 = Array("HTTP/1.1".utf8)
+    private static let http10 = Array("HTTP/1.0".utf8)
+
+    /// The head split at CRLF (a bare CR or LF stays inside its line, where the checks refuse it).
+    private static func lines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        while let crlf = find(bytes, crlf, from: start) {
+            lines.append(bytes[start..<crlf])
+            start = crlf + 2
+        }
+        lines.append(bytes[start...])
+        return lines
+    }
+    private static let crlf: [UInt8] = [13, 10]
+
+    /// RFC 9110 `tchar`: letters, digits and ``!#$%&'*+-.^_`|~``.
+    private static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x30...0x39, 0x41...0x5a, 0x61...0x7a: return true
+        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2a, 0x2b, 0x2d, 0x2e, 0x5e, 0x5f, 0x60, 0x7c, 0x7e: return true
+        default: return false
+        }
     }
 
     private mutating func decideBody() throws(HTTPDecodeError) {
@@ -192,19 +233,23 @@ struct RequestDecoder {
         }
     }
 
+    /// First index of `needle` in `haystack` at or after `start`; memchr finds each candidate first byte.
     static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int = 0) -> Int? {
-        guard haystack.count >= needle.count + start else { return nil }
-        var i = start
-        let last = haystack.count - needle.count
-        while i <= last {
-            if haystack[i] == needle[0] {
+        guard !needle.isEmpty, haystack.count >= needle.count + start else { return nil }
+        return haystack.withUnsafeBufferPointer { h -> Int? in
+            let base = h.baseAddress!
+            let last = h.count - needle.count
+            var i = start
+            while i <= last {
+                guard let p = memchr(base + i, Int32(needle[0]), last - i + 1) else { return nil }
+                i = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
                 var match = true
-                for j in 1..<needle.count where haystack[i + j] != needle[j] { match = false; break }
+                for j in 1..<needle.count where h[i + j] != needle[j] { match = false; break }
                 if match { return i }
+                i += 1
             }
-            i += 1
+            return nil
         }
-        return nil
     }
 }
 
