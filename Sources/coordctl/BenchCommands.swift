@@ -61,7 +61,7 @@ enum BenchCommands {
         }
         let perWriter = max(1, total / writers)
         let payload = JSONText(#"{"warehouse":"MNL","item":"HSHETARPW406","quantity":500,"reference":"WB-0042"}"#)
-        let metadata = EventMetadata(actor: "bench", correlationID: UUID().uuidString, source: "bench")
+        let metadata = EventMetadata(actor: "bench", correlationID: UUID.random().uuidString, source: "bench")
         let pool = session.pool
 
         // Two baselines: statements parsed and planned at each call (as every figure before 2026-11-30
@@ -70,7 +70,7 @@ enum BenchCommands {
         for prepared in [false, true] {
             baselines.append(try await phase(prepared ? "raw INSERT, prepared" : "raw INSERT, unnamed", writers: writers, perWriter: perWriter) { writer, i in
                 let stream = "bench-\(writer)"
-                let id = UUID()
+                let id = UUID.random()
                 let now = Date()
                 try await pool.withConnection { c in
                     c.preparesStatements = prepared

@@ -147,7 +147,7 @@ enum ImportBench {
             let w = i % 50, item = i % 20
             let data = #"{"item": "ITEM\#(item)", "quantity": \#(10 + i % 990), "reference": "GRN-\#(i)", "source": "donation", "warehouse": "W\#(w)"}"#
             let meta = #"{"actor": "coordctl-import", "source": "import", "request_hash": "0123456789abcdef0123456789abcdef", "correlation_id": "import-line-\#(i)", "idempotency_key": "import:\#(i):9c2e4f1a7b3d5e60"}"#
-            let fields = [String(i), "stock-W\(w):ITEM\(item)", String((i - 1) / 100 + 1), UUID().lowercasedString, "stock.received",
+            let fields = [String(i), "stock-W\(w):ITEM\(item)", String((i - 1) / 100 + 1), UUID.random().lowercasedString, "stock.received",
                           data, meta, recorded, recorded, "\\\\x" + String(repeating: "ab", count: 32)]
             return fields.joined(separator: "\t")
         }

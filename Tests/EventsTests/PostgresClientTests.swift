@@ -79,6 +79,55 @@ struct PostgresClientTests {
         }
     }
 
+    @Test("statements are prepared once per connection and survive a rollback, a redefined table and search_path")
+    func preparedStatements() async throws {
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        let c = try TestDatabase.connection(like: pool)
+        defer { c.close() }
+        func named() throws -> Int64 {
+            try c.query("SELECT count(*)::bigint FROM pg_prepared_statements").decode(0, 0, as: Int64.self)
+        }
+        try c.execute(unsafe: "CREATE TABLE p (k int PRIMARY KEY, v text)")
+        // First prepared inside a transaction that rolls back: the statement stays, and still works.
+        #expect(throws: PostgresError.self) {
+            try c.transaction { c in
+                try c.query("INSERT INTO p (k, v) VALUES (\(1), \("a"))")
+                throw PostgresError(kind: .server, serverMessage: "abort")
+            }
+        }
+        for k in 1...20 { try c.query("INSERT INTO p (k, v) VALUES (\(k), \("v\(k)"))") }
+        let select: SQL = "SELECT v FROM p WHERE k = \(7)"
+        #expect(try c.query(select).decode(0, 0, as: String.self) == "v7")
+        let afterFirst = try named()
+        for _ in 0..<5 { _ = try c.query(select) }
+        #expect(try named() == afterFirst, "a repeated text reuses its statement")
+        // A table redefined under the statement: at most one call fails, then it is prepared afresh.
+        try c.execute(unsafe: "DROP TABLE p; CREATE TABLE p (k int PRIMARY KEY, v int)")
+        let insert: SQL = "INSERT INTO p (k, v) VALUES (\(7), \(70))"  // the text prepared above, with v text then
+        if (try? c.query(insert)) == nil { try c.query(insert) }
+        if (try? c.query(select)) == nil {
+            #expect(try c.query(select).decode(0, 0, as: Int64.self) == 70)
+        }
+        #expect(try c.query(select).decode(0, 0, as: Int64.self) == 70)
+        // Same text under another search_path reads the other schema's table.
+        try c.execute(unsafe: "CREATE SCHEMA IF NOT EXISTS prep_other; CREATE TABLE prep_other.p (k int, v int); INSERT INTO prep_other.p VALUES (7, 700)")
+        defer { _ = try? c.execute(unsafe: "DROP SCHEMA prep_other CASCADE") }
+        let schema = try c.query("SELECT current_schema()").decode(0, 0, as: String.self)
+        try c.execute(unsafe: "SET search_path = prep_other")
+        #expect(try c.query(select).decode(0, 0, as: Int64.self) == 700)
+        try c.execute(unsafe: "SET search_path = \(schema)")
+        #expect(try c.query(select).decode(0, 0, as: Int64.self) == 70)
+        // Unnamed when asked: nothing more is prepared.
+        let before = try named()
+        c.preparesStatements = false
+        #expect(try c.query("SELECT v FROM p WHERE k > \(0)").decode(0, 0, as: Int64.self) == 70)
+        c.preparesStatements = true
+        #expect(try named() == before)
+        #expect(PostgresConnection.isPlannable("  with x AS (SELECT 1) SELECT * FROM x"))
+        #expect(!PostgresConnection.isPlannable("COPY p FROM STDIN") && !PostgresConnection.isPlannable("BEGIN"))
+    }
+
     @Test("a transaction rolls back when its body throws, and the connection stays usable")
     func transactions() async throws {
         let pool = try await TestDatabase.makePool(poolSize: 1, migrate: false)

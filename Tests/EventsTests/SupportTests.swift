@@ -39,6 +39,24 @@ struct SupportTests {
         #expect(Timestamp.format(micros: 253_402_300_800_000_000) == "10000-01-01T00:00:00Z")
     }
 
+    @Test("random UUIDs are version 4, RFC 4122 variant, and do not repeat")
+    func randomUUIDs() {
+        let ids = (0..<20_000).map { _ in UUID.random() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(1_000) {
+            let text = id.lowercasedString
+            #expect(text.count == 36 && UUID(uuidString: text) == id)
+            #expect(Array(text.utf8)[14] == UInt8(ascii: "4"))
+            #expect("89ab".utf8.contains(Array(text.utf8)[19]))
+        }
+        // Every other bit varies: OR and AND over many ids leave only the fixed bits fixed.
+        let bytes = ids.map { id in withUnsafeBytes(of: id.uuid) { Array($0) } }
+        let or = bytes.reduce([UInt8](repeating: 0, count: 16)) { zip($0, $1).map { $0 | $1 } }
+        let and = bytes.reduce([UInt8](repeating: 0xff, count: 16)) { zip($0, $1).map { $0 & $1 } }
+        #expect(or == [UInt8](repeating: 0xff, count: 16).enumerated().map { $0 == 6 ? 0x4f : $0 == 8 ? 0xbf : $1 })
+        #expect(and == [UInt8](repeating: 0, count: 16).enumerated().map { $0 == 6 ? 0x40 : $0 == 8 ? 0x80 : $1 })
+    }
+
     @Test("passwords are redacted from connection strings")
     func redaction() {
         #expect(PostgresConfiguration.redact("postgres://coord:s3cret@db:5432/coord") == "postgres://coord:***@db:5432/coord")

@@ -17,7 +17,7 @@ public struct CommandContext: Sendable {
     /// When the command arrived; the default `occurred_at`.
     public var receivedAt: Date
 
-    public init(actor: String, correlationID: String = UUID().lowercasedString, causationID: String? = nil,
+    public init(actor: String, correlationID: String = UUID.random().lowercasedString, causationID: String? = nil,
                 source: String, idempotencyKey: String? = nil, expectedVersion: Int64? = nil, receivedAt: Date = Date()) {
         self.actor = actor
         self.correlationID = correlationID

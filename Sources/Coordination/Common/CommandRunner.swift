@@ -260,7 +260,7 @@ final class CommandRunner: Sendable {
         for a in decision.appends {
             var events: [EventData] = []
             for p in a.payloads {
-                let id = ids.flatMap { index < IdempotentIDs.count ? $0[index] : nil } ?? UUID()
+                let id = ids.flatMap { index < IdempotentIDs.count ? $0[index] : nil } ?? UUID.random()
                 index += 1
                 events.append(try EventCodec.event(p, id: id, metadata: metadata, occurredAt: when))
             }

@@ -21,7 +21,7 @@ public enum SyntheticEvents {
 
         func add<P: EventPayload>(_ stream: String, _ p: P) throws {
             let at = start.addingTimeInterval(Double(written + batchCount))
-            batch[stream, default: []].append(try EventCodec.event(p, id: UUID(), metadata: metadata, occurredAt: at))
+            batch[stream, default: []].append(try EventCodec.event(p, id: UUID.random(), metadata: metadata, occurredAt: at))
             batchCount += 1
         }
         func flush() async throws {
@@ -87,13 +87,13 @@ public enum SyntheticEvents {
     /// A response declaration event.
     public static func response(_ id: String) throws -> EventData {
         try EventCodec.event(ResponseDeclared(response: id, name: "Bench", country: "PHL", hazard: "flood", severity: "red", declaredAt: Date()),
-                             id: UUID(), metadata: EventMetadata(actor: "bench", source: "bench"), occurredAt: Date())
+                             id: UUID.random(), metadata: EventMetadata(actor: "bench", source: "bench"), occurredAt: Date())
     }
 
     /// A task creation event.
     public static func task(_ id: String, response: String) throws -> EventData {
         try EventCodec.event(TaskCreated(task: id, response: response, cluster: "WSH", title: "Task \(id)", priority: "low"),
-                             id: UUID(), metadata: EventMetadata(actor: "bench", source: "bench"), occurredAt: Date())
+                             id: UUID.random(), metadata: EventMetadata(actor: "bench", source: "bench"), occurredAt: Date())
     }
 }
 

@@ -95,7 +95,7 @@ public struct DeclareResponse: DomainCommand {
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id ?? UUID().lowercasedString
+        let id = self.id ?? UUID.random().lowercasedString
         let e = ResponseDeclared(response: id, name: name, country: country, hazard: hazard, glide: glide, severity: severity, declaredAt: declaredAt)
         return try await s.create(self, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self,
                                   occurredAt: occurredAt ?? declaredAt) { e }

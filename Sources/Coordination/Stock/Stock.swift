@@ -257,7 +257,7 @@ public struct TransferStock: DomainCommand {
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id ?? UUID().lowercasedString
+        let id = self.id ?? UUID.random().lowercasedString
         let (from, to, item, quantity, reference, transport, response) = (self.from, self.to, self.item, self.quantity, self.reference, self.transport, self.response)
         try await s.requireExists("warehouse", to, stream: Streams.warehouse(to))
         try await s.requireExists("warehouse", from, stream: Streams.warehouse(from))

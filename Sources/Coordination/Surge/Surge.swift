@@ -177,7 +177,7 @@ public struct RequestDeployment: DomainCommand {
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id ?? UUID().lowercasedString
+        let id = self.id ?? UUID.random().lowercasedString
         let (personID, response, profile, cluster, start, end, dutyStation) = (person, self.response, self.profile, self.cluster, self.start, self.end, self.dutyStation)
         try await s.requireOpenResponse(response)
         let runner = s.runner

@@ -93,7 +93,7 @@ public struct CreateTask: DomainCommand {
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id ?? UUID().lowercasedString
+        let id = self.id ?? UUID.random().lowercasedString
         let response = self.response
         let e = TaskCreated(task: id, response: response, cluster: cluster, title: title, description: description, priority: priority,
                             due: due, pcode: pcode, leadOrg: leadOrg, assignee: assignee)

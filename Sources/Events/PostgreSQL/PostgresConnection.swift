@@ -97,9 +97,11 @@ public final class PostgresConnection: @unchecked Sendable {
             }
         do {
             return try check(result)
-        } catch let error as PostgresError where error.sqlState == "0A000" {
-            // "cached plan must not change result type": a table it reads was redefined. Forget the
-            // statement so the next call prepares it afresh; this call fails as it would have.
+        } catch let error as PostgresError where error.sqlState == "0A000" || error.sqlState?.hasPrefix("42") == true {
+            // A table the statement uses was redefined since it was prepared: "cached plan must not change
+            // result type" (0A000), or a parameter type inferred then no longer fits (42804, 42883...).
+            // Forget the statement so the next call prepares it afresh; this call fails as it would have.
+            // (Inside a failed transaction the DEALLOCATE fails too; the name is never reused.)
             prepared[sql.text] = nil
             _ = PQexec(conn, "DEALLOCATE \(name)").map { PQclear($0) }
             throw error

@@ -107,7 +107,7 @@ public struct EventData: Sendable, Equatable {
     /// When it happened in the field; the store adds when it was recorded.
     public var occurredAt: Date
 
-    public init(id: UUID = UUID(), type: String, data: JSONText, metadata: EventMetadata = EventMetadata(), occurredAt: Date = Date()) {
+    public init(id: UUID = UUID.random(), type: String, data: JSONText, metadata: EventMetadata = EventMetadata(), occurredAt: Date = Date()) {
         self.id = id
         self.type = type
         self.data = data
@@ -117,7 +117,7 @@ public struct EventData: Sendable, Equatable {
     }
 
     /// Encodes `payload` with snake_case keys and RFC 3339 dates.
-    public init<T: Encodable>(id: UUID = UUID(), type: String, payload: T, metadata: EventMetadata = EventMetadata(), occurredAt: Date = Date()) throws {
+    public init<T: Encodable>(id: UUID = UUID.random(), type: String, payload: T, metadata: EventMetadata = EventMetadata(), occurredAt: Date = Date()) throws {
         self.init(id: id, type: type, data: JSONText(try JSONWriter.encode(payload)), metadata: metadata, occurredAt: occurredAt)
     }
 }

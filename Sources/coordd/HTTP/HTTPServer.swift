@@ -129,6 +129,12 @@ final class HTTPServer: @unchecked Sendable {
     private(set) var boundPort: UInt16 = 0
     private var connections: [Int32: Connection] = [:]
     private var nextGeneration: UInt64 = 0
+    /// The loop thread's receive buffer, reused for every read (allocating 64 KiB per read cost a malloc
+    /// and a memset per request).
+    private var receiveBuffer = [UInt8](repeating: 0, count: 65_536)
+    /// When the loop last looked for timed-out connections: a scan of every connection, so it runs a few
+    /// times a second rather than on every turn of the loop.
+    private var lastExpiry = Date.distantPast
     private let completions = Mutex<[(Int32, UInt64, HTTPResponse, Bool)]>([])
     private let stopping = Mutex(false)
     private let openConnections = Atomic<Int>(0)
@@ -298,14 +304,14 @@ final class HTTPServer: @unchecked Sendable {
     }
 
     private func readFrom(_ c: Connection) {
-        var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
+            let n = receiveBuffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
             if n > 0 {
-                if c.requestStarted == nil { c.requestStarted = Date() }
-                c.lastActivity = Date()
-                c.decoder.feed(buffer[0..<n])
-                if n < buffer.count { break }
+                let now = Date()
+                if c.requestStarted == nil { c.requestStarted = now }
+                c.lastActivity = now
+                c.decoder.feed(receiveBuffer[0..<n])
+                if n < receiveBuffer.count { break }
                 continue
             }
             if n == 0 { closeConnection(c); return }
@@ -407,6 +413,8 @@ final class HTTPServer: @unchecked Sendable {
 
     private func expire() {
         let now = Date()
+        guard now.timeIntervalSince(lastExpiry) >= 0.1 else { return }
+        lastExpiry = now
         for c in Array(connections.values) where !c.busy && c.stream == nil {
             if let started = c.requestStarted {
                 let limit = c.decoder.isMidRequest && c.decoder.buffer.count > 0 ? configuration.headerTimeout : configuration.bodyTimeout

@@ -143,7 +143,7 @@ final class App: Sendable {
         if let given, (1...64).contains(given.count), given.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
             return given
         }
-        return UUID().lowercasedString
+        return UUID.random().lowercasedString
     }
 
     func authenticate(_ request: HTTPRequest) async throws -> Principal {
