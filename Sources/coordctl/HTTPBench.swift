@@ -74,6 +74,9 @@ enum HTTPBench {
         // 2026-11-30 second session) and statements prepared once per connection (as coordd's own are since).
         var baseRates: [Double] = []
         for prepared in [false, true] {
+            // Each measured phase starts after a CHECKPOINT, so none pays for writing out pages another dirtied
+            // (and each pays the same full-page images after it).
+            try? await pool.withConnection { c in _ = try c.execute(unsafe: "CHECKPOINT") }  // needs pg_checkpoint; skipped without
             let baseline = Collector()
             let baseStart = Date()
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -111,6 +114,7 @@ enum HTTPBench {
         let sampling = Task { while !Task.isCancelled { rss.add(Double(daemon.rssKiB) / 1024 / 1000); try? await Task.sleep(nanoseconds: 200_000_000) } }
 
         FileHandle.standardError.write(Data("coordd ready; mixed workload...\n".utf8))
+        try? await pool.withConnection { c in _ = try c.execute(unsafe: "CHECKPOINT") }  // needs pg_checkpoint; skipped without
         // 2. Mixed workload.
         let commands = Collector(), reads = Collector()
         let mixStart = Date()

@@ -88,6 +88,24 @@ struct DecoderTests {
         #expect(throws: HTTPDecodeError.self) { try d.next() }
     }
 
+    @Test("percent-decoding agrees with Foundation's removingPercentEncoding, and refuses escapes that are not UTF-8")
+    func percentDecoding() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("%%%+aF09zé/ ".unicodeScalars) + ["%C3", "%A9", "%ff", "%2", "%4g", "%E6%9D%B1", "%00"].flatMap { Array($0.unicodeScalars) }
+        for _ in 0..<5_000 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0...12, using: &rng) { s.append(alphabet.randomElement(using: &rng)!) }
+            let text = String(s)
+            // Where the escapes decode to bytes that are not UTF-8, Foundation on Linux substitutes U+FFFD;
+            // refusing is the stricter answer (an unmatched path, a skipped query pair).
+            func expected(_ f: String?) -> String? { f?.contains("\u{FFFD}") == true ? nil : f }
+            #expect(PercentEncoding.decode(text) == expected(text.removingPercentEncoding), "\(text)")
+            #expect(HTTPRequest.percentDecode(text) == expected(text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding), "\(text)")
+        }
+        #expect(PercentEncoding.decode("a%2Fb") == "a/b" && PercentEncoding.decode("%E6%9D%B1") == "東")
+        #expect(PercentEncoding.decode("%") == nil && PercentEncoding.decode("%C3") == nil && PercentEncoding.decode("%zz") == nil)
+    }
+
     @Test("Expect: 100-continue is signalled until the body arrives")
     func expectContinue() throws {
         var d = RequestDecoder(limits: HTTPLimits())

@@ -42,7 +42,7 @@ public enum EventCodec {
         var metadata = metadata
         metadata.schemaVersion = P.schemaVersion == 1 ? nil : P.schemaVersion
         let data = try CanonicalJSON.encode(payload)
-        return EventData(id: id, type: P.eventType, data: JSONText(data), metadata: metadata, occurredAt: occurredAt)
+        return EventData(id: id, type: P.eventType, data: JSONText(encoded: data), metadata: metadata, occurredAt: occurredAt)
     }
 
     /// The payload of a stored event, upcast to the current schema.

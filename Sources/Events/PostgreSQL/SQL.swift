@@ -150,9 +150,17 @@ extension Date: PostgresEncodable {
 /// A JSON document sent as `jsonb`/`json` text.
 public struct JSONText: PostgresEncodable, Hashable, CustomStringConvertible {
     public let text: String
-    public init(_ text: String) { self.text = text }
+    /// Set for text this module's encoders wrote (`CanonicalJSON`, `JSONWriter.encode`): well-formed by
+    /// construction, so the event store checks only its shape instead of parsing it again. Not part of
+    /// equality.
+    public let isEncoded: Bool
+    public init(_ text: String) { self.text = text; isEncoded = false }
+    /// Wraps the output of `CanonicalJSON.encode` or `JSONWriter.encode`, and nothing else.
+    public init(encoded text: String) { self.text = text; isEncoded = true }
     public var postgresText: String { text }
     public var description: String { text }
+    public static func == (a: JSONText, b: JSONText) -> Bool { a.text == b.text }
+    public func hash(into hasher: inout Hasher) { hasher.combine(text) }
 }
 
 extension Array: PostgresEncodable where Element: PostgresEncodable {

@@ -129,7 +129,10 @@ public final class EventStore: Sendable {
         guard e.data.text.utf8.count <= maxEventDataBytes else {
             throw EventStoreError.invalidInput(field: "data", reason: "larger than \(maxEventDataBytes) bytes")
         }
-        if let problem = parse ? JSONWriter.problemWithObject(e.data.text) : JSONWriter.problemWithObjectShape(e.data.text) {
+        // Text our encoders wrote is well-formed JSON by construction; what comes from elsewhere is parsed,
+        // so that one bad event is refused on its own instead of failing the batch it would be sent in.
+        let full = parse && !e.data.isEncoded
+        if let problem = full ? JSONWriter.problemWithObject(e.data.text) : JSONWriter.problemWithObjectShape(e.data.text) {
             throw EventStoreError.invalidInput(field: "data", reason: problem)
         }
         guard ids.insert(e.id).inserted else {

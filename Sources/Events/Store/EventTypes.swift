@@ -118,7 +118,7 @@ public struct EventData: Sendable, Equatable {
 
     /// Encodes `payload` with snake_case keys and RFC 3339 dates.
     public init<T: Encodable>(id: UUID = UUID.random(), type: String, payload: T, metadata: EventMetadata = EventMetadata(), occurredAt: Date = Date()) throws {
-        self.init(id: id, type: type, data: JSONText(try JSONWriter.encode(payload)), metadata: metadata, occurredAt: occurredAt)
+        self.init(id: id, type: type, data: JSONText(encoded: try JSONWriter.encode(payload)), metadata: metadata, occurredAt: occurredAt)
     }
 }
 

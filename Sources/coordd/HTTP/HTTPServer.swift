@@ -261,8 +261,8 @@ final class HTTPServer: @unchecked Sendable {
             if rc < 0 && errno != EINTR { logger.error("poll failed", ["errno": String(errno)]); continue }
             for p in fds where p.revents != 0 {
                 if p.fd == wakeRead {
-                    var sink = [UInt8](repeating: 0, count: 256)
-                    while read(wakeRead, &sink, sink.count) > 0 {}
+                    // One read: wakes are coalesced to a byte or so, and anything left makes poll report it again.
+                    _ = receiveBuffer.withUnsafeMutableBytes { read(wakeRead, $0.baseAddress, 256) }
                     // After draining (a byte written meanwhile is gone, so the flag must not stay set) and before
                     // the work below, which therefore sees everything signalled so far; later wakes write again.
                     wakePending.store(false, ordering: .sequentiallyConsistent)

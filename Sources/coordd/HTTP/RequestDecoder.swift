@@ -32,15 +32,50 @@ struct HTTPRequest: Sendable {
         return out
     }
 
-    static func percentDecode(_ s: String) -> String? {
-        s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
-    }
+    /// A query component: `+` is a space, then `%XX` escapes are decoded.
+    static func percentDecode(_ s: String) -> String? { PercentEncoding.decode(s, plusAsSpace: true) }
 
     /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 closes unless `keep-alive`.
     var keepAlive: Bool {
         let connection = header("connection")?.lowercased() ?? ""
         if version == "HTTP/1.0" { return connection.contains("keep-alive") }
         return !connection.contains("close")
+    }
+}
+
+/// Percent-decoding on bytes, as Foundation's `removingPercentEncoding` does it (nil for a `%` without two hex
+/// digits after it, or for bytes that are not UTF-8) without its round trip through NSString.
+enum PercentEncoding {
+    static func decode(_ s: some StringProtocol, plusAsSpace: Bool = false) -> String? {
+        let utf8 = s.utf8
+        guard utf8.contains(where: { $0 == 0x25 || (plusAsSpace && $0 == 0x2b) }) else { return String(s) }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count)
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            let b = utf8[i]
+            if b == 0x25 {
+                let h = utf8.index(after: i)
+                guard h != utf8.endIndex, let high = hex(utf8[h]) else { return nil }
+                let l = utf8.index(after: h)
+                guard l != utf8.endIndex, let low = hex(utf8[l]) else { return nil }
+                out.append(high << 4 | low)
+                i = utf8.index(after: l)
+                continue
+            }
+            out.append(plusAsSpace && b == 0x2b ? 0x20 : b)
+            i = utf8.index(after: i)
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    private static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: return b - 0x30
+        case 0x41...0x46: return b - 0x41 + 10
+        case 0x61...0x66: return b - 0x61 + 10
+        default: return nil
+        }
     }
 }
 

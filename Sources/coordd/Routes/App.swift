@@ -39,7 +39,7 @@ struct Route: Sendable {
         for (p, s) in zip(parts, segments) where s.first != ":" && p != s { return nil }
         var params: [String: String] = [:]
         for (p, s) in zip(parts, segments) where s.first == ":" {
-            guard !p.isEmpty, let decoded = String(p).removingPercentEncoding else { return nil }
+            guard !p.isEmpty, let decoded = PercentEncoding.decode(p) else { return nil }
             params[String(s.dropFirst())] = decoded
         }
         return params
@@ -147,12 +147,14 @@ final class App: Sendable {
     }
 
     func authenticate(_ request: HTTPRequest) async throws -> Principal {
-        guard let header = request.header("authorization"), header.lowercased().hasPrefix("bearer ") else {
+        guard let header = request.header("authorization"), header.utf8.count > 7,
+              header.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 }) else {
             var p = Problem(status: 401, detail: "a bearer token is required")
             p.headers = [("WWW-Authenticate", "Bearer")]
             throw p
         }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        // Values arrive trimmed of spaces and tabs at both ends (the decoder), so only those after the scheme remain.
+        let token = String(Substring(header.utf8.dropFirst(7).drop { $0 == 0x20 || $0 == 0x09 }))
         guard let principal = try await tokens.authenticate(token) else {
             var p = Problem(status: 401, detail: "the token is invalid or revoked")
             p.headers = [("WWW-Authenticate", "Bearer error=\"invalid_token\"")]
