@@ -15,6 +15,7 @@ enum HTTPBench {
             .init("duration", value: "S", help: "Seconds per phase (default 10)."),
             .init("idle", value: "N", help: "Idle keep-alive connections held open during the GET phase (default 500)."),
             .init("streams", value: "N", help: "Live feeds (GET /v1/events/live) held open during the GET phase (default 500)."),
+            .init("pool", value: "N", help: "coordd's COORD_DB_POOL_SIZE (default: coordd's own default, 16)."),
             .init("get-rate", value: "N", help: "GET /v1/stock requests per second in the GET phase (default 1000)."),
             .scratchSchema,
             .json,
@@ -104,7 +105,7 @@ enum HTTPBench {
         var env = ProcessInfo.processInfo.environment
         env["COORD_SCHEMA"] = schema
         env["COORD_LOG_LEVEL"] = "warning"
-        env["COORD_DB_POOL_SIZE"] = String(connections + 8)
+        if args.value("pool") != nil { env["COORD_DB_POOL_SIZE"] = String(try args.int("pool", default: 16, range: 1...1000)) }
         if case .embedded = session.target { env["DATABASE_URL"] = pool.configuration.connectionString }
         let port = Loopback.freePort()  // a random port once collided with a client socket's
         let daemon = try Daemon(exe: exe, args: ["--listen", "127.0.0.1:\(port)", "--max-connections", String(idle + feeds + connections + 100)], env: env)
@@ -264,11 +265,18 @@ final class BenchClient: @unchecked Sendable {
         guard sendAll(text) else { return 0 }
         while true {
             if let end = find() {
-                let head = String(decoding: buffer[0..<end], as: UTF8.self)
-                let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+                // The head on bytes: the client shares the machine with what it measures, so it keeps its own
+                // CPU small (status from the status line, the Content-Length header found case-insensitively).
+                let head = buffer[0..<end]
+                let status = head.count >= 12 ? head[9..<12].reduce(0) { $0 * 10 + Int($1) - 48 } : 0
                 var length = 0
-                for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
-                    length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+                var lineStart = 0
+                while let cr = HeadLines.find(head, from: lineStart) ?? (lineStart < end ? end : nil) {
+                    let line = head[lineStart..<cr]
+                    if line.count > 15, line.prefix(15).elementsEqual("content-length:".utf8, by: { $0 | 0x20 == $1 }) {
+                        length = line.dropFirst(15).reduce(0) { $1 >= 48 && $1 <= 57 ? $0 * 10 + Int($1) - 48 : $0 }
+                    }
+                    lineStart = cr + 2
                 }
                 if buffer.count >= end + 4 + length {
                     buffer.removeFirst(end + 4 + length)
@@ -324,16 +332,28 @@ final class BenchClient: @unchecked Sendable {
 
     /// Appends what the socket has to the buffer; false on end of stream, error or timeout.
     private func receive() -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65_536)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n <= 0 { return false }
         buffer.append(contentsOf: chunk[0..<n])
         return true
     }
+    private var chunk = [UInt8](repeating: 0, count: 65_536)
 
     private func find() -> Int? {
         guard buffer.count >= 4 else { return nil }
         for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
+        return nil
+    }
+}
+
+/// CRLF positions in a response head.
+enum HeadLines {
+    static func find(_ head: ArraySlice<UInt8>, from start: Int) -> Int? {
+        var i = start
+        while i + 1 < head.endIndex {
+            if head[i] == 13 && head[i + 1] == 10 { return i }
+            i += 1
+        }
         return nil
     }
 }
