@@ -74,11 +74,13 @@ enum HTTPBench {
         // Two baselines: unnamed statements (parsed and planned at each call, as every figure before the
         // 2026-11-30 second session) and statements prepared once per connection (as coordd's own are since).
         var baseRates: [Double] = []
+        var baseCPU: [(client: Double, postgres: Double)] = []  // µs of CPU per INSERT
         for prepared in [false, true] {
             // Each measured phase starts after a CHECKPOINT, so none pays for writing out pages another dirtied
             // (and each pays the same full-page images after it).
             try? await pool.withConnection { c in _ = try c.execute(unsafe: "CHECKPOINT") }  // needs pg_checkpoint; skipped without
             let baseline = Collector()
+            let cpu0 = ProcessCPU.sample()
             let baseStart = Date()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for w in 0..<connections {
@@ -97,6 +99,8 @@ enum HTTPBench {
                 try await group.waitForAll()
             }
             baseRates.append(Double(baseline.samples.withLock { $0.count }) / Date().timeIntervalSince(baseStart))
+            let cpu1 = ProcessCPU.sample(), n = Double(max(1, baseline.samples.withLock { $0.count }))
+            baseCPU.append((client: (cpu1.own - cpu0.own) / n * 1e6, postgres: (cpu1.postgres - cpu0.postgres) / n * 1e6))
         }
         let baseRate = baseRates[0], preparedRate = baseRates[1]
 
@@ -118,6 +122,7 @@ enum HTTPBench {
         try? await pool.withConnection { c in _ = try c.execute(unsafe: "CHECKPOINT") }  // needs pg_checkpoint; skipped without
         // 2. Mixed workload.
         let commands = Collector(), reads = Collector()
+        let mixCPU0 = ProcessCPU.sample(child: daemon.pid)
         let mixStart = Date()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for w in 0..<connections {
@@ -145,6 +150,10 @@ enum HTTPBench {
         }
         let mixSeconds = Date().timeIntervalSince(mixStart)
         let commandRate = Double(commands.samples.withLock { $0.count }) / mixSeconds
+        // CPU per command, each command's share of the GETs included: where the two cores went.
+        let mixCPU1 = ProcessCPU.sample(child: daemon.pid), perCommand = 1e6 / Double(max(1, commands.samples.withLock { $0.count }))
+        let commandCPU = (coordd: (mixCPU1.child - mixCPU0.child) * perCommand, postgres: (mixCPU1.postgres - mixCPU0.postgres) * perCommand,
+                          client: (mixCPU1.own - mixCPU0.own) * perCommand)
 
         FileHandle.standardError.write(Data("GET phase with \(idle) idle connections and \(feeds) live feeds...\n".utf8))
         // 3. GETs at a fixed rate with many idle connections and live feeds held open, and a trickle of writes.
@@ -223,6 +232,10 @@ enum HTTPBench {
             "get_rate": (Double(g.count) / getSeconds).rounded(), "get_p50_ms": percentile(g, 0.5), "get_p99_ms": percentile(g, 0.99),
             "get_errors": getLatency.errors.withLock { $0 }, "idle_connections_held": stillOpen, "max_rss_mib": (maxRSS * 10).rounded() / 10,
             "live_feeds": feeds, "live_feeds_complete": complete, "live_feed_events": expected.count,
+            "cpu_us_per_insert_unnamed": ["client": baseCPU[0].client.rounded(), "postgres": baseCPU[0].postgres.rounded()],
+            "cpu_us_per_insert_prepared": ["client": baseCPU[1].client.rounded(), "postgres": baseCPU[1].postgres.rounded()],
+            "cpu_us_per_command": ["coordd": commandCPU.coordd.rounded(), "postgres": commandCPU.postgres.rounded(),
+                                   "client": commandCPU.client.rounded()],
         ]
         if args.flag("json") {
             print(Output.json(result))
@@ -234,6 +247,10 @@ enum HTTPBench {
                 ["POST commands/s (receipts + dispatches, mixed with GETs)", String(format: "%.0f", commandRate)],
                 ["ratio commands/raw: unnamed, prepared", String(format: "%.2f, %.2f", commandRate / baseRate, commandRate / preparedRate)],
                 ["command latency p50 / p99 ms", String(format: "%.1f / %.1f", percentile(c, 0.5), percentile(c, 0.99))],
+                ["CPU µs per INSERT, unnamed: client + PostgreSQL", String(format: "%.0f + %.0f", baseCPU[0].client, baseCPU[0].postgres)],
+                ["CPU µs per INSERT, prepared: client + PostgreSQL", String(format: "%.0f + %.0f", baseCPU[1].client, baseCPU[1].postgres)],
+                ["CPU µs per command (GETs' share in): coordd + PostgreSQL + client",
+                 String(format: "%.0f + %.0f + %.0f", commandCPU.coordd, commandCPU.postgres, commandCPU.client)],
                 ["GET /v1/stock at \(getRate)/s: achieved, p50 / p99 ms", String(format: "%.0f/s, %.1f / %.1f", Double(g.count) / getSeconds, percentile(g, 0.5), percentile(g, 0.99))],
                 ["idle connections held open (answering at the end)", "\(stillOpen)/\(idle)"],
                 ["live feeds delivering all \(expected.count) events of the phase, in order", "\(complete)/\(feeds)"],
@@ -384,5 +401,36 @@ final class Daemon: @unchecked Sendable {
         kill(pid, SIGTERM)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
+    }
+}
+
+/// CPU time spent so far, from `/proc` (user + system, in seconds): this process, a child, and every process
+/// named `postgres` on the machine (the cluster's backends; on a shared machine, other clusters count too).
+enum ProcessCPU {
+    static let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+
+    static func seconds(pid: pid_t) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / ticks
+    }
+
+    static func postgres() -> Double {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+        var total = 0.0
+        for entry in entries {
+            guard let pid = pid_t(entry),
+                  (try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8))?.hasPrefix("postgres") == true else { continue }
+            total += seconds(pid: pid)
+        }
+        return total
+    }
+
+    /// (this process, PostgreSQL, `child`) now.
+    static func sample(child: pid_t? = nil) -> (own: Double, postgres: Double, child: Double) {
+        (seconds(pid: getpid()), postgres(), child.map { seconds(pid: $0) } ?? 0)
     }
 }
