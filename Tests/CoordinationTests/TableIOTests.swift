@@ -43,6 +43,12 @@ struct TableIOTests {
         let rows = try c.query("SELECT key, warehouse, on_hand FROM rm_t ORDER BY on_hand").rows
         #expect(rows.count == keys.count)
         #expect(try rows.map { try $0.decode(2, as: Int64.self) } == keys.indices.map { Int64(19_990 + $0) })
+        // Two replacements of the same rows in one transaction: the second sees only its own lines.
+        try c.transaction { c in
+            try TableIO.replace(c, table: "rm_t", suffix: "", columns: Self.columns, keyColumn: "key", keys: keys, lines: lines(5_000))
+            try TableIO.replace(c, table: "rm_t", suffix: "", columns: Self.columns, keyColumn: "key", keys: keys, lines: lines(6_000))
+        }
+        #expect(try c.query("SELECT min(on_hand) FROM rm_t").decode(0, 0, as: Int64.self) == 60_000)
         // A key without a line is deleted; outside a transaction rows are deleted and copied.
         try c.transaction { c in
             try TableIO.replace(c, table: "rm_t", suffix: "", columns: Self.columns, keyColumn: "key", keys: [keys[0], "gone"], lines: ["\(keys[0])\tW0\t1"])

@@ -46,8 +46,10 @@ enum TableIO {
         try c.copyIn(SQL(unsafe: "COPY \(stage) (\(columns)) FROM STDIN"), rows: lines)
         let updates = columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { $0 != keyColumn }.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        // The statement empties the stage as it reads it, so a second call in the same transaction starts clean.
         try c.query(SQL(unsafe: """
-            INSERT INTO \(table)\(suffix) (\(columns)) SELECT \(columns) FROM \(stage)
+            WITH staged AS (DELETE FROM \(stage) RETURNING \(columns))
+            INSERT INTO \(table)\(suffix) (\(columns)) SELECT \(columns) FROM staged
             ON CONFLICT (\(keyColumn)) DO UPDATE SET \(updates)
             """))
     }
