@@ -47,6 +47,31 @@ struct CommandTests {
         #expect(try await s.store.headPosition() == 0)
     }
 
+    @Test("a business time in the future (beyond 15 minutes of clock skew) or 30 years back is refused; within the skew it is kept")
+    func futureTimes() async throws {
+        let s = try await makeService()
+        _ = try await s.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "national"), ctx)
+        _ = try await s.execute(RegisterItem(code: "I", name: "Tarpaulin", unit: "piece"), ctx)
+        let head = try await s.store.headPosition()
+        let offsets: [TimeInterval] = [3_600, 16 * 60, 365 * 86_400, -31 * 365.25 * 86_400]
+        for offset in offsets {
+            let error = await domainError {
+                _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "I", quantity: 1, source: "donation", occurredAt: Date().addingTimeInterval(offset)), ctx)
+            }
+            guard case .validation(let errors) = error else { Issue.record("offset \(offset): expected validation"); continue }
+            #expect(errors.map(\.field) == ["occurred_at"])
+        }
+        #expect(await domainError {
+            _ = try await s.execute(DeclareResponse(id: "R-FUT", name: "n", country: "PHL", hazard: "flood", severity: "orange",
+                                                    declaredAt: Date().addingTimeInterval(86_400)), ctx)
+        } != nil)
+        #expect(try await s.store.headPosition() == head, "nothing written")
+        let skewed = Date().addingTimeInterval(5 * 60)
+        _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "I", quantity: 1, source: "donation", occurredAt: skewed), ctx)
+        let last = try #require(try await s.store.read(stream: Streams.stock("MNL", "I"), limit: 10).last)
+        #expect(abs(last.occurredAt.timeIntervalSince(skewed)) < 0.001)
+    }
+
     @Test("a retried command with the same idempotency key returns the original result and writes nothing")
     func idempotencyKey() async throws {
         let s = try await makeService()

@@ -55,13 +55,14 @@ struct QueryTests {
         #expect(unfilled.column("requested").map { Int($0!)! }.reduce(0, +) == statusCounts["requested"] ?? 0)
         #expect((statusCounts["requested"] ?? 0) > 0)
 
-        // Who was deployed on 2026-11-20: arrived by then and not yet completed (the scenario completes none before).
-        let active = try await q.deployments(status: "deployed", activeOn: Day("2026-11-20")!)
+        // Who was deployed 12 days after landfall: arrived by then and not yet completed (the scenario completes none before).
+        let day12 = Day(DemoScenario.landfall.addingTimeInterval(12 * 86_400))
+        let active = try await q.deployments(status: "deployed", activeOn: day12)
         #expect(!active.rows.isEmpty)
-        #expect(active.column("start_date").allSatisfy { $0! <= "2026-11-20" })
+        #expect(active.column("start_date").allSatisfy { $0! <= day12.description })
 
-        // Alerts are computed, filtered and typed.
-        let alerts = try await q.alerts(today: Day("2026-12-20")!)
+        // Alerts are computed, filtered and typed (six weeks after landfall).
+        let alerts = try await q.alerts(today: Day(DemoScenario.landfall.addingTimeInterval(42 * 86_400)))
         #expect(Set(alerts.column("alert").map { $0! }).isSubset(of: ["below_minimum", "deployment_ending", "task_overdue"]))
         #expect(alerts.column("alert").contains("task_overdue"))
         // Stock below minimum at the field warehouses after five weeks of distributions.

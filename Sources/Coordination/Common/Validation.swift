@@ -80,11 +80,18 @@ public struct Validator {
         }
     }
 
-    /// A business time: not absurdly far from now (catches unit and typing mistakes).
+    /// How far a business time may be ahead of the server's clock: a field device's clock may run a little fast.
+    static let clockSkew: TimeInterval = 15 * 60
+
+    /// A business time: a fact has happened, so it is not in the future (beyond `clockSkew`), and it is not
+    /// absurdly far in the past (catches unit and typing mistakes).
     mutating func time(_ value: Date?, _ field: String) {
         guard let value else { return }
-        let years = value.timeIntervalSinceNow / (365.25 * 86_400)
-        if years > 5 || years < -30 { fail(field, "must be within 30 years before and 5 years after now") }
+        if value.timeIntervalSinceNow > Self.clockSkew {
+            fail(field, "must not be in the future (more than 15 minutes after the server's clock)")
+        } else if value.timeIntervalSinceNow < -30 * 365.25 * 86_400 {
+            fail(field, "must be within the last 30 years")
+        }
     }
 
     func check() throws {

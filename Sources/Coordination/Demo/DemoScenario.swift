@@ -1,16 +1,17 @@
 import Events
 import Foundation
 
-/// The shipped demo: Typhoon Halong makes landfall in Eastern Visayas, Philippines, on 8 November 2026,
-/// and the regional team responds over five weeks. Deterministic (a fixed seed), so every load is the
+/// The shipped demo: Typhoon Halong makes landfall in Eastern Visayas, Philippines, on 4 October 2026,
+/// and the regional team responds over seven weeks (the last event on 24 November: business times in the
+/// future are refused, so the whole scenario lies in the past). Deterministic (a fixed seed), so every load is the
 /// same; every line has an idempotency key, so loading twice writes nothing new.
 ///
 /// `lines` is NDJSON in the import format (`{"command": NAME, ...body}`): `coordctl demo print` shows it,
 /// `coordctl demo load` and `make run` load it, and `coordctl import` accepts it.
 public enum DemoScenario {
     public static let responseID = "PHL-2026-TC-01"
-    /// Landfall: 2026-11-08T06:30:00Z.
-    public static let landfall = Timestamp.parse("2026-11-08T06:30:00Z")!
+    /// Landfall: 2026-10-04T06:30:00Z.
+    public static let landfall = Timestamp.parse("2026-10-04T06:30:00Z")!
 
     /// One command of the scenario.
     public struct Line: Sendable {
