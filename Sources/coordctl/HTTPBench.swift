@@ -15,7 +15,7 @@ enum HTTPBench {
             .init("duration", value: "S", help: "Seconds per phase (default 10)."),
             .init("idle", value: "N", help: "Idle keep-alive connections held open during the GET phase (default 500)."),
             .init("streams", value: "N", help: "Live feeds (GET /v1/events/live) held open during the GET phase (default 500)."),
-            .init("pool", value: "N", help: "coordd's COORD_DB_POOL_SIZE (default: coordd's own default, 16)."),
+            .init("pool", value: "N", help: "coordd's COORD_DB_POOL_SIZE (default: coordd's own, 4 per core from 4 to 16)."),
             .init("get-rate", value: "N", help: "GET /v1/stock requests per second in the GET phase (default 1000)."),
             .scratchSchema,
             .json,

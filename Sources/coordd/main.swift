@@ -22,7 +22,7 @@ let spec = CommandSpec(
           COORD_LOG_LEVEL  Log level (as --log-level).
           COORD_LISTEN     Address to serve on (as --listen).
           COORD_SCHEMA     PostgreSQL schema to work in (default: the server's search_path).
-          COORD_DB_POOL_SIZE  Database connections for requests (default 16).
+          COORD_DB_POOL_SIZE  Database connections for requests (default 4 per CPU core, from 4 to 16).
         """)
 
 func runDaemon() async -> Int32 {
@@ -70,7 +70,10 @@ func runDaemon() async -> Int32 {
         started = didStart
         let env = ProcessInfo.processInfo.environment
         let schema = env["COORD_SCHEMA"].flatMap { $0.isEmpty ? nil : $0 }
-        let poolSize = Int(env["COORD_DB_POOL_SIZE"] ?? "") ?? 16
+        // More connections than the cores can run only queue work inside PostgreSQL, where every busy backend
+        // delays the group committer's, which all commands wait on (BENCHMARKS.md: 72 connections gave 25%
+        // fewer commands/s than 8 on two cores).
+        let poolSize = Int(env["COORD_DB_POOL_SIZE"] ?? "") ?? min(16, max(4, 4 * ProcessInfo.processInfo.activeProcessorCount))
         pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: connection, schema: schema, applicationName: "coordd",
                                                                      poolSize: poolSize))
         let applied = try await Migrator.migrate(pool, Coordination.migrationSets)
