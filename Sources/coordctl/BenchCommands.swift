@@ -64,8 +64,8 @@ enum BenchCommands {
         let metadata = EventMetadata(actor: "bench", correlationID: UUID.random().uuidString, source: "bench")
         let pool = session.pool
 
-        // Two baselines: statements parsed and planned at each call (as every figure before 2026-11-30
-        // second session), and prepared once per connection (as coord's own queries are since).
+        // Two baselines: statements parsed and planned at each call (as every figure before the third session
+        // of 2026-11-30), and prepared once per connection (as coord's own queries are since).
         var baselines: [PhaseResult] = []
         for prepared in [false, true] {
             baselines.append(try await phase(prepared ? "raw INSERT, prepared" : "raw INSERT, unnamed", writers: writers, perWriter: perWriter) { writer, i in
@@ -73,13 +73,11 @@ enum BenchCommands {
                 let id = UUID.random()
                 let now = Date()
                 try await pool.withConnection { c in
-                    c.preparesStatements = prepared
-                    defer { c.preparesStatements = true }
                     try c.query("""
                         INSERT INTO bench_raw (stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
                         VALUES (\(stream), \(prepared ? perWriter + i + 1 : i + 1), \(id), 'bench.appended', \(payload)::jsonb, \(JSONText(metadata.json))::jsonb,
                                 \(now), clock_timestamp(), sha256(convert_to(\(payload.text), 'UTF8')))
-                        """)
+                        """, prepared: prepared)
                 }
             })
         }

@@ -71,8 +71,8 @@ enum HTTPBench {
             try c.execute(unsafe: "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, stream text NOT NULL, data jsonb NOT NULL, at timestamptz NOT NULL)")
         }
         let pool = session.pool
-        // Two baselines: unnamed statements (parsed and planned at each call, as every figure before the
-        // 2026-11-30 second session) and statements prepared once per connection (as coordd's own are since).
+        // Two baselines: unnamed statements (parsed and planned at each call, as every figure before the third
+        // session of 2026-11-30) and statements prepared once per connection (as coordd's own are since).
         var baseRates: [Double] = []
         var baseCPU: [(client: Double, postgres: Double)] = []  // µs of CPU per INSERT
         for prepared in [false, true] {
@@ -88,9 +88,8 @@ enum HTTPBench {
                         while Date().timeIntervalSince(baseStart) < duration {
                             let t0 = DispatchTime.now().uptimeNanoseconds
                             try await pool.withConnection { c in
-                                c.preparesStatements = prepared
-                                defer { c.preparesStatements = true }
-                                try c.query("INSERT INTO bench_raw (stream, data, at) VALUES (\("stock-W\(w)"), \(JSONText(#"{"quantity":10}"#))::jsonb, now())")
+                                try c.query("INSERT INTO bench_raw (stream, data, at) VALUES (\("stock-W\(w)"), \(JSONText(#"{"quantity":10}"#))::jsonb, now())",
+                                            prepared: prepared)
                             }
                             baseline.add(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                         }
@@ -279,41 +278,41 @@ final class BenchClient: @unchecked Sendable {
         if let token { text += "Authorization: Bearer \(token)\r\n" }
         if let body { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
         text += "\r\n" + (body ?? "")
-        guard sendAll(text) else { return 0 }
-        while true {
-            if let end = find() {
-                // The head on bytes: the client shares the machine with what it measures, so it keeps its own
-                // CPU small (status from the status line, the Content-Length header found case-insensitively).
-                let head = buffer[0..<end]
-                let status = head.count >= 12 ? head[9..<12].reduce(0) { $0 * 10 + Int($1) - 48 } : 0
-                var length = 0
-                var lineStart = 0
-                while let cr = HeadLines.find(head, from: lineStart) ?? (lineStart < end ? end : nil) {
-                    let line = head[lineStart..<cr]
-                    if line.count > 15, line.prefix(15).elementsEqual("content-length:".utf8, by: { $0 | 0x20 == $1 }) {
-                        length = line.dropFirst(15).reduce(0) { $1 >= 48 && $1 <= 57 ? $0 * 10 + Int($1) - 48 : $0 }
-                    }
-                    lineStart = cr + 2
-                }
-                if buffer.count >= end + 4 + length {
-                    buffer.removeFirst(end + 4 + length)
-                    return status
-                }
-            }
+        guard sendAll(text), let (status, length) = readHead() else { return 0 }
+        while buffer.count < length {
             guard receive() else { return 0 }
         }
+        buffer.removeFirst(length)
+        return status
     }
 
     /// Sends a GET for a live feed and reads its response head; returns the status.
     func openStream(_ path: String, token: String) -> Int {
-        guard sendAll("GET \(path) HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n") else { return 0 }
+        guard sendAll("GET \(path) HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n"),
+              let (status, _) = readHead() else { return 0 }
+        return status
+    }
+
+    /// Reads a response head and removes it from the buffer: the status and the Content-Length (0 without).
+    /// On bytes: the client shares the machine with what it measures, so it keeps its own CPU small.
+    private func readHead() -> (status: Int, length: Int)? {
         while true {
-            if let end = find() {
-                let head = String(decoding: buffer[0..<end], as: UTF8.self)
+            if let end = ByteSearch.find(ByteSearch.crlfcrlf, in: buffer) {
+                let status = end >= 12 ? buffer[9..<12].reduce(0) { $0 * 10 + Int($1) - 48 } : 0
+                var length = 0
+                // Every line of the head ends in a CRLF at or before `end`.
+                var lineStart = 0
+                while lineStart < end, let lineEnd = ByteSearch.find(ByteSearch.crlf, in: buffer, from: lineStart) {
+                    let line = buffer[lineStart..<lineEnd]
+                    if line.count > 15, line.prefix(15).elementsEqual("content-length:".utf8, by: { $0 | 0x20 == $1 }) {
+                        length = line.dropFirst(15).reduce(0) { $1 >= 48 && $1 <= 57 ? $0 * 10 + Int($1) - 48 : $0 }
+                    }
+                    lineStart = lineEnd + 2
+                }
                 buffer.removeFirst(end + 4)
-                return Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+                return (status, length)
             }
-            guard receive() else { return 0 }
+            guard receive() else { return nil }
         }
     }
 
@@ -355,24 +354,6 @@ final class BenchClient: @unchecked Sendable {
         return true
     }
     private var chunk = [UInt8](repeating: 0, count: 65_536)
-
-    private func find() -> Int? {
-        guard buffer.count >= 4 else { return nil }
-        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
-        return nil
-    }
-}
-
-/// CRLF positions in a response head.
-enum HeadLines {
-    static func find(_ head: ArraySlice<UInt8>, from start: Int) -> Int? {
-        var i = start
-        while i + 1 < head.endIndex {
-            if head[i] == 13 && head[i + 1] == 10 { return i }
-            i += 1
-        }
-        return nil
-    }
 }
 
 /// A child coordd process.

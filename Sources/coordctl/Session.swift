@@ -70,3 +70,15 @@ extension CommandSpec.Option {
     /// `--schema`, on every benchmark.
     static let scratchSchema = CommandSpec.Option("schema", value: "NAME", help: "Scratch schema, dropped and recreated (default coord_bench).")
 }
+
+extension PostgresConnection {
+    /// `query`, prepared on the connection or run unnamed (parsed and planned at the call): the benchmarks'
+    /// two raw INSERT baselines.
+    @discardableResult
+    func query(_ sql: SQL, prepared: Bool) throws -> PostgresResult {
+        let before = preparesStatements
+        preparesStatements = prepared
+        defer { preparesStatements = before }
+        return try query(sql)
+    }
+}

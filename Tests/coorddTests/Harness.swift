@@ -97,7 +97,7 @@ final class RawClient {
     /// The next complete response (Content-Length framed), or nil if the connection closed first.
     func response(head: Bool = false) -> RawResponse? {
         while true {
-            if let end = RequestDecoder.find(buffer, [13, 10, 13, 10]) {
+            if let end = ByteSearch.find(ByteSearch.crlfcrlf, in: buffer) {
                 let headText = String(decoding: buffer[0..<end], as: UTF8.self)
                 var lines = headText.components(separatedBy: "\r\n")
                 let statusLine = lines.removeFirst().split(separator: " ")

@@ -88,7 +88,7 @@ public struct Validator {
     mutating func time(_ value: Date?, _ field: String) {
         guard let value else { return }
         if value.timeIntervalSinceNow > Self.clockSkew {
-            fail(field, "must not be in the future (more than 15 minutes after the server's clock)")
+            fail(field, "must not be in the future (more than \(Int(Self.clockSkew / 60)) minutes after the server's clock)")
         } else if value.timeIntervalSinceNow < -30 * 365.25 * 86_400 {
             fail(field, "must be within the last 30 years")
         }

@@ -82,19 +82,11 @@ public final class PostgresConnection: @unchecked Sendable {
             }
         }
         let count = Int32(sql.binds.count)
-        guard preparesStatements, let name = try preparedName(for: sql.text, on: conn) else {
-            let result: OpaquePointer? = sql.binds.isEmpty
-                ? PQexecParams(conn, sql.text, 0, nil, nil, nil, nil, 0)
-                : withOptionalCStringArray(sql.binds) { values in
-                    PQexecParams(conn, sql.text, count, nil, values, nil, nil, 0)
-                }
-            return try check(result)
+        let name = preparesStatements ? try preparedName(for: sql.text, on: conn) : nil
+        let result = withOptionalCStringArray(sql.binds) { values in
+            name.map { PQexecPrepared(conn, $0, count, values, nil, nil, 0) } ?? PQexecParams(conn, sql.text, count, nil, values, nil, nil, 0)
         }
-        let result: OpaquePointer? = sql.binds.isEmpty
-            ? PQexecPrepared(conn, name, 0, nil, nil, nil, 0)
-            : withOptionalCStringArray(sql.binds) { values in
-                PQexecPrepared(conn, name, count, values, nil, nil, 0)
-            }
+        guard let name else { return try check(result) }
         do {
             return try check(result)
         } catch let error as PostgresError where error.sqlState == "0A000" || error.sqlState?.hasPrefix("42") == true {
@@ -312,7 +304,6 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 }
 
-/// Escaping for `COPY ... FROM STDIN` text format.
 /// COPY rows as 64 KiB chunks of lines.
 private struct CopyLines<Rows: Sequence<String>>: Sequence {
     let rows: Rows
@@ -333,6 +324,7 @@ private struct CopyLines<Rows: Sequence<String>>: Sequence {
     }
 }
 
+/// Escaping for `COPY ... FROM STDIN` text format.
 public enum CopyText {
     /// Escapes backslash, tab, newline and carriage return; `nil` is `\N` (NULL).
     public static func escape(_ value: String?) -> String {
@@ -374,9 +366,10 @@ private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<Uns
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
-private func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+/// The strings as C strings (nil stays a null pointer, SQL NULL); no strings is a null array.
+private func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
     let duplicated: [UnsafeMutablePointer<CChar>?] = strings.map { $0.flatMap { strdup($0) } }
     defer { duplicated.forEach { free($0) } }
     let pointers: [UnsafePointer<CChar>?] = duplicated.map { UnsafePointer($0) }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    return pointers.withUnsafeBufferPointer { body(pointers.isEmpty ? nil : $0.baseAddress) }
 }

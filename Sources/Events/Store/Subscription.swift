@@ -44,16 +44,16 @@ public struct Subscription: AsyncSequence, Sendable {
         public mutating func nextBatch() async throws -> [RecordedEvent]? {
             let s = subscription
             s.store.watcher.start()
-            var buffer: [RecordedEvent] = []
+            var batch: [RecordedEvent] = []
             while true {
-                if let event = buffer.last {
+                if let event = batch.last {
                     last = event.position
-                    return buffer
+                    return batch
                 }
                 if Task.isCancelled { return nil }
                 let generation = s.store.watcher.generation
                 do {
-                    buffer = try await s.store.read(after: last, limit: s.batchSize, filter: s.filter)
+                    batch = try await s.store.read(after: last, limit: s.batchSize, filter: s.filter)
                     failures = 0
                 } catch let error as PostgresError where error.isConnectionFailure || error.kind == .pool {
                     // PostgreSQL is restarting or unreachable: wait and resume after `last`, nothing lost.
@@ -62,7 +62,7 @@ public struct Subscription: AsyncSequence, Sendable {
                     try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                     continue
                 }
-                if buffer.isEmpty {
+                if batch.isEmpty {
                     await s.store.watcher.wait(since: generation, timeout: s.pollInterval)
                 }
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Events
 
 /// An HTTP/1.1 request as the decoder produced it.
 struct HTTPRequest: Sendable {
@@ -117,7 +118,7 @@ struct RequestDecoder {
     /// Returns the next complete request, nil when more bytes are needed; throws a status on malformed input.
     mutating func next() throws(HTTPDecodeError) -> HTTPRequest? {
         if head == nil {
-            guard let end = Self.find(buffer, [13, 10, 13, 10]) else {
+            guard let end = ByteSearch.find(ByteSearch.crlfcrlf, in: buffer) else {
                 if buffer.count > limits.maxHeaderBytes { throw HTTPDecodeError(status: 431, reason: "request headers too large") }
                 // A lone request line without CRLF yet is fine; bare LF-only heads are refused when complete.
                 return nil
@@ -203,14 +204,13 @@ struct RequestDecoder {
     private static func lines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
         var lines: [ArraySlice<UInt8>] = []
         var start = 0
-        while let crlf = find(bytes, crlf, from: start) {
+        while let crlf = ByteSearch.find(ByteSearch.crlf, in: bytes, from: start) {
             lines.append(bytes[start..<crlf])
             start = crlf + 2
         }
         lines.append(bytes[start...])
         return lines
     }
-    private static let crlf: [UInt8] = [13, 10]
 
     /// RFC 9110 `tchar`: letters, digits and ``!#$%&'*+-.^_`|~``.
     private static func isTokenByte(_ b: UInt8) -> Bool {
@@ -244,7 +244,7 @@ struct RequestDecoder {
         var offset = 0
         var body: [UInt8] = []
         while true {
-            guard let lineEnd = Self.find(buffer, [13, 10], from: offset) else {
+            guard let lineEnd = ByteSearch.find(ByteSearch.crlf, in: buffer, from: offset) else {
                 if buffer.count - offset > 1024 { throw HTTPDecodeError(status: 400, reason: "malformed chunk size") }
                 return nil
             }
@@ -265,25 +265,6 @@ struct RequestDecoder {
             guard buffer[dataStart + size] == 13, buffer[dataStart + size + 1] == 10 else { throw HTTPDecodeError(status: 400, reason: "malformed chunk") }
             body.append(contentsOf: buffer[dataStart..<(dataStart + size)])
             offset = dataStart + size + 2
-        }
-    }
-
-    /// First index of `needle` in `haystack` at or after `start`; memchr finds each candidate first byte.
-    static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int = 0) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count + start else { return nil }
-        return haystack.withUnsafeBufferPointer { h -> Int? in
-            let base = h.baseAddress!
-            let last = h.count - needle.count
-            var i = start
-            while i <= last {
-                guard let p = memchr(base + i, Int32(needle[0]), last - i + 1) else { return nil }
-                i = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
-                var match = true
-                for j in 1..<needle.count where h[i + j] != needle[j] { match = false; break }
-                if match { return i }
-                i += 1
-            }
-            return nil
         }
     }
 }
