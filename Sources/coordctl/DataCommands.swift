@@ -149,16 +149,17 @@ enum DataCommands {
     // MARK: Export and views
 
     static let exportSpec = CommandSpec(
-        path: "coordctl export", summary: "Export events (NDJSON) or a read model (csv, hxl, json).", arguments: "events|stock|deployments|tasks",
+        path: "coordctl export", summary: "Export events (NDJSON) or a read-model list (csv, hxl, json).",
+        arguments: "events|" + Lists.all.map(\.name).filter { $0 != "events" }.joined(separator: "|"),
         options: [.init("after", value: "POSITION", help: "events: start after this position."),
-                  .init("format", value: "FORMAT", help: "stock|deployments|tasks: csv (default), hxl or json.")],
+                  .init("format", value: "FORMAT", help: "Lists: csv (default), hxl (CSV with HXL hashtags) or json.")],
         details: databaseHelp)
 
     static func runExport(_ args: ParsedArguments) async throws -> Int32 {
         try args.requirePositionals(1...1)
         let what = args.positionals[0]
-        guard ["events", "stock", "deployments", "tasks"].contains(what) else {
-            throw UsageError("export events, stock, deployments or tasks", usage: exportSpec.usage)
+        guard what == "events" || Lists.all.contains(where: { $0.name == what }) else {
+            throw UsageError("export events or one of " + Lists.all.map(\.name).joined(separator: ", "), usage: exportSpec.usage)
         }
         let format = args.value("format") ?? "csv"
         guard ["csv", "hxl", "json"].contains(format) else { throw UsageError("--format must be csv, hxl or json", usage: exportSpec.usage) }
@@ -182,65 +183,84 @@ enum DataCommands {
                 }
                 return 0
             }
-            let q = ReadModelQueries(pool: store.pool)
-            let (table, tags): (ResultTable, [String: String]) = switch what {
-            case "stock": (try await q.stock(limit: 1_000_000), HXLTags.stock)
-            case "deployments": (try await q.deployments(limit: 1_000_000), HXLTags.deployments)
-            default: (try await q.tasks(limit: 1_000_000), HXLTags.tasks)
+            guard let spec = Lists.all.first(where: { $0.name == what }) else { return 64 }
+            let source = ListSource(store: store)
+            var first = true
+            if format == "json" { print("[", terminator: "") }
+            try await spec.forEachPage(source, try spec.arguments([:])) { table in
+                switch format {
+                case "json":
+                    let rows = table.rows.map(table.jsonObject).joined(separator: ",\n")
+                    if !rows.isEmpty { print((first ? "" : ",\n") + rows, terminator: "") }
+                case "hxl": print((first ? table.csvHeader(hxl: spec.hxl) : "") + table.csvRows, terminator: "")
+                default: print((first ? table.csvHeader(hxl: nil) : "") + table.csvRows, terminator: "")
+                }
+                first = false
+                return true
             }
-            switch format {
-            case "json": print(table.json)
-            case "hxl": print(table.csv(hxl: tags), terminator: "")
-            default: print(table.csv(hxl: nil), terminator: "")
-            }
+            if format == "json" { print("]") }
             return 0
         }
     }
 
-    static func view(_ args: ParsedArguments, _ columns: [String], _ query: (ReadModelQueries) async throws -> ResultTable) async throws -> Int32 {
-        try args.requirePositionals(0...0)
-        return try await withStore { store in
-            let table = try await query(ReadModelQueries(pool: store.pool))
-            if args.flag("json") { print(table.json); return 0 }
-            let indexes = columns.compactMap { table.columns.firstIndex(of: $0) }
-            print(Output.table(indexes.map { table.columns[$0].replacingOccurrences(of: "_", with: " ") },
-                               table.rows.map { row in indexes.map { row[$0] ?? "-" } }))
-            return 0
+    /// A read-model list as a command: each filter of the list an option (`--arriving-within-days 14`), plus
+    /// shorthands people type (`--below-minimum`), an aligned table of `columns`, or every column with --json.
+    static func view(_ spec: ListSpec, _ path: String, columns: [String], shorthands: [(CommandSpec.Option, String, String?)] = []) -> Command {
+        let filterOptions = spec.filters.map { f -> CommandSpec.Option in
+            CommandSpec.Option(f.name.replacingOccurrences(of: "_", with: "-"), value: f.kind == .flag ? nil : "VALUE", help: f.help + ".")
+        }
+        let options = filterOptions + shorthands.map(\.0) + [.json]
+        return Command(spec: CommandSpec(path: path, summary: spec.summary + ".", options: options, details: databaseHelp)) { args in
+            try args.requirePositionals(0...0)
+            var query: [String: String] = [:]
+            for f in spec.filters {
+                let option = f.name.replacingOccurrences(of: "_", with: "-")
+                if f.kind == .flag { if args.flag(option) { query[f.name] = "true" } } else if let v = args.value(option) { query[f.name] = v }
+            }
+            for (option, filter, value) in shorthands {
+                if option.value == nil { if args.flag(option.name) { query[filter] = value ?? "true" } }
+                else if let v = args.value(option.name) { query[filter] = v }
+            }
+            let arguments: ListArguments
+            do { arguments = try spec.arguments(query) } catch let error as DomainError {
+                throw UsageError(error.description, usage: "Usage: \(path) [options]")
+            }
+            return try await withStore { store in
+                var rows: [[String?]] = []
+                var table: ResultTable?
+                try await spec.forEachPage(ListSource(store: store), arguments) { page in
+                    if args.flag("json") {
+                        let objects = page.rows.map(page.jsonObject)
+                        print((table == nil ? "[" : ",") + objects.joined(separator: ","), terminator: "")
+                    }
+                    table = table ?? page
+                    rows += page.rows
+                    return true
+                }
+                if args.flag("json") { print(table == nil ? "[]" : "]"); return 0 }
+                guard let table else { print("(none)"); return 0 }
+                let indexes = columns.compactMap { table.columns.firstIndex(of: $0) }
+                print(Output.table(indexes.map { table.columns[$0].replacingOccurrences(of: "_", with: " ") },
+                                   rows.map { row in indexes.map { i in table.csvValue(row, i) ?? "-" } }))
+                return 0
+            }
         }
     }
 
     static let views: [String: Command] = [
-        "stock": Command(spec: CommandSpec(path: "coordctl stock", summary: "Stock on hand against prepositioning levels.",
-                                           options: [.init("warehouse", value: "CODE", help: "One warehouse."),
-                                                     .init("below-minimum", help: "Only items below their minimum."), .init("json", help: "JSON output.")])) { args in
-            try await view(args, ["warehouse", "item", "item_name", "on_hand", "in_transit_in", "in_transit_out", "minimum", "target", "status"]) {
-                try await $0.stock(warehouse: args.value("warehouse"), status: args.flag("below-minimum") ? "below_minimum" : nil, limit: 100_000)
-            }
-        },
-        "deployments": Command(spec: CommandSpec(path: "coordctl deployments", summary: "Deployments, optionally of one response or active on a day.",
-                                                 options: [.init("response", value: "ID", help: "One response."),
-                                                           .init("active-on", value: "DATE", help: "Deployments covering this day (YYYY-MM-DD)."),
-                                                           .init("json", help: "JSON output.")])) { args in
-            var day: Day?
-            if let text = args.value("active-on") {
-                guard let d = Day(text) else { throw UsageError("--active-on must be a date YYYY-MM-DD", usage: "Usage: coordctl deployments [options]") }
-                day = d
-            }
-            return try await view(args, ["id", "person", "response", "profile", "start_date", "end_date", "duty_station", "status"]) {
-                try await $0.deployments(response: args.value("response"), activeOn: day, limit: 100_000)
-            }
-        },
-        "tasks": Command(spec: CommandSpec(path: "coordctl tasks", summary: "The cluster task board.",
-                                           options: [.init("response", value: "ID", help: "One response."), .init("cluster", value: "CODE", help: "One cluster."),
-                                                     .init("overdue", help: "Only unfinished tasks past their due date."), .init("json", help: "JSON output.")])) { args in
-            try await view(args, ["id", "cluster", "priority", "due", "status", "assignee", "title"]) {
-                try await $0.tasks(response: args.value("response"), cluster: args.value("cluster"), overdue: args.flag("overdue"), limit: 100_000)
-            }
-        },
-        "responses": Command(spec: CommandSpec(path: "coordctl responses", summary: "Responses with severity, phase and status.",
-                                               options: [.init("json", help: "JSON output.")])) { args in
-            try await view(args, ["id", "name", "country", "hazard", "severity", "phase", "status", "declared_at"]) { try await $0.responses() }
-        },
+        "stock": view(Lists.stock, "coordctl stock", columns: ["warehouse", "item", "item_name", "on_hand", "in_transit_in", "in_transit_out",
+                                                               "minimum", "target", "status"],
+                      shorthands: [(.init("below-minimum", help: "Only lines below their minimum (--status below_minimum)."), "status", "below_minimum")]),
+        "deployments": view(Lists.deployments, "coordctl deployments",
+                            columns: ["id", "person", "response", "profile", "start", "end", "duty_station", "status", "overdue_end"],
+                            shorthands: [(.init("arriving-within", value: "DAYS", help: "Same as --arriving-within-days."), "arriving_within_days", nil),
+                                         (.init("ending-within", value: "DAYS", help: "Same as --ending-within-days."), "ending_within_days", nil)]),
+        "people": view(Lists.people, "coordctl people", columns: ["id", "name", "profiles", "home_country", "available", "conflicts"]),
+        "tasks": view(Lists.tasks, "coordctl tasks", columns: ["id", "cluster", "priority", "due", "status", "assignee", "title"]),
+        "responses": view(Lists.responses, "coordctl responses", columns: ["id", "name", "country", "hazard", "severity", "phase", "status", "declared_at"]),
+        "transfers": view(Lists.transfers, "coordctl transfers", columns: ["id", "from", "to", "item", "quantity", "received", "lost", "status"]),
+        "ledger": view(Lists.ledger, "coordctl ledger", columns: ["position", "id", "warehouse", "item", "occurred_at", "movement", "quantity",
+                                                                  "balance", "reference", "reversed_by"]),
         "import": Command(spec: importSpec, run: runImport),
         "export": Command(spec: exportSpec, run: runExport),
     ]

@@ -62,9 +62,7 @@ func runDaemon() async -> Int32 {
     let target = DatabaseLocator.resolve()
     let started: Bool
     let pool: PostgresPool
-    let runner: ProjectionRunner
-    var app: App?
-    var server: HTTPServer?
+    let daemon: Daemon
     do {
         let (connection, didStart) = try DatabaseLocator.connectionString(for: target, startEmbedded: true)
         started = didStart
@@ -78,18 +76,10 @@ func runDaemon() async -> Int32 {
                                                                      poolSize: poolSize))
         let applied = try await Migrator.migrate(pool, Coordination.migrationSets)
         for a in applied { logger.notice("migration applied", ["component": a.component, "version": String(a.version)]) }
-        let store = EventStore(pool: pool)
-        runner = ProjectionRunner(store: store, definitions: Coordination.projections, logger: logger)
-        runner.start()
-        let service = CoordinationService(store: store)
-        app = App(service: service, runner: runner, logger: logger, metrics: Metrics(), metricsOpen: http.host.hasPrefix("127."))
-        let app = app!
-        server = HTTPServer(configuration: http, logger: logger) { request in await app.handle(request) }
-        try server!.start()
-        app.link.set(server!)
-        let head = try await store.headPosition()
+        daemon = try Daemon(pool: pool, http: http, logger: logger)
+        let head = try await daemon.store.headPosition()
         SystemdNotify.send("READY=1\nSTATUS=serving")
-        logger.notice("ready", ["database": target.description, "events.head": String(head), "http.listen": "\(http.host):\(server!.boundPort)"])
+        logger.notice("ready", ["database": target.description, "events.head": String(head), "http.listen": "\(http.host):\(daemon.port)"])
     } catch {
         logger.critical("start-up failed: \(error)")
         return 1
@@ -113,12 +103,15 @@ func runDaemon() async -> Int32 {
         SystemdNotify.send("STOPPING=1")
         break
     }
-    server?.shutdown()   // stop accepting, finish requests in flight, end streams with a final event
-    app?.fanout.stop()   // the live feeds' shared reader
-    await runner.stop()  // each projection finishes its batch and commits its checkpoint
+    // Stop accepting, finish requests in flight, end streams with a final event, stop the projections at a clean checkpoint.
+    let clean = await daemon.stop()
     pool.close()
     if started, case .embedded(let embedded) = target {
         do { try embedded.stop() } catch { logger.error("could not stop embedded PostgreSQL: \(error)") }
+    }
+    if !clean {
+        logger.error("stopped with requests cut off at the end of the shutdown grace")
+        return 1
     }
     logger.notice("stopped")
     return 0

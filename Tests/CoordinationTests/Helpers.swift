@@ -8,7 +8,8 @@ func makeService(poolSize: Int = 8) async throws -> CoordinationService {
     CoordinationService(store: try await TestDatabase.makeStore(poolSize: poolSize))
 }
 
-let ctx = CommandContext(actor: "officer-1", source: "test")
+/// A context for one command, received now (a business time defaults to when its command arrived).
+var ctx: CommandContext { CommandContext(actor: "officer-1", source: "test") }
 
 func day(_ s: String) -> Day { Day(s)! }
 
@@ -32,13 +33,14 @@ func onHand(_ s: CoordinationService, _ warehouse: String, _ item: String) async
     var total: Int64 = 0
     for e in events {
         switch try EventCodec.decode(e) {
-        case let p as StockReceived: total += p.quantity
-        case let p as StockDispatched: total -= p.quantity
-        case let p as StockAdjusted: total += p.delta
-        case let p as StockCounted: total += p.variance
-        case let p as StockTransferSent: total -= p.quantity
-        case let p as StockTransferReceived: total += p.quantity
-        case let p as StockTransferReturned: total += p.quantity
+        case .stockReceived(let p): total += p.quantity
+        case .stockDispatched(let p): total -= p.quantity
+        case .stockAdjusted(let p): total += p.delta
+        case .stockCounted(let p): total += p.variance
+        case .stockMovementReversed(let p): total += p.delta
+        case .stockTransferSent(let p): total -= p.quantity
+        case .stockTransferReceived(let p): total += p.quantity
+        case .stockTransferReturned(let p): total += p.quantity
         default: break
         }
     }
@@ -47,4 +49,35 @@ func onHand(_ s: CoordinationService, _ warehouse: String, _ item: String) async
 
 func stateJSON(_ r: CommandResult) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(r.state.text.utf8)) as! [String: Any]
+}
+
+extension DomainError {
+    /// The case, by a name the tests compare (the API's problem types are coordd's).
+    var caseName: String {
+        switch self {
+        case .validation: return "validation"
+        case .notFound: return "not-found"
+        case .alreadyExists: return "already-exists"
+        case .insufficientStock: return "insufficient-stock"
+        case .deploymentOverlap: return "deployment-overlap"
+        case .invalidTransition: return "invalid-transition"
+        case .rule: return "rule-violation"
+        case .stale: return "stale"
+        case .idempotencyMismatch: return "idempotency-mismatch"
+        case .contention: return "contention"
+        }
+    }
+}
+
+/// Every row of a list (all pages), as the API's filters select them.
+func rows(_ spec: ListSpec, _ source: ListSource, _ query: [String: String] = [:], today: Day = Day(Date())) async throws -> ResultTable {
+    var all: [[String?]] = []
+    var first: ResultTable?
+    try await spec.forEachPage(source, try spec.arguments(query, today: today), pageSize: 500) { page in
+        first = first ?? page
+        all += page.rows
+        return true
+    }
+    guard let first else { return ResultTable(columns: [], rows: []) }
+    return ResultTable(columns: first.columns, rows: all, numeric: first.numeric, boolean: first.boolean, documents: first.documents)
 }

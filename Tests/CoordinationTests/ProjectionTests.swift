@@ -275,14 +275,14 @@ struct ProjectionTests {
         _ = try await waitCaughtUp(runner)
         await runner.stop()
         let before = try await ProjectionRunner.status(pool: s.store.pool, definitions: [ResponseProjection()])[0]
-        #expect(before.version == 1)
+        #expect(before.version == ResponseProjection().version)
         let next = ProjectionRunner(store: s.store, definitions: [BumpedResponses()], leaderPoll: 0.2)
         next.start()
         // The checkpoint left by the first runner is already caught up: wait for the new version's rebuild too.
-        _ = try await waitCaughtUp(next) { $0.allSatisfy { $0.version == 2 } }
+        _ = try await waitCaughtUp(next) { $0.allSatisfy { $0.version == BumpedResponses().version } }
         await next.stop()
         let after = try await ProjectionRunner.status(pool: s.store.pool, definitions: [BumpedResponses()])[0]
-        #expect(after.version == 2)
+        #expect(after.version == BumpedResponses().version)
         #expect(after.rebuiltAt != nil && after.rebuiltAt! > (before.rebuiltAt ?? .distantPast))
     }
 }
@@ -334,7 +334,7 @@ final class BrokenTasks: ProjectionDefinition, @unchecked Sendable {
         let owner: BrokenTasks
         init(inner: any ProjectionState, owner: BrokenTasks) { self.inner = inner; self.owner = owner }
         func apply(_ event: RecordedEvent) throws {
-            if let title = owner.failOnTitle.withLock({ $0 }), let created = try EventCodec.decode(event) as? TaskCreated, created.title == title {
+            if let title = owner.failOnTitle.withLock({ $0 }), case .taskCreated(let created) = try EventCodec.decode(event), created.title == title {
                 throw Poison(title: title)
             }
             try inner.apply(event)
@@ -348,7 +348,7 @@ final class BrokenTasks: ProjectionDefinition, @unchecked Sendable {
 struct BumpedResponses: ProjectionDefinition {
     let base = ResponseProjection()
     var name: String { base.name }
-    var version: Int { 2 }
+    var version: Int { base.version + 1 }
     var tables: [String] { base.tables }
     var eventTypes: [String]? { base.eventTypes }
     func createTables(suffix: String) -> [String] { base.createTables(suffix: suffix) }

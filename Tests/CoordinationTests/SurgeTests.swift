@@ -26,7 +26,7 @@ struct SurgeTests {
                 == .invalidTransition(kind: "deployment", id: "D-1", current: "requested", action: "extend"))
         _ = try await s.execute(ConfirmDeployment(id: "D-1"), ctx)
         _ = try await s.execute(ArriveDeployment(id: "D-1"), ctx)
-        #expect(await domainError { _ = try await s.execute(ExtendDeployment(id: "D-1", end: day("2026-12-01")), ctx) }?.problemType == "validation")
+        #expect(await domainError { _ = try await s.execute(ExtendDeployment(id: "D-1", end: day("2026-12-01")), ctx) }?.caseName == "validation")
         let extended = try await s.execute(ExtendDeployment(id: "D-1", end: day("2026-12-31")), ctx)
         #expect(try stateJSON(extended)["end"] as? String == "2026-12-31")
         #expect(try stateJSON(extended)["status"] as? String == "deployed")
@@ -49,7 +49,7 @@ struct SurgeTests {
                                                       start: day("2026-12-10"), end: day("2026-12-20")), ctx)
         }
         #expect(overlap == .deploymentOverlap(person: "P-001", conflicting: "D-1", kind: "deployment"))
-        #expect(overlap?.problemType == "deployment-overlap")
+        #expect(overlap?.caseName == "deployment-overlap")
         #expect(!(overlap?.description.contains("Maria") ?? true))
         // Adjacent is fine; a cancelled deployment frees its dates.
         _ = try await s.execute(RequestDeployment(id: "D-3", person: "P-001", response: "PHL-2026-TC-01", profile: "CCCM",
@@ -64,7 +64,7 @@ struct SurgeTests {
         #expect(await domainError {
             _ = try await s.execute(RequestDeployment(person: "P-002", response: "PHL-2026-TC-01", profile: "WASH",
                                                       start: day("2026-12-01"), end: day("2026-12-24")), ctx)
-        }?.problemType == "deployment-overlap")
+        }?.caseName == "deployment-overlap")
         // Extending into another booking is refused too.
         _ = try await s.execute(ConfirmDeployment(id: "D-4"), ctx)
         _ = try await s.execute(ArriveDeployment(id: "D-4"), ctx)
@@ -73,7 +73,7 @@ struct SurgeTests {
         // A profile the person is not rostered for, an unknown person, dates reversed.
         #expect(await domainError {
             _ = try await s.execute(RequestDeployment(person: "P-002", response: "PHL-2026-TC-01", profile: "IM", start: day("2027-02-01"), end: day("2027-02-10")), ctx)
-        }?.problemType == "rule-violation")
+        }?.caseName == "rule-violation")
         #expect(await domainError {
             _ = try await s.execute(RequestDeployment(person: "P-999", response: "PHL-2026-TC-01", profile: "IM", start: day("2027-02-01"), end: day("2027-02-10")), ctx)
         } == .notFound(kind: "person", id: "P-999"))
@@ -114,6 +114,6 @@ struct SurgeTests {
         #expect(await domainError {
             _ = try await s.execute(RequestDeployment(person: "P-002", response: "PHL-2026-TC-01", profile: "WASH", start: day("2027-02-01"), end: day("2027-02-10")), ctx)
         } == .rule("response PHL-2026-TC-01 is closed"))
-        #expect(await domainError { _ = try await s.execute(CloseResponse(id: "PHL-2026-TC-01"), ctx) }?.problemType == "invalid-transition")
+        #expect(await domainError { _ = try await s.execute(CloseResponse(id: "PHL-2026-TC-01"), ctx) }?.caseName == "invalid-transition")
     }
 }

@@ -6,7 +6,40 @@ import TestSupport
 
 @Suite("Read-model table writes")
 struct TableIOTests {
-    static let columns = "key, warehouse, on_hand"
+    struct Row: Sendable, Equatable {
+        var key = "", warehouse = ""
+        var onHand: Int64 = 0
+        var minimum: Int64?
+        var tags: [String] = []
+        var at: Date?
+        var day: Day?
+        var status: String { onHand < (minimum ?? 0) ? "below" : "ok" }
+    }
+    static let table = ReadModelTable<Row>("rm_t", key: "key", indexes: ["(warehouse)"], empty: { Row() }, [
+        Column("key", \.key), Column("warehouse", \.warehouse), Column("on_hand", \.onHand), Column("minimum", \.minimum),
+        Column("tags", \.tags), Column("at", \.at), Column("day", \.day), Column("status", derived: \.status),
+    ])
+
+    @Test("a table declared once: its DDL types and nullability follow the Swift properties, rows load back as written")
+    func declaredOnce() async throws {
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        let c = try TestDatabase.connection(like: pool)
+        defer { c.close() }
+        #expect(Self.table.createStatements(suffix: "") == [
+            "CREATE TABLE rm_t (key text NOT NULL, warehouse text NOT NULL, on_hand bigint NOT NULL, minimum bigint, tags jsonb NOT NULL, "
+                + "at timestamptz, day date, status text NOT NULL, PRIMARY KEY (key))",
+            "CREATE INDEX ON rm_t (warehouse)",
+        ])
+        for ddl in Self.table.createStatements(suffix: "") { try c.execute(unsafe: ddl) }
+        let rows = [Row(key: "a", warehouse: "W\t1", onHand: 5, minimum: 10, tags: ["x", "y\"z"], at: Date(timeIntervalSince1970: 1_790_000_000.25),
+                        day: Day("2026-11-08")),
+                    Row(key: "b", warehouse: "W2", onHand: 0)]
+        try Self.table.copy(c, suffix: "", rows: rows)
+        let loaded = try Self.table.load(c, suffix: "").sorted { $0.key < $1.key }
+        #expect(loaded == rows)
+        #expect(try c.query("SELECT status FROM rm_t ORDER BY key").rows.map { try $0.decode(0, as: String.self) } == ["below", "ok"])
+    }
 
     @Test("replaced rows are updated in place (HOT), never deleted and re-inserted, and hold the last values")
     func replaceKeepsTablesSmall() async throws {
@@ -14,9 +47,10 @@ struct TableIOTests {
         defer { pool.close() }
         let c = try TestDatabase.connection(like: pool)
         defer { c.close() }
-        try c.execute(unsafe: "CREATE TABLE rm_t (key text PRIMARY KEY, warehouse text NOT NULL, on_hand bigint NOT NULL); CREATE INDEX rm_t_warehouse_idx ON rm_t (warehouse)")
+        for ddl in Self.table.createStatements(suffix: "") { try c.execute(unsafe: ddl) }
         let keys = (0..<8).map { "W\($0 % 2)/I\($0)" }
-        func lines(_ n: Int) -> [String] { keys.enumerated().map { "\($1)\tW\($0 % 2)\t\(n * 10 + $0)" } }
+        func lines(_ n: Int) -> [Row] { keys.enumerated().map { Row(key: $1, warehouse: "W\($0 % 2)", onHand: Int64(n * 10 + $0)) } }
+        func replace(_ c: PostgresConnection, _ keys: [String], _ rows: [Row]) throws { try Self.table.replace(c, suffix: "", keys: keys, rows: rows) }
         // Replacing existing rows updates them (no delete, no insert), as heap-only tuples while the page has
         // room: no new index entries. Deleting and re-inserting left a dead tuple and a dead entry in every
         // index per replacement, and rm_stock had hundreds of dead index entries per live row under load.
@@ -32,7 +66,7 @@ struct TableIOTests {
             // The counters are the session's changes not yet reported, so the difference across the call is taken.
             let counts = try c.transaction { c in
                 let before = try changes(c)
-                try TableIO.replace(c, table: "rm_t", suffix: "", columns: Self.columns, keyColumn: "key", keys: keys, lines: lines(n))
+                try replace(c, keys, lines(n))
                 return zip(try changes(c), before).map { $0 - $1 }
             }
             // (PostgreSQL also counts an insert for each ON CONFLICT DO UPDATE, so inserts are not checked after the first.)
@@ -45,15 +79,15 @@ struct TableIOTests {
         #expect(try rows.map { try $0.decode(2, as: Int64.self) } == keys.indices.map { Int64(19_990 + $0) })
         // Two replacements of the same rows in one transaction: the second sees only its own lines.
         try c.transaction { c in
-            try TableIO.replace(c, table: "rm_t", suffix: "", columns: Self.columns, keyColumn: "key", keys: keys, lines: lines(5_000))
-            try TableIO.replace(c, table: "rm_t", suffix: "", columns: Self.columns, keyColumn: "key", keys: keys, lines: lines(6_000))
+            try replace(c, keys, lines(5_000))
+            try replace(c, keys, lines(6_000))
         }
         #expect(try c.query("SELECT min(on_hand) FROM rm_t").decode(0, 0, as: Int64.self) == 60_000)
         // A key without a line is deleted; outside a transaction rows are deleted and copied.
         try c.transaction { c in
-            try TableIO.replace(c, table: "rm_t", suffix: "", columns: Self.columns, keyColumn: "key", keys: [keys[0], "gone"], lines: ["\(keys[0])\tW0\t1"])
+            try replace(c, [keys[0], "gone"], [Row(key: keys[0], warehouse: "W0", onHand: 1)])
         }
-        try TableIO.replace(c, table: "rm_t", suffix: "", columns: Self.columns, keyColumn: "key", keys: [keys[1]], lines: ["\(keys[1])\tW1\t2"])
+        try replace(c, [keys[1]], [Row(key: keys[1], warehouse: "W1", onHand: 2)])
         let after = try c.query("SELECT on_hand FROM rm_t WHERE key = ANY(\([keys[0], keys[1]])::text[]) ORDER BY key").rows
         #expect(try after.map { try $0.decode(0, as: Int64.self) } == [1, 2])
     }

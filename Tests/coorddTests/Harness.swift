@@ -7,14 +7,15 @@ import TestSupport
 import Glibc
 #endif
 
-/// A coordd in-process: API, projections and server on a free port, on a fresh schema.
+/// A coordd in-process, built by the daemon's own composition root (`Daemon`) on a fresh schema and a free port.
 final class TestDaemon: @unchecked Sendable {
-    let store: EventStore
-    let service: CoordinationService
-    let runner: ProjectionRunner
-    let app: App
-    let server: HTTPServer
-    var port: UInt16 { server.boundPort }
+    let daemon: Daemon
+    var store: EventStore { daemon.store }
+    var service: CoordinationService { daemon.service }
+    var runner: ProjectionRunner { daemon.runner }
+    var app: App { daemon.app }
+    var server: HTTPServer { daemon.server }
+    var port: UInt16 { daemon.port }
     let admin: String
     let operatorToken: String
     let viewer: String
@@ -22,18 +23,10 @@ final class TestDaemon: @unchecked Sendable {
     init(pool given: PostgresPool? = nil, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws {
         let pool: PostgresPool
         if let given { pool = given } else { pool = try await TestDatabase.makePool(poolSize: 12, sets: Coordination.migrationSets) }
-        store = EventStore(pool: pool)
-        service = CoordinationService(store: store)
-        runner = ProjectionRunner(store: store, definitions: Coordination.projections, leaderPoll: 0.2)
-        runner.start()
-        app = App(service: service, runner: runner, logger: .silent, metrics: Metrics(), metricsOpen: true)
         var config = HTTPServerConfiguration()
         config.port = 0
         configure(&config)
-        let app = self.app
-        server = HTTPServer(configuration: config, logger: .silent) { await app.handle($0) }
-        try server.start()
-        app.link.set(server)
+        daemon = try Daemon(pool: pool, http: config, logger: .silent, leaderPoll: 0.2)
         let tokens = TokenStore(pool: pool)
         admin = try await tokens.create(subject: "admin-1", role: .admin).token
         operatorToken = try await tokens.create(subject: "officer-7", role: .operator).token
@@ -41,11 +34,7 @@ final class TestDaemon: @unchecked Sendable {
     }
 
     func stop() async {
-        let server = self.server
-        _ = try? await runBlocking { server.shutdown(grace: 2) }
-        app.fanout.stop()
-        await runner.stop()
-        store.close()
+        _ = await daemon.stop(grace: 2)
     }
 
     /// Waits until the read models have caught up with the log.
@@ -57,81 +46,8 @@ final class TestDaemon: @unchecked Sendable {
     }
 }
 
-struct RawResponse: @unchecked Sendable {
-    let status: Int
-    let headers: [String: String]
-    let body: String
-    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
-}
-
-/// A plain TCP client that writes exactly the bytes a test gives it.
-final class RawClient {
-    let fd: Int32
-    private var buffer: [UInt8] = []
-
-    init(port: UInt16) throws {
-        fd = try Loopback.connect(port: port, receiveTimeout: 10)
-    }
-
-    deinit { close(fd) }
-
-    func send(_ text: String) { send(Array(text.utf8)) }
-    func send(_ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-
-    /// Reads more bytes; false at EOF or timeout.
-    private func fill() -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { return false }
-        buffer.append(contentsOf: chunk[0..<n])
-        return true
-    }
-
-    /// The next complete response (Content-Length framed), or nil if the connection closed first.
-    func response(head: Bool = false) -> RawResponse? {
-        while true {
-            if let end = ByteSearch.find(ByteSearch.crlfcrlf, in: buffer) {
-                let headText = String(decoding: buffer[0..<end], as: UTF8.self)
-                var lines = headText.components(separatedBy: "\r\n")
-                let statusLine = lines.removeFirst().split(separator: " ")
-                var headers: [String: String] = [:]
-                for l in lines { if let c = l.firstIndex(of: ":") { headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces) } }
-                let length = head ? 0 : Int(headers["content-length"] ?? "0") ?? 0
-                if buffer.count >= end + 4 + length {
-                    let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
-                    buffer.removeFirst(end + 4 + length)
-                    return RawResponse(status: Int(statusLine[1]) ?? 0, headers: headers, body: body)
-                }
-            }
-            if !fill() { return nil }
-        }
-    }
-
-    /// Everything until the server closes the connection (or the timeout).
-    func readUntilClosed() -> String {
-        while fill() {}
-        defer { buffer.removeAll() }
-        return String(decoding: buffer, as: UTF8.self)
-    }
-
-    /// Reads until `marker` has been seen (or the timeout).
-    func read(until marker: String) -> String {
-        while !String(decoding: buffer, as: UTF8.self).contains(marker) { if !fill() { break } }
-        return String(decoding: buffer, as: UTF8.self)
-    }
-
-    var isClosedByPeer: Bool {
-        var byte: UInt8 = 0
-        return recv(fd, &byte, 1, 0) == 0
-    }
-}
+typealias RawResponse = HTTPClientResponse
+typealias RawClient = HTTPClient
 
 extension TestDaemon {
     /// One request on a fresh connection. The blocking socket I/O runs off the cooperative pool, which the
@@ -142,18 +58,8 @@ extension TestDaemon {
     }
 
     static func blockingCall(port: UInt16, _ method: String, _ path: String, token: String?, body: String?, headers: [String: String]) throws -> RawResponse {
-        let client = try RawClient(port: port)
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: test\r\n"
-        if let token { text += "Authorization: Bearer \(token)\r\n" }
-        var hs = headers
-        if let body {
-            if hs["Content-Type"] == nil { hs["Content-Type"] = "application/json" }
-            hs["Content-Length"] = String(body.utf8.count)
-        }
-        for (k, v) in hs { text += "\(k): \(v)\r\n" }
-        text += "\r\n" + (body ?? "")
-        client.send(text)
-        guard let r = client.response(head: method == "HEAD") else { throw POSIXError(.ECONNRESET) }
-        return r
+        var headers = headers
+        if let token { headers["Authorization"] = "Bearer \(token)" }
+        return try HTTPClient.call(port: port, method, path, headers: headers, body: body)
     }
 }

@@ -156,7 +156,7 @@ extension RawClient: @unchecked Sendable {}
 struct SlowConsumerTests {
     @Test("a live-feed client that stops reading is disconnected instead of growing the server's memory")
     func slowConsumer() async throws {
-        let d = try await TestDaemon { $0.maxStreamBuffer = 64 * 1024 }
+        let d = try await TestDaemon { $0.maxQueuedOutput = 64 * 1024 }
         defer { Task { await d.stop() } }
         let port = d.port, token = d.viewer
         let client = try await offPool { () -> SendableClient in

@@ -51,7 +51,15 @@ public enum DemoScenario {
         Timestamp.formatDate(landfall.addingTimeInterval(Double(days) * 86_400))
     }
 
-    public static var lines: [Line] {
+    /// The dispatch the scenario records wrongly and reverses (500 typed for 50).
+    public static let reversedDispatch = (item: "HSHETARPW406", quantity: 500)
+
+    /// The scenario as `demo` loads it (the default actor).
+    public static var lines: [Line] { lines(actor: "demo") }
+
+    /// The scenario's commands. `actor` is who loads it: the reversal names its dispatch by the event id that
+    /// dispatch's idempotency key gives for that actor.
+    public static func lines(actor: String) -> [Line] {
         var out: [Line] = []
         func add(_ command: String, _ body: [String: any Sendable]) {
             out.append(Line(command: command, body: body, key: "demo-\(out.count + 1)"))
@@ -111,9 +119,11 @@ public enum DemoScenario {
         }
 
         // The response.
+        // Declared before the GLIDE number exists; it arrives on day 3 and is added by a correction.
         add("response.declare", ["id": responseID, "name": "Typhoon Halong – Eastern Visayas", "country": "PHL", "hazard": "typhoon",
-                                 "glide": "TC-2026-000187-PHL", "severity": "orange", "declared_at": at(0, hours: 2)])
+                                 "severity": "orange", "declared_at": at(0, hours: 2)])
         add("response.areas", ["id": responseID, "pcodes": ["PH08", "PH0826", "PH0837", "PH0860"], "occurred_at": at(0, hours: 6)])
+        add("response.amend", ["id": responseID, "glide": "TC-2026-000187-PHL", "reason": "GLIDE number issued on day 3"])
         add("response.severity", ["id": responseID, "severity": "red", "occurred_at": at(1, hours: 1)])
 
         // Stock moves: Manila and Cebu to the field, an airlift from Nairobi, distributions from the field.
@@ -133,11 +143,15 @@ public enum DemoScenario {
         add("stock.receive", ["warehouse": "MNL", "item": "HSHETARPW406", "quantity": 3000, "source": "internal", "reference": "AIRLIFT-NBO-1",
                               "occurred_at": at(4)])
         for (n, t) in transfers.enumerated() where n != 9 {
-            // Most arrive whole; the Guiuan ferry lost some to weather.
-            let received = n == 5 ? t.1 - 35 : t.1
-            add("stock.transfer.receive", ["id": t.0, "quantity": received, "occurred_at": at(3 + Double(n) * 0.5)])
+            if n == 5 {
+                // The Guiuan ferry arrives in two trips; after the second, what never came (35) is the loss in transit.
+                add("stock.transfer.receive", ["id": t.0, "quantity": 200, "occurred_at": at(3 + Double(n) * 0.5)])
+                add("stock.transfer.receive", ["id": t.0, "quantity": t.1 - 200 - 35, "final": true, "occurred_at": at(3.5 + Double(n) * 0.5)])
+                continue
+            }
+            add("stock.transfer.receive", ["id": t.0, "quantity": t.1, "occurred_at": at(3 + Double(n) * 0.5)])
         }
-        add("stock.transfer.cancel", ["id": transfers[9].0, "occurred_at": at(5)])
+        add("stock.transfer.cancel", ["id": transfers[9].0, "reason": "truck reassigned to the Ormoc route", "occurred_at": at(5.5)])
         let sites = ["Tacloban City Astrodome", "Palo evacuation centre", "Tanauan school", "Guiuan church", "Ormoc sports complex",
                      "Dulag barangay hall", "Basey covered court", "Marabut health centre"]
         let fieldStock: [(String, String, Int)] = [
@@ -157,6 +171,15 @@ public enum DemoScenario {
         }
         add("stock.adjust", ["warehouse": "TAC", "item": "HSHETARPW406", "delta": -25, "reason": "damaged", "note": "roof leak in bay 2",
                              "occurred_at": at(12)])
+        // 500 typed for 50: the airlift dispatch is reversed, then recorded again as it was.
+        let typo = out.count + 1
+        add("stock.dispatch", ["warehouse": "MNL", "item": reversedDispatch.item, "quantity": reversedDispatch.quantity,
+                               "destination": "Tacloban airport", "response": responseID, "reference": "WB-AIR-7", "transport": "air",
+                               "occurred_at": at(14)])
+        let typoID = CommandRunner.IdempotentIDs(actor: actor, command: DispatchStock.name, key: "demo-\(typo)").first
+        add("stock.movement.reverse", ["id": typoID.lowercasedString, "reason": "typed 500 for 50 on waybill WB-AIR-7"])
+        add("stock.dispatch", ["warehouse": "MNL", "item": reversedDispatch.item, "quantity": 50, "destination": "Tacloban airport",
+                               "response": responseID, "reference": "WB-AIR-7", "transport": "air", "occurred_at": at(14)])
         add("stock.count", ["warehouse": "GUI", "item": "HSHEMNETRL", "counted": 540, "occurred_at": at(20)])
 
         // Surge: a roster, deployments through their lifecycle, a few unfilled or cancelled.
@@ -182,13 +205,24 @@ public enum DemoScenario {
                                                 "occurred_at": at(0.3 + Double(d) * 0.15)]
             if let c = clusterFor[profile] { body["cluster"] = c }
             add("deployment.request", body)
-            if d % 11 == 10 { add("deployment.cancel", ["id": id, "occurred_at": at(1 + Double(d) * 0.1)]); continue }
+            if d % 11 == 10 {
+                add("deployment.cancel", ["id": id, "reason": "the requesting office withdrew the request", "occurred_at": at(0.7 + Double(d) * 0.15)])
+                continue
+            }
             if d >= 20 { continue }  // still requested: unfilled profiles
             add("deployment.confirm", ["id": id, "occurred_at": at(0.8 + Double(d) * 0.15)])
             if d >= 18 { continue }
-            add("deployment.arrive", ["id": id, "occurred_at": at(Double(start), hours: 9)])
+            var arrival = start
+            if d == 4 {
+                // A flight delay moves the start by a day, before arrival: a correction of the request.
+                arrival += 1
+                add("deployment.amend", ["id": id, "start": day(arrival), "end": day(arrival + 42), "reason": "flight delayed 24 h"])
+            }
+            add("deployment.arrive", ["id": id, "occurred_at": at(Double(arrival), hours: 9)])
             if d % 5 == 0 { add("deployment.extend", ["id": id, "end": day(start + 56), "occurred_at": at(Double(start) + 30)]) }
-            if d % 7 == 1 { add("deployment.complete", ["id": id, "occurred_at": at(Double(start) + 42)]) }
+            // One mission ends a week early (its remaining dates are freed), others on their planned end.
+            if d == 8 { add("deployment.complete", ["id": id, "occurred_at": at(Double(start) + 35)]) }
+            else if d % 7 == 1 { add("deployment.complete", ["id": id, "occurred_at": at(Double(start) + 42)]) }
         }
 
         // Cluster tasks across clusters, in every state.
@@ -221,7 +255,9 @@ public enum DemoScenario {
                 add("task.complete", ["id": id, "occurred_at": at(created + 3)])
                 add("task.verify", ["id": id, "occurred_at": at(created + 4)])
             case 5: add("task.cancel", ["id": id, "occurred_at": at(created + 1)])
-            case 6: add("task.comment", ["id": id, "text": "Partner capacity confirmed", "occurred_at": at(created + 0.7)])
+            case 6:
+                add("task.comment", ["id": id, "text": "Partner capacity confirmed", "occurred_at": at(created + 0.7)])
+                if t == 6 { add("task.amend", ["id": id, "due": day(Int(created) + 21), "reason": "access restored later than planned"]) }
             default: break
             }
         }
@@ -232,7 +268,7 @@ public enum DemoScenario {
     /// Returns (commands run, commands that were already loaded).
     public static func load(into service: CoordinationService, actor: String = "demo",
                             progress: (@Sendable (Int, Int) -> Void)? = nil) async throws -> (run: Int, duplicates: Int) {
-        let all = lines
+        let all = lines(actor: actor)
         var duplicates = 0
         for (n, line) in all.enumerated() {
             let ctx = CommandContext(actor: actor, correlationID: "demo-load", source: "demo", idempotencyKey: line.key)

@@ -15,9 +15,19 @@ struct WarehouseState: AggregateState {
     var lon: Double?
     var capacityM3: Int64?
 
-    mutating func apply(_ payload: any EventPayload, _ event: RecordedEvent) {
-        if let e = payload as? WarehouseRegistered {
+    mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
+        switch event {
+        case .warehouseRegistered(let e):
             (code, name, country, kind, pcode, lat, lon, capacityM3) = (e.code, e.name, e.country, e.kind, e.pcode, e.lat, e.lon, e.capacityM3)
+        case .warehouseAmended(let e):
+            if let v = e.name { name = v }
+            if let v = e.country { country = v }
+            if let v = e.kind { kind = v }
+            if let v = e.pcode { pcode = v }
+            if let v = e.lat { lat = v }
+            if let v = e.lon { lon = v }
+            if let v = e.capacityM3 { capacityM3 = v }
+        default: break
         }
     }
 }
@@ -29,17 +39,24 @@ struct ItemState: AggregateState {
     var category: String?
     var kit: [KitComponent]?
 
-    mutating func apply(_ payload: any EventPayload, _ event: RecordedEvent) {
-        if let e = payload as? ItemRegistered {
-            (code, name, unit, category, kit) = (e.code, e.name, e.unit, e.category, e.kit)
+    mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
+        switch event {
+        case .itemRegistered(let e): (code, name, unit, category, kit) = (e.code, e.name, e.unit, e.category, e.kit)
+        case .itemAmended(let e):
+            if let v = e.name { name = v }
+            if let v = e.unit { unit = v }
+            if let v = e.category { category = v }
+            if let v = e.kit { kit = v }
+        default: break
         }
     }
 }
 
-/// `POST /v1/warehouses`
+/// A warehouse: a global hub, a regional, national or field warehouse.
 public struct RegisterWarehouse: DomainCommand {
     public var createdStream: String? { Streams.warehouse(code) }
     public static let name = "warehouse.register"
+    public static let creates = true
     public static let fields = ["code", "name", "country", "kind", "pcode", "lat", "lon", "capacity_m3", "occurred_at"]
     public var code: String
     public var name: String
@@ -63,24 +80,29 @@ public struct RegisterWarehouse: DomainCommand {
         v.country(country, "country")
         v.oneOf(kind, "kind", WarehouseKind.all)
         v.pcode(pcode, "pcode")
+        Self.validatePlace(&v, lat: lat, lon: lon, capacityM3: capacityM3)
+        if (lat == nil) != (lon == nil) { v.fail(lat == nil ? "lat" : "lon", "lat and lon go together") }
+        v.time(occurredAt, "occurred_at")
+    }
+
+    static func validatePlace(_ v: inout Validator, lat: Double?, lon: Double?, capacityM3: Int64?) {
         if let lat, !(-90...90).contains(lat) { v.fail("lat", "must be from -90 to 90") }
         if let lon, !(-180...180).contains(lon) { v.fail("lon", "must be from -180 to 180") }
-        if (lat == nil) != (lon == nil) { v.fail(lat == nil ? "lat" : "lon", "lat and lon go together") }
         if let c = capacityM3, c < 0 || c > 10_000_000 { v.fail("capacity_m3", "must be from 0 to 10000000") }
-        v.time(occurredAt, "occurred_at")
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let e = WarehouseRegistered(code: code, name: name, country: country, kind: kind, pcode: pcode, lat: lat, lon: lon, capacityM3: capacityM3)
         return try await s.create(self, ctx, kind: "warehouse", id: code, stream: Streams.warehouse(code), state: WarehouseState.self,
-                                  occurredAt: occurredAt) { e }
+                                  occurredAt: occurredAt) { .warehouseRegistered(e) }
     }
 }
 
-/// `POST /v1/items`
+/// An item, by its Emergency Items Catalogue code where it has one; a kit lists its components.
 public struct RegisterItem: DomainCommand {
     public var createdStream: String? { Streams.item(code) }
     public static let name = "item.register"
+    public static let creates = true
     public static let fields = ["code", "name", "unit", "category", "kit", "occurred_at"]
     public var code: String
     public var name: String
@@ -98,16 +120,19 @@ public struct RegisterItem: DomainCommand {
         v.text(name, "name")
         v.text(unit, "unit", max: 32)
         v.text(category, "category", max: 64)
-        if let kit {
-            if kit.isEmpty || kit.count > 50 { v.fail("kit", "must list 1 to 50 components") }
-            for (i, c) in kit.enumerated() {
-                v.id(c.item, "kit[\(i)].item")
-                v.quantity(c.quantity, "kit[\(i)].quantity")
-                if c.item == code { v.fail("kit[\(i)].item", "a kit cannot contain itself") }
-            }
-            if Set(kit.map(\.item)).count != kit.count { v.fail("kit", "lists a component twice") }
-        }
+        Self.validateKit(&v, kit, code: code)
         v.time(occurredAt, "occurred_at")
+    }
+
+    static func validateKit(_ v: inout Validator, _ kit: [KitComponent]?, code: String) {
+        guard let kit else { return }
+        if kit.isEmpty || kit.count > 50 { v.fail("kit", "must list 1 to 50 components") }
+        for (i, c) in kit.enumerated() {
+            v.id(c.item, "kit[\(i)].item")
+            v.quantity(c.quantity, "kit[\(i)].quantity")
+            if c.item == code { v.fail("kit[\(i)].item", "a kit cannot contain itself") }
+        }
+        if Set(kit.map(\.item)).count != kit.count { v.fail("kit", "lists a component twice") }
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
@@ -116,36 +141,78 @@ public struct RegisterItem: DomainCommand {
         return try await s.create(self, ctx, kind: "item", id: code, stream: Streams.item(code), state: ItemState.self, occurredAt: occurredAt,
                                   check: {
             for c in components { try await s.requireExists("item", c, stream: Streams.item(c)) }
-        }) { e }
+        }) { .itemRegistered(e) }
     }
 }
 
-/// `PUT /v1/warehouses/{code}/levels/{item}`: prepositioning levels.
-public struct SetLevels: DomainCommand {
-    public static let name = "levels.set"
-    public static let fields = ["code", "item", "minimum", "target", "occurred_at"]
+/// Corrects a warehouse's registration; the code stays.
+public struct AmendWarehouse: DomainCommand {
+    public static let name = "warehouse.amend"
+    public static let fields = ["code", "name", "country", "kind", "pcode", "lat", "lon", "capacity_m3", "reason"]
     public var code: String
-    public var item: String
-    public var minimum: Int64
-    public var target: Int64
-    public var occurredAt: Date?
-
-    public init(code: String, item: String, minimum: Int64, target: Int64, occurredAt: Date? = nil) {
-        (self.code, self.item, self.minimum, self.target, self.occurredAt) = (code, item, minimum, target, occurredAt)
-    }
+    public var name: String?
+    public var country: String?
+    public var kind: String?
+    public var pcode: String?
+    public var lat: Double?
+    public var lon: Double?
+    public var capacityM3: Int64?
+    public var reason: String?
 
     public func validate(_ v: inout Validator) {
         v.id(code, "code")
-        v.id(item, "item")
-        if minimum < 0 || minimum > Validator.maxQuantity { v.fail("minimum", "must be from 0 to \(Validator.maxQuantity)") }
-        if target < 0 || target > Validator.maxQuantity { v.fail("target", "must be from 0 to \(Validator.maxQuantity)") }
-        if minimum > target { v.fail("minimum", "must not exceed target") }
-        v.time(occurredAt, "occurred_at")
+        v.text(name, "name")
+        v.country(country, "country")
+        v.oneOf(kind, "kind", WarehouseKind.all)
+        v.pcode(pcode, "pcode")
+        RegisterWarehouse.validatePlace(&v, lat: lat, lon: lon, capacityM3: capacityM3)
+        v.text(reason, "reason", max: 1000)
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        try await s.stockCommand(self, ctx, warehouse: code, item: item, occurredAt: occurredAt) { _ in
-            [StockLevelsSet(warehouse: code, item: item, minimum: minimum, target: target)]
+        let c = self
+        return try await s.step(self, ctx, kind: "warehouse", id: code, stream: Streams.warehouse(code), state: WarehouseState.self,
+                                occurredAt: nil) { w, version, _ in
+            let e = WarehouseAmended(code: c.code, name: Amend.changed(c.name, w.name), country: Amend.changed(c.country, w.country),
+                                     kind: Amend.changed(c.kind, w.kind), pcode: Amend.changed(c.pcode, w.pcode),
+                                     lat: Amend.changed(c.lat, w.lat), lon: Amend.changed(c.lon, w.lon),
+                                     capacityM3: Amend.changed(c.capacityM3, w.capacityM3), reason: c.reason, amends: version)
+            try Amend.requireChange([e.name, e.country, e.kind, e.pcode, e.lat, e.lon, e.capacityM3])
+            if ((e.lat ?? w.lat) == nil) != ((e.lon ?? w.lon) == nil) { throw DomainError.invalid("lat", "lat and lon go together") }
+            return [.warehouseAmended(e)]
+        }
+    }
+}
+
+/// Corrects an item's registration (name, unit, category, kit components); the code stays.
+public struct AmendItem: DomainCommand {
+    public static let name = "item.amend"
+    public static let fields = ["code", "name", "unit", "category", "kit", "reason"]
+    public var code: String
+    public var name: String?
+    public var unit: String?
+    public var category: String?
+    public var kit: [KitComponent]?
+    public var reason: String?
+
+    public func validate(_ v: inout Validator) {
+        v.id(code, "code")
+        v.text(name, "name")
+        v.text(unit, "unit", max: 32)
+        v.text(category, "category", max: 64)
+        RegisterItem.validateKit(&v, kit, code: code)
+        v.text(reason, "reason", max: 1000)
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let c = self
+        for component in kit ?? [] { try await s.requireExists("item", component.item, stream: Streams.item(component.item)) }
+        return try await s.step(self, ctx, kind: "item", id: code, stream: Streams.item(code), state: ItemState.self, occurredAt: nil) { i, version, _ in
+            let e = ItemAmended(code: c.code, name: Amend.changed(c.name, i.name), unit: Amend.changed(c.unit, i.unit),
+                                category: Amend.changed(c.category, i.category), kit: Amend.changed(c.kit, i.kit), reason: c.reason,
+                                amends: version)
+            try Amend.requireChange([e.name, e.unit, e.category, e.kit])
+            return [.itemAmended(e)]
         }
     }
 }

@@ -44,67 +44,21 @@ public struct Replay: Sendable {
         try await store.forEach(until: limit, batchSize: 10_000, body)
     }
 
-    // MARK: Which events concern a response
-
-    /// Tracks the ids that belong to one response as the log is read in order.
-    struct Membership {
-        let response: String
-        var deployments = Set<String>()
-        var tasks = Set<String>()
-        var transfers = Set<String>()
-        var people = Set<String>()
-
-        mutating func concerns(_ payload: any EventPayload, _ e: RecordedEvent) -> Bool {
-            switch payload {
-            case let p as ResponseDeclared: return p.response == response
-            case let p as ResponseSeverityChanged: return p.response == response
-            case let p as ResponseAreasAdded: return p.response == response
-            case let p as ResponsePhaseChanged: return p.response == response
-            case let p as ResponseClosed: return p.response == response
-            case let p as DeploymentRequested:
-                guard p.response == response else { return false }
-                deployments.insert(p.deployment); people.insert(p.person)
-                return true
-            case let p as DeploymentConfirmed: return deployments.contains(p.deployment)
-            case let p as DeploymentArrived: return deployments.contains(p.deployment)
-            case let p as DeploymentExtended: return deployments.contains(p.deployment)
-            case let p as DeploymentCompleted: return deployments.contains(p.deployment)
-            case let p as DeploymentCancelled: return deployments.contains(p.deployment)
-            case let p as TaskCreated:
-                guard p.response == response else { return false }
-                tasks.insert(p.task)
-                return true
-            case let p as TaskAssigned: return tasks.contains(p.task)
-            case let p as TaskStarted: return tasks.contains(p.task)
-            case let p as TaskBlocked: return tasks.contains(p.task)
-            case let p as TaskCompleted: return tasks.contains(p.task)
-            case let p as TaskVerified: return tasks.contains(p.task)
-            case let p as TaskCancelled: return tasks.contains(p.task)
-            case let p as TaskReopened: return tasks.contains(p.task)
-            case let p as TaskCommented: return tasks.contains(p.task)
-            case let p as StockDispatched: return p.response == response
-            case let p as TransferCreated:
-                guard p.response == response else { return false }
-                transfers.insert(p.transfer)
-                return true
-            case let p as TransferReceived: return transfers.contains(p.transfer)
-            case let p as TransferCancelled: return transfers.contains(p.transfer)
-            default: return false
-            }
-        }
-    }
-
     // MARK: Timeline
 
     public struct TimelineEntry: Sendable {
         public let event: RecordedEvent
-        public let payload: any EventPayload
+        public let decoded: DomainEvent
         public let text: String
         public let cluster: String?
         public let warehouse: String?
         public let item: String?
         public let quantity: Int64?
         public let person: String?
+        /// Who recorded it (the token subject that issued the command).
+        public let actor: String?
+        /// For a correction (an amendment or a reversal): what it corrects, a stream version or a movement id.
+        public let corrects: String?
     }
 
     public struct TimelineFilter: Sendable {
@@ -121,52 +75,76 @@ public struct Replay: Sendable {
 
     /// The response's events in log order, each as a readable line. Nil when the response does not exist.
     public func timeline(response: String, filter: TimelineFilter = TimelineFilter()) async throws -> [TimelineEntry]? {
-        var membership = Membership(response: response)
+        var membership = ResponseMembership(response: response)
         let names = NameBook()
         var out: [TimelineEntry] = []
         var declared = false
         var clusters: [String: String] = [:]  // deployment/task -> cluster
         try await allEvents(limit: .none) { e in
-            guard let payload = try? EventCodec.decode(e) else { return }
-            names.learn(payload)
-            guard membership.concerns(payload, e) else { return }
-            if payload is ResponseDeclared { declared = true }
-            let facts = Self.facts(payload, clusters: &clusters)
+            guard let decoded = try? EventCodec.decode(e) else { return }
+            names.learn(decoded)
+            guard membership.concerns(decoded) else { return }
+            if case .responseDeclared = decoded { declared = true }
+            let facts = Self.facts(decoded, clusters: &clusters)
             if let from = filter.from, e.occurredAt < from { return }
             if let to = filter.to, e.occurredAt > to { return }
             if let c = filter.cluster, facts.cluster != c { return }
             if let w = filter.warehouse, facts.warehouse != w { return }
             if let p = filter.person, facts.person != p { return }
             if let t = filter.types, !t.contains(e.type) { return }
-            out.append(TimelineEntry(event: e, payload: payload, text: Self.describe(payload, names), cluster: facts.cluster,
-                                     warehouse: facts.warehouse, item: facts.item, quantity: facts.quantity, person: facts.person))
+            let actor = e.actor
+            out.append(TimelineEntry(event: e, decoded: decoded, text: Self.describe(decoded, names, actor: actor), cluster: facts.cluster,
+                                     warehouse: facts.warehouse, item: facts.item, quantity: facts.quantity, person: facts.person,
+                                     actor: actor, corrects: Self.corrects(decoded)))
         }
         return declared ? out : nil
     }
 
     struct Facts { var cluster, warehouse, item: String?; var quantity: Int64?; var person: String? }
 
-    static func facts(_ p: any EventPayload, clusters: inout [String: String]) -> Facts {
-        switch p {
-        case let e as DeploymentRequested:
+    static func facts(_ event: DomainEvent, clusters: inout [String: String]) -> Facts {
+        switch event {
+        case .deploymentRequested(let e):
             if let c = e.cluster { clusters[e.deployment] = c }
             return Facts(cluster: e.cluster, person: e.person)
-        case let e as TaskCreated:
+        case .deploymentAmended(let e):
+            if let c = e.cluster { clusters[e.deployment] = c }
+            return Facts(cluster: clusters[e.deployment])
+        case .taskCreated(let e):
             clusters[e.task] = e.cluster
             return Facts(cluster: e.cluster)
-        case let e as DeploymentConfirmed: return Facts(cluster: clusters[e.deployment])
-        case let e as DeploymentArrived: return Facts(cluster: clusters[e.deployment])
-        case let e as DeploymentExtended: return Facts(cluster: clusters[e.deployment])
-        case let e as DeploymentCompleted: return Facts(cluster: clusters[e.deployment])
-        case let e as DeploymentCancelled: return Facts(cluster: clusters[e.deployment])
-        case let e as StockDispatched: return Facts(warehouse: e.warehouse, item: e.item, quantity: e.quantity)
-        case let e as TransferCreated: return Facts(warehouse: e.from, item: e.item, quantity: e.quantity)
-        default:
-            if let task = (p as? TaskAssigned)?.task ?? (p as? TaskStarted)?.task ?? (p as? TaskBlocked)?.task ?? (p as? TaskCompleted)?.task
-                ?? (p as? TaskVerified)?.task ?? (p as? TaskCancelled)?.task ?? (p as? TaskReopened)?.task ?? (p as? TaskCommented)?.task {
-                return Facts(cluster: clusters[task])
-            }
-            return Facts()
+        case .stockDispatched(let e): return Facts(warehouse: e.warehouse, item: e.item, quantity: e.quantity)
+        case .stockMovementReversed(let e): return Facts(warehouse: e.warehouse, item: e.item, quantity: e.delta)
+        case .transferCreated(let e): return Facts(warehouse: e.from, item: e.item, quantity: e.quantity)
+        case .deploymentConfirmed(let e): return Facts(cluster: clusters[e.deployment])
+        case .deploymentArrived(let e): return Facts(cluster: clusters[e.deployment])
+        case .deploymentExtended(let e): return Facts(cluster: clusters[e.deployment])
+        case .deploymentCompleted(let e): return Facts(cluster: clusters[e.deployment])
+        case .deploymentCancelled(let e): return Facts(cluster: clusters[e.deployment])
+        case .taskAmended(let e): return Facts(cluster: clusters[e.task])
+        case .taskAssigned(let e): return Facts(cluster: clusters[e.task])
+        case .taskStarted(let e): return Facts(cluster: clusters[e.task])
+        case .taskBlocked(let e): return Facts(cluster: clusters[e.task])
+        case .taskCompleted(let e): return Facts(cluster: clusters[e.task])
+        case .taskVerified(let e): return Facts(cluster: clusters[e.task])
+        case .taskCancelled(let e): return Facts(cluster: clusters[e.task])
+        case .taskReopened(let e): return Facts(cluster: clusters[e.task])
+        case .taskCommented(let e): return Facts(cluster: clusters[e.task])
+        default: return Facts()
+        }
+    }
+
+    /// What a correction corrects: `version N` of the stream it amends, or the movement it reverses.
+    static func corrects(_ event: DomainEvent) -> String? {
+        switch event {
+        case .responseAmended(let e): return "version \(e.amends)"
+        case .warehouseAmended(let e): return "version \(e.amends)"
+        case .itemAmended(let e): return "version \(e.amends)"
+        case .personAmended(let e): return "version \(e.amends)"
+        case .deploymentAmended(let e): return "version \(e.amends)"
+        case .taskAmended(let e): return "version \(e.amends)"
+        case .stockMovementReversed(let e): return e.movement
+        default: return nil
         }
     }
 
@@ -174,43 +152,85 @@ public struct Replay: Sendable {
     final class NameBook: @unchecked Sendable {
         var items: [String: String] = [:]
         var warehouses: [String: String] = [:]
-        func learn(_ p: any EventPayload) {
-            if let i = p as? ItemRegistered { items[i.code] = i.name }
-            if let w = p as? WarehouseRegistered { warehouses[w.code] = w.name }
+        func learn(_ event: DomainEvent) {
+            switch event {
+            case .itemRegistered(let i): items[i.code] = i.name
+            case .itemAmended(let i): if let n = i.name { items[i.code] = n }
+            case .warehouseRegistered(let w): warehouses[w.code] = w.name
+            case .warehouseAmended(let w): if let n = w.name { warehouses[w.code] = n }
+            default: break
+            }
         }
         func item(_ code: String) -> String { items[code].map { "\(code) \($0.lowercased())" } ?? code }
     }
 
-    static func describe(_ p: any EventPayload, _ n: NameBook) -> String {
-        switch p {
-        case let e as ResponseDeclared: return "Response declared: \(e.name) (\(e.hazard), \(e.country), severity \(e.severity))"
-        case let e as ResponseSeverityChanged: return "Severity changed from \(e.previous) to \(e.severity)"
-        case let e as ResponseAreasAdded: return "Areas added: \(e.pcodes.joined(separator: ", "))"
-        case let e as ResponsePhaseChanged: return "Phase changed from \(e.previous) to \(e.phase)"
-        case is ResponseClosed: return "Response closed"
-        case let e as DeploymentRequested:
-            return "Deployment \(e.deployment) requested: \(e.profile) from \(e.start) to \(e.end)" + (e.dutyStation.map { " at \($0)" } ?? "")
-        case let e as DeploymentConfirmed: return "Deployment \(e.deployment) confirmed"
-        case let e as DeploymentArrived: return "Deployment \(e.deployment) arrived"
-        case let e as DeploymentExtended: return "Deployment \(e.deployment) extended from \(e.previousEnd) to \(e.end)"
-        case let e as DeploymentCompleted: return "Deployment \(e.deployment) completed"
-        case let e as DeploymentCancelled: return "Deployment \(e.deployment) cancelled"
-        case let e as TaskCreated: return "Task \(e.task) created (\(e.cluster), \(e.priority)): \(e.title)"
-        case let e as TaskAssigned: return "Task \(e.task) assigned to \(e.assignee)"
-        case let e as TaskStarted: return "Task \(e.task) started"
-        case let e as TaskBlocked: return "Task \(e.task) blocked: \(e.reason)"
-        case let e as TaskCompleted: return "Task \(e.task) completed"
-        case let e as TaskVerified: return "Task \(e.task) verified"
-        case let e as TaskCancelled: return "Task \(e.task) cancelled"
-        case let e as TaskReopened: return "Task \(e.task) reopened"
-        case let e as TaskCommented: return "Task \(e.task) comment: \(e.text)"
-        case let e as StockDispatched:
+    /// One line of an after-action document. Exhaustive: every event type has its wording.
+    static func describe(_ event: DomainEvent, _ n: NameBook, actor: String?) -> String {
+        let by = actor.map { " by \($0)" } ?? ""
+        func because(_ reason: String?) -> String { reason.map { ": \($0)" } ?? "" }
+        func fields(_ pairs: [(String, String?)]) -> String {
+            pairs.compactMap { name, value in value.map { "\(name) \($0)" } }.joined(separator: ", ")
+        }
+        switch event {
+        case .responseDeclared(let e): return "Response declared: \(e.name) (\(e.hazard), \(e.country), severity \(e.severity))"
+        case .responseAmended(let e):
+            return "Response corrected\(by) (version \(e.amends)): " + fields([("name", e.name), ("GLIDE", e.glide), ("country", e.country)]) + because(e.reason)
+        case .responseSeverityChanged(let e): return "Severity changed from \(e.previous) to \(e.severity)"
+        case .responseAreasAdded(let e): return "Areas added: \(e.pcodes.joined(separator: ", "))"
+        case .responsePhaseChanged(let e): return "Phase changed from \(e.previous) to \(e.phase)"
+        case .responseClosed: return "Response closed"
+        case .warehouseRegistered(let e): return "Warehouse \(e.code) registered: \(e.name)"
+        case .warehouseAmended(let e): return "Warehouse \(e.code) corrected\(by) (version \(e.amends))" + because(e.reason)
+        case .itemRegistered(let e): return "Item \(e.code) registered: \(e.name)"
+        case .itemAmended(let e): return "Item \(e.code) corrected\(by) (version \(e.amends))" + because(e.reason)
+        case .stockLevelsSet(let e): return "Levels of \(n.item(e.item)) at \(e.warehouse): minimum \(e.minimum), target \(e.target)"
+        case .stockReceived(let e): return "Received \(e.quantity) x \(n.item(e.item)) at \(e.warehouse)" + (e.reference.map { " (\($0))" } ?? "")
+        case .stockDispatched(let e):
             return "Dispatched \(e.quantity) x \(n.item(e.item)) from \(e.warehouse) to \(e.destination)" + (e.reference.map { " (waybill \($0))" } ?? "")
-        case let e as TransferCreated:
+        case .stockAdjusted(let e): return "Adjusted \(n.item(e.item)) at \(e.warehouse) by \(e.delta) (\(e.reason))"
+        case .stockCounted(let e): return "Counted \(e.counted) x \(n.item(e.item)) at \(e.warehouse) (book \(e.book), variance \(e.variance))"
+        case .stockMovementReversed(let e):
+            return "\(e.movementType.capitalized) \(e.movement) reversed\(by): \(e.delta > 0 ? "+" : "")\(e.delta) x \(n.item(e.item)) at \(e.warehouse)" + because(e.reason)
+        case .stockTransferSent(let e): return "Sent \(e.quantity) x \(n.item(e.item)) from \(e.warehouse) to \(e.to) (transfer \(e.transfer))"
+        case .stockTransferReceived(let e): return "Received \(e.quantity) x \(n.item(e.item)) at \(e.warehouse) from \(e.from) (transfer \(e.transfer))"
+        case .stockTransferReturned(let e): return "Returned \(e.quantity) x \(n.item(e.item)) to \(e.warehouse) (transfer \(e.transfer) cancelled)"
+        case .transferCreated(let e):
             return "Transfer \(e.transfer): \(e.quantity) x \(n.item(e.item)) sent from \(e.from) to \(e.to)" + (e.reference.map { " (waybill \($0))" } ?? "")
-        case let e as TransferReceived: return "Transfer \(e.transfer) received: \(e.received)" + (e.lost > 0 ? ", \(e.lost) lost in transit" : "")
-        case let e as TransferCancelled: return "Transfer \(e.transfer) cancelled"
-        default: return type(of: p).eventType
+        case .transferReceived(let e):
+            let part = e.closes ? "received" : "partly received"
+            return "Transfer \(e.transfer) \(part): \(e.received)" + (e.closes && e.lost > 0 ? ", \(e.lost) lost in transit" : "")
+        case .transferCancelled(let e): return "Transfer \(e.transfer) cancelled" + because(e.reason)
+        case .personRegistered(let e): return "Person \(e.person) added to the roster"
+        case .personAmended(let e): return "Person \(e.person) corrected\(by) (version \(e.amends))" + because(e.reason)
+        case .personUnavailabilityAdded(let e): return "Person \(e.person) unavailable from \(e.from) to \(e.to)"
+        case .personBooked(let e): return "Person \(e.person) booked for deployment \(e.deployment) from \(e.start) to \(e.end)"
+        case .personBookingExtended(let e): return "Person \(e.person)'s booking for \(e.deployment) extended to \(e.end)"
+        case .personBookingChanged(let e): return "Person \(e.person)'s booking for \(e.deployment) now \(e.start) to \(e.end)"
+        case .personBookingReleased(let e): return "Person \(e.person)'s booking for \(e.deployment) released"
+        case .deploymentRequested(let e):
+            return "Deployment \(e.deployment) requested: \(e.profile) from \(e.start) to \(e.end)" + (e.dutyStation.map { " at \($0)" } ?? "")
+        case .deploymentAmended(let e):
+            let changes = fields([("start", e.start?.description), ("end", e.end?.description), ("duty station", e.dutyStation),
+                                  ("profile", e.profile), ("cluster", e.cluster)])
+            return "Deployment \(e.deployment) corrected\(by) (version \(e.amends)): \(changes)" + because(e.reason)
+        case .deploymentConfirmed(let e): return "Deployment \(e.deployment) confirmed"
+        case .deploymentArrived(let e): return "Deployment \(e.deployment) arrived"
+        case .deploymentExtended(let e): return "Deployment \(e.deployment) extended from \(e.previousEnd) to \(e.end)"
+        case .deploymentCompleted(let e): return "Deployment \(e.deployment) completed"
+        case .deploymentCancelled(let e): return "Deployment \(e.deployment) cancelled" + because(e.reason)
+        case .taskCreated(let e): return "Task \(e.task) created (\(e.cluster), \(e.priority)): \(e.title)"
+        case .taskAmended(let e):
+            let changes = fields([("title", e.title), ("priority", e.priority), ("due", e.due?.description), ("P-code", e.pcode),
+                                  ("lead", e.leadOrg), ("description", e.description.map { _ in "changed" })])
+            return "Task \(e.task) corrected\(by) (version \(e.amends)): \(changes)" + because(e.reason)
+        case .taskAssigned(let e): return "Task \(e.task) assigned to \(e.assignee)"
+        case .taskStarted(let e): return "Task \(e.task) started"
+        case .taskBlocked(let e): return "Task \(e.task) blocked: \(e.reason)"
+        case .taskCompleted(let e): return "Task \(e.task) completed"
+        case .taskVerified(let e): return "Task \(e.task) verified"
+        case .taskCancelled(let e): return "Task \(e.task) cancelled"
+        case .taskReopened(let e): return "Task \(e.task) reopened"
+        case .taskCommented(let e): return "Task \(e.task) comment\(by): \(e.text)"
         }
     }
 

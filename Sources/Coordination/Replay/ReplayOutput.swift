@@ -25,20 +25,22 @@ public enum ReplayOutput {
         "[" + entries.map { e in
             "{\"position\":\(e.event.position),\"occurred_at\":\"\(Timestamp.format(e.event.occurredAt))\",\"recorded_at\":\"\(Timestamp.format(e.event.recordedAt))\""
                 + ",\"type\":\(q(e.event.type)),\"text\":\(q(e.text)),\"cluster\":\(q(e.cluster)),\"warehouse\":\(q(e.warehouse)),\"item\":\(q(e.item))"
-                + ",\"quantity\":\(e.quantity.map(String.init) ?? "null"),\"person\":\(q(e.person))}"
+                + ",\"quantity\":\(e.quantity.map(String.init) ?? "null"),\"person\":\(q(e.person)),\"actor\":\(q(e.actor)),\"corrects\":\(q(e.corrects))}"
         }.joined(separator: ",") + "]"
     }
 
     /// CSV, with the HXL hashtag row of DOMAIN.md when `hxl` is set.
     public static func timelineCSV(_ entries: [Replay.TimelineEntry], response: String, hxl: Bool) -> String {
-        var rows = [["position", "occurred_at", "recorded_at", "type", "description", "response", "cluster", "warehouse", "item", "quantity", "person"]]
+        var rows = [["position", "occurred_at", "recorded_at", "type", "description", "response", "cluster", "warehouse", "item", "quantity",
+                     "person", "actor", "corrects"]]
         if hxl {
             rows.append(["#meta+id", "#date+occurred", "#date+reported", "#description+type", "#description", "#crisis+code",
-                         "#sector+cluster+code", "#loc+code", "#item+code", "#capacity+num", "#contact+name"])
+                         "#sector+cluster+code", "#loc+code", "#item+code", "#capacity+num", "#contact+id", "#contact+actor", "#meta+corrects"])
         }
         for e in entries {
             rows.append([String(e.event.position), Timestamp.format(e.event.occurredAt), Timestamp.format(e.event.recordedAt), e.event.type, e.text,
-                         response, e.cluster ?? "", e.warehouse ?? "", e.item ?? "", e.quantity.map(String.init) ?? "", e.person ?? ""])
+                         response, e.cluster ?? "", e.warehouse ?? "", e.item ?? "", e.quantity.map(String.init) ?? "", e.person ?? "",
+                         e.actor ?? "", e.corrects ?? ""])
         }
         return csv(rows, header: hxl ? 2 : 1)
     }
@@ -95,22 +97,40 @@ public enum ReplayOutput {
             + "\"hours_to_first_nfi_dispatch\":\(n(r.hoursToFirstDispatch)),\"request_to_arrival_hours\":{\"median\":\(n(a.median)),\"max\":\(n(a.max)),\"deployments\":\(r.requestToArrival.count)},"
             + "\"unfilled_profile_days\":\(r.unfilledProfileDays),\"days_below_minimum\":[" + r.daysBelowMinimum.map {
                 "{\"warehouse\":\(q($0.warehouse)),\"item\":\(q($0.item)),\"days\":\(n($0.days))}" }.joined(separator: ",") + "],"
+            + "\"warehouses\":[" + r.warehouses.map(q).joined(separator: ",") + "],"
             + "\"losses_in_transit\":{" + r.lossesInTransit.sorted { $0.key < $1.key }.map { "\(q($0.key)):\($0.value)" }.joined(separator: ",") + "},"
+            + "\"losses\":[" + r.losses.map { "{\"from\":\(q($0.from)),\"to\":\(q($0.to)),\"item\":\(q($0.item)),\"units\":\($0.units)}" }.joined(separator: ",") + "],"
             + "\"tasks_by_cluster\":[" + r.tasksByCluster.map { "{\"cluster\":\(q($0.cluster)),\"completed\":\($0.completed),\"median_completion_hours\":\(n($0.medianHours)),\"overdue\":\($0.overdue)}" }
                 .joined(separator: ",") + "],"
             + "\"late_reporting_hours\":{\"median\":\(n(r.lateReporting.median)),\"worst\":\(n(r.lateReporting.max))}}"
     }
 
-    /// CSV (HXL when asked) of the review's per-item figures: days below minimum and losses in transit.
+    /// Every review figure as one row: CSV, or HXL with `#indicator+name` and `#indicator+num`, and the warehouse, item
+    /// or cluster a figure is about.
     public static func reviewCSV(_ r: ReviewFigures, hxl: Bool) -> String {
-        var rows = [["figure", "warehouse", "item", "value"]]
-        if hxl { rows.append(["#indicator", "#loc+code", "#item+code", "#value+num"]) }
-        rows.append(["hours_to_first_surge_request", "", "", r.hoursToFirstRequest.map { String(format: "%.1f", $0) } ?? ""])
-        rows.append(["hours_to_first_arrival", "", "", r.hoursToFirstArrival.map { String(format: "%.1f", $0) } ?? ""])
-        rows.append(["hours_to_first_nfi_dispatch", "", "", r.hoursToFirstDispatch.map { String(format: "%.1f", $0) } ?? ""])
-        rows.append(["unfilled_profile_days", "", "", String(r.unfilledProfileDays)])
-        for b in r.daysBelowMinimum { rows.append(["days_below_minimum", b.warehouse, b.item, String(format: "%.1f", b.days)]) }
-        for (item, lost) in r.lossesInTransit.sorted(by: { $0.key < $1.key }) { rows.append(["units_lost_in_transit", "", item, String(lost)]) }
+        var rows = [["indicator", "value", "warehouse", "item", "cluster", "destination"]]
+        if hxl { rows.append(["#indicator+name", "#indicator+num", "#loc+code", "#item+code", "#sector+cluster+code", "#loc+code+dest"]) }
+        func add(_ name: String, _ value: String?, warehouse: String = "", item: String = "", cluster: String = "", destination: String = "") {
+            rows.append([name, value ?? "", warehouse, item, cluster, destination])
+        }
+        func h(_ x: Double?) -> String? { x.map { String(format: "%.1f", $0) } }
+        let a = r.requestToArrivalSummary
+        add("hours_to_first_surge_request", h(r.hoursToFirstRequest))
+        add("hours_to_first_arrival", h(r.hoursToFirstArrival))
+        add("hours_to_first_nfi_dispatch", h(r.hoursToFirstDispatch))
+        add("request_to_arrival_hours_median", h(a.median))
+        add("request_to_arrival_hours_max", h(a.max))
+        add("deployments_arrived", String(r.requestToArrival.count))
+        add("unfilled_profile_days", String(r.unfilledProfileDays))
+        for b in r.daysBelowMinimum { add("days_below_minimum", h(b.days), warehouse: b.warehouse, item: b.item) }
+        for l in r.losses { add("units_lost_in_transit", String(l.units), warehouse: l.from, item: l.item, destination: l.to) }
+        for c in r.tasksByCluster {
+            add("tasks_completed", String(c.completed), cluster: c.cluster)
+            add("task_completion_hours_median", h(c.medianHours), cluster: c.cluster)
+            add("tasks_overdue", String(c.overdue), cluster: c.cluster)
+        }
+        add("late_reporting_hours_median", h(r.lateReporting.median))
+        add("late_reporting_hours_worst", h(r.lateReporting.max))
         return csv(rows, header: hxl ? 2 : 1)
     }
 
@@ -142,7 +162,8 @@ public enum ReplayOutput {
             md += "\n| warehouse | item | days below minimum |\n|---|---|---|\n"
             for b in r.daysBelowMinimum { md += "| \(b.warehouse) | \(b.item) | \(String(format: "%.1f", b.days)) |\n" }
         }
-        md += "\nLosses in transit: " + (r.lossesInTransit.isEmpty ? "none" : r.lossesInTransit.sorted { $0.key < $1.key }.map { "\($0.value) x \($0.key)" }.joined(separator: ", ")) + ".\n"
+        md += "\nWarehouses drawn on (in \(r.response)'s country or dispatching to it): \(r.warehouses.joined(separator: ", ")).\n"
+        md += "\nLosses in transit: " + (r.losses.isEmpty ? "none" : r.losses.map { "\($0.units) x \($0.item) (\($0.from) to \($0.to))" }.joined(separator: ", ")) + ".\n"
         md += "\n## Cluster tasks\n\n| cluster | completed | median completion | overdue |\n|---|---|---|---|\n"
         for c in r.tasksByCluster { md += "| \(c.cluster) | \(c.completed) | \(h(c.medianHours)) | \(c.overdue) |\n" }
         md += "\n## Reporting\n\nReports reached the system a median \(h(r.lateReporting.median)) after the fact; the latest, \(h(r.lateReporting.max)).\n"

@@ -2,10 +2,12 @@ import Events
 import Foundation
 
 /// After-action review figures for one response, on the occurred-time basis ("what happened when"), over the
-/// period from declaration to closure (or `until`, default now).
+/// period from declaration to closure (or `until`, default now). Corrections count: a reversed dispatch is no
+/// dispatch, an amended request's dates are its dates.
 public struct ReviewFigures: Sendable {
     public struct Hours: Sendable { public let median: Double?; public let max: Double? }
     public struct BelowMinimum: Sendable { public let warehouse, item: String; public let days: Double }
+    public struct Loss: Sendable { public let from, to, item: String; public let units: Int64 }
     public struct ClusterTasks: Sendable { public let cluster: String; public let completed: Int; public let medianHours: Double?; public let overdue: Int }
 
     public let response: String
@@ -21,9 +23,13 @@ public struct ReviewFigures: Sendable {
     /// Days of requested deployment periods with nobody on the ground: before arrival, or the whole
     /// requested period (up to the end of the review) when nobody ever arrived.
     public let unfilledProfileDays: Int
+    /// The warehouses the response drew on: those in its country and those that dispatched to it.
+    public let warehouses: [String]
+    /// Per warehouse-item of `warehouses` with a minimum: days on hand stood below it during the period.
     public let daysBelowMinimum: [BelowMinimum]
-    /// Units lost in transit, per item, on transfers made for this response.
-    public let lossesInTransit: [String: Int64]
+    /// Units lost in transit on transfers sent from or to `warehouses` during the period, per transfer leg and item.
+    public let losses: [Loss]
+    public var lossesInTransit: [String: Int64] { losses.reduce(into: [:]) { $0[$1.item, default: 0] += $1.units } }
     public let tasksByCluster: [ClusterTasks]
     /// recorded_at − occurred_at over the response's events, in hours.
     public let lateReporting: Hours
@@ -40,47 +46,54 @@ public struct ReviewFigures: Sendable {
 extension Replay {
     /// The review figures, or nil when the response does not exist.
     public func review(response: String, until: Date = Date()) async throws -> ReviewFigures? {
-        var membership = Membership(response: response)
+        var membership = ResponseMembership(response: response)
         var declared: ResponseDeclared?
+        var country: String?
         var closedAt: Date?
         var requested: [String: (at: Date, start: Day, end: Day)] = [:]
         var arrived: [String: Date] = [:]
-        var cancelled = Set<String>()
-        var firstDispatch: Date?
-        var losses: [String: Int64] = [:]
-        var transferItems: [String: String] = [:]
+        var dispatches: [String: Date] = [:]  // movement id -> occurred, for this response; reversals remove them
         var tasks: [String: (cluster: String, created: Date, due: Day?, completed: Date?, cancelled: Bool)] = [:]
         var late: [Double] = []
+        // Every warehouse's country and every stock card's movements, in occurred order later: the response's
+        // warehouses are known only at the end (a warehouse that dispatches to it on day 30 counts from day 0).
+        var warehouseCountry: [String: String] = [:]
+        var dispatchedFrom = Set<String>()
         var movements: [String: [(at: Date, delta: Int64?, minimum: Int64?)]] = [:]
+        var transfers: [String: (from: String, to: String, item: String, sent: Date)] = [:]
+        var lost: [(transfer: String, units: Int64)] = []
 
         try await allEvents(limit: .none) { e in
-            guard let p = try? EventCodec.decode(e) else { return }
-            switch p {
-            case let s as StockLevelsSet: movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, nil, s.minimum))
-            case let s as StockReceived: movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, s.quantity, nil))
-            case let s as StockDispatched: movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, -s.quantity, nil))
-            case let s as StockAdjusted: movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, s.delta, nil))
-            case let s as StockCounted: movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, s.variance, nil))
-            case let s as StockTransferSent: movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, -s.quantity, nil))
-            case let s as StockTransferReceived: movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, s.quantity, nil))
-            case let s as StockTransferReturned: movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, s.quantity, nil))
-            default: break
+            guard let event = try? EventCodec.decode(e) else { return }
+            switch event {
+            case .warehouseRegistered(let w): warehouseCountry[w.code] = w.country
+            case .warehouseAmended(let w): if let c = w.country { warehouseCountry[w.code] = c }
+            case .stockLevelsSet(let s): movements[s.warehouse + ":" + s.item, default: []].append((e.occurredAt, nil, s.minimum))
+            case .transferCreated(let t): transfers[t.transfer] = (t.from, t.to, t.item, e.occurredAt)
+            case .transferReceived(let t): if t.closes && t.lost > 0 { lost.append((t.transfer, t.lost)) }
+            default:
+                if let delta = StockState.change(event), let card = Self.stockCard(event) {
+                    movements[card, default: []].append((e.occurredAt, delta, nil))
+                }
             }
-            guard membership.concerns(p, e) else { return }
+            guard membership.concerns(event) else { return }
             late.append(e.recordedAt.timeIntervalSince(e.occurredAt) / 3600)
-            switch p {
-            case let x as ResponseDeclared: declared = x
-            case is ResponseClosed: closedAt = e.occurredAt
-            case let x as DeploymentRequested: requested[x.deployment] = (e.occurredAt, x.start, x.end)
-            case let x as DeploymentArrived: arrived[x.deployment] = e.occurredAt
-            case let x as DeploymentCancelled: cancelled.insert(x.deployment)
-            case is StockDispatched: if firstDispatch == nil || e.occurredAt < firstDispatch! { firstDispatch = e.occurredAt }
-            case let x as TransferCreated: transferItems[x.transfer] = x.item
-            case let x as TransferReceived: if x.lost > 0, let item = transferItems[x.transfer] { losses[item, default: 0] += x.lost }
-            case let x as TaskCreated: tasks[x.task] = (x.cluster, e.occurredAt, x.due, nil, false)
-            case let x as TaskCompleted: tasks[x.task]?.completed = e.occurredAt
-            case let x as TaskReopened: tasks[x.task]?.completed = nil; tasks[x.task]?.cancelled = false
-            case let x as TaskCancelled: tasks[x.task]?.cancelled = true
+            switch event {
+            case .responseDeclared(let x): declared = x; country = x.country
+            case .responseAmended(let x): if let c = x.country { country = c }
+            case .responseClosed: closedAt = e.occurredAt
+            case .deploymentRequested(let x): requested[x.deployment] = (e.occurredAt, x.start, x.end)
+            case .deploymentAmended(let x):
+                if let s = x.start { requested[x.deployment]?.start = s }
+                if let end = x.end { requested[x.deployment]?.end = end }
+            case .deploymentArrived(let x): arrived[x.deployment] = e.occurredAt
+            case .stockDispatched(let x): dispatches[e.id.lowercasedString] = e.occurredAt; dispatchedFrom.insert(x.warehouse)
+            case .stockMovementReversed(let x): dispatches[x.movement] = nil
+            case .taskCreated(let x): tasks[x.task] = (x.cluster, e.occurredAt, x.due, nil, false)
+            case .taskAmended(let x): if let due = x.due { tasks[x.task]?.due = due }
+            case .taskCompleted(let x): tasks[x.task]?.completed = e.occurredAt
+            case .taskReopened(let x): tasks[x.task]?.completed = nil; tasks[x.task]?.cancelled = false
+            case .taskCancelled(let x): tasks[x.task]?.cancelled = true
             default: break
             }
         }
@@ -100,33 +113,23 @@ extension Replay {
             } else {
                 let last = min(r.end, endDay)
                 if last >= r.start { unfilled += last.daysSinceEpoch - r.start.daysSinceEpoch + 1 }
-                _ = cancelled
             }
         }
 
+        let scope = Set(warehouseCountry.filter { $0.value == country }.keys).union(dispatchedFrom)
         var below: [ReviewFigures.BelowMinimum] = []
         for (key, list) in movements {
-            let sorted = list.sorted { $0.at < $1.at }
-            var onHand: Int64 = 0
-            var minimum: Int64?
-            var seconds = 0.0
-            var cursor = start
-            for m in sorted {
-                if m.at > cursor && m.at > start {
-                    let from = max(cursor, start), to = min(m.at, end)
-                    if to > from, let minimum, onHand < minimum { seconds += to.timeIntervalSince(from) }
-                    cursor = max(cursor, min(m.at, end))
-                }
-                if let d = m.delta { onHand += d }
-                if let mn = m.minimum { minimum = mn }
-            }
-            if end > cursor, let minimum, onHand < minimum { seconds += end.timeIntervalSince(max(cursor, start)) }
-            if seconds > 0 {
-                let parts = key.split(separator: ":", maxSplits: 1)
-                below.append(.init(warehouse: String(parts[0]), item: String(parts[1]), days: (seconds / 86_400 * 10).rounded() / 10))
-            }
+            let parts = key.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, scope.contains(parts[0]) else { continue }
+            let seconds = Self.secondsBelowMinimum(list, from: start, to: end)
+            if seconds > 0 { below.append(.init(warehouse: parts[0], item: parts[1], days: (seconds / 86_400 * 10).rounded() / 10)) }
         }
         below.sort { ($0.days, $1.warehouse, $1.item) > ($1.days, $0.warehouse, $0.item) }
+
+        let losses = lost.compactMap { l -> ReviewFigures.Loss? in
+            guard let t = transfers[l.transfer], scope.contains(t.from) || scope.contains(t.to), t.sent >= start, t.sent <= end else { return nil }
+            return ReviewFigures.Loss(from: t.from, to: t.to, item: t.item, units: l.units)
+        }.sorted { ($0.item, $0.from, $0.to) < ($1.item, $1.from, $1.to) }
 
         var clusters: [String: (hours: [Double], overdue: Int, completed: Int)] = [:]
         for t in tasks.values {
@@ -144,10 +147,46 @@ extension Replay {
         return ReviewFigures(
             response: response, name: declared.name, declaredAt: start, periodEnd: end,
             hoursToFirstRequest: hours(requested.values.map(\.at).min()), hoursToFirstArrival: hours(arrived.values.min()),
-            hoursToFirstDispatch: hours(firstDispatch), requestToArrival: requestToArrival, unfilledProfileDays: unfilled,
-            daysBelowMinimum: below, lossesInTransit: losses,
+            hoursToFirstDispatch: hours(dispatches.values.min()), requestToArrival: requestToArrival, unfilledProfileDays: unfilled,
+            warehouses: scope.sorted(), daysBelowMinimum: below, losses: losses,
             tasksByCluster: clusters.map { .init(cluster: $0.key, completed: $0.value.completed, medianHours: ReviewFigures.median($0.value.hours),
                                                  overdue: $0.value.overdue) }.sorted { $0.cluster < $1.cluster },
             lateReporting: ReviewFigures.summary(late))
+    }
+
+    /// The stock card (`warehouse:item`) a movement event belongs to.
+    static func stockCard(_ event: DomainEvent) -> String? {
+        switch event {
+        case .stockReceived(let e): return e.warehouse + ":" + e.item
+        case .stockDispatched(let e): return e.warehouse + ":" + e.item
+        case .stockAdjusted(let e): return e.warehouse + ":" + e.item
+        case .stockCounted(let e): return e.warehouse + ":" + e.item
+        case .stockMovementReversed(let e): return e.warehouse + ":" + e.item
+        case .stockTransferSent(let e): return e.warehouse + ":" + e.item
+        case .stockTransferReceived(let e): return e.warehouse + ":" + e.item
+        case .stockTransferReturned(let e): return e.warehouse + ":" + e.item
+        default: return nil
+        }
+    }
+
+    /// Time within [from, to] that on hand stood below the minimum, replaying one card's movements and level
+    /// changes in occurred order (ties in log order, so a reversal follows what it reverses).
+    static func secondsBelowMinimum(_ list: [(at: Date, delta: Int64?, minimum: Int64?)], from start: Date, to end: Date) -> Double {
+        let sorted = list.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+        var onHand: Int64 = 0
+        var minimum: Int64?
+        var seconds = 0.0
+        var cursor = start
+        for m in sorted {
+            if m.at > cursor && m.at > start {
+                let from = max(cursor, start), to = min(m.at, end)
+                if to > from, let minimum, onHand < minimum { seconds += to.timeIntervalSince(from) }
+                cursor = max(cursor, min(m.at, end))
+            }
+            if let d = m.delta { onHand = Int64.clamping(onHand, plus: d) }
+            if let mn = m.minimum { minimum = mn }
+        }
+        if end > cursor, let minimum, onHand < minimum { seconds += end.timeIntervalSince(max(cursor, start)) }
+        return seconds
     }
 }

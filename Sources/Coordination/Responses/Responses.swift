@@ -21,21 +21,33 @@ struct ResponseState: AggregateState {
     var status = "open"
     var declaredAt = Date(timeIntervalSince1970: 0)
     var closedAt: Date?
+    /// The latest lifecycle step's business time (declaration, severity or phase change): the next may not precede it.
+    var lastStepAt: Date?
 
-    mutating func apply(_ payload: any EventPayload, _ event: RecordedEvent) {
-        switch payload {
-        case let e as ResponseDeclared:
+    enum CodingKeys: String, CodingKey {
+        case id, name, country, hazard, glide, severity, severityHistory, areas, phase, status, declaredAt, closedAt
+    }
+
+    mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
+        switch event {
+        case .responseDeclared(let e):
             (id, name, country, hazard, glide, severity, declaredAt) = (e.response, e.name, e.country, e.hazard, e.glide, e.severity, e.declaredAt)
             severityHistory = [SeverityChange(severity: e.severity, at: e.declaredAt)]
-        case let e as ResponseSeverityChanged:
+        case .responseAmended(let e):
+            if let v = e.name { name = v }
+            if let v = e.glide { glide = v }
+            if let v = e.country { country = v }
+        case .responseSeverityChanged(let e):
             severity = e.severity
-            severityHistory.append(SeverityChange(severity: e.severity, at: event.occurredAt))
-        case let e as ResponseAreasAdded:
+            severityHistory.append(SeverityChange(severity: e.severity, at: recorded.occurredAt))
+        case .responseAreasAdded(let e):
             for p in e.pcodes where !areas.contains(p) { areas.append(p) }
-        case let e as ResponsePhaseChanged: phase = e.phase
-        case is ResponseClosed: status = "closed"; closedAt = event.occurredAt
-        default: break
+        case .responsePhaseChanged(let e): phase = e.phase
+        case .responseClosed: status = "closed"; closedAt = recorded.occurredAt
+        default: return
         }
+        if case .responseAmended = event { return }
+        lastStepAt = max(lastStepAt ?? recorded.occurredAt, recorded.occurredAt, declaredAt)
     }
 }
 
@@ -47,19 +59,22 @@ extension CoordinationService {
         if state.status == "closed" { throw DomainError.rule("response \(id) is closed") }
     }
 
-    func responseStep(_ command: some DomainCommand, _ ctx: CommandContext, id: String, occurredAt: Date?, action: String,
-                      _ decide: @escaping @Sendable (ResponseState) throws -> [any EventPayload]) async throws -> CommandResult {
-        try await step(command, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self, occurredAt: occurredAt) { state, _ in
+    /// A step of an open response's lifecycle, dated no earlier than the step before it.
+    func responseStep<C: DomainCommand>(_ command: C, _ ctx: CommandContext, id: String, occurredAt: Date?, action: String,
+                                        _ decide: @escaping @Sendable (ResponseState) throws -> [DomainEvent]) async throws -> CommandResult {
+        try await step(command, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self, occurredAt: occurredAt) { state, _, at in
             if state.status == "closed" { throw DomainError.invalidTransition(kind: "response", id: id, current: "closed", action: action) }
+            try Validator.requireOrder(at, notBefore: state.lastStepAt, state.lastStepAt == state.declaredAt ? "the declaration" : "the response's last change")
             return try decide(state)
         }
     }
 }
 
-/// `POST /v1/responses`
+/// Declares a response to an emergency.
 public struct DeclareResponse: DomainCommand {
     public var createdStream: String? { id.map(Streams.response) }
     public static let name = "response.declare"
+    public static let creates = true
     public static let fields = ["id", "name", "country", "hazard", "glide", "severity", "declared_at", "occurred_at"]
     public var id: String?
     public var name: String
@@ -98,11 +113,11 @@ public struct DeclareResponse: DomainCommand {
         let id = self.id ?? UUID.random().lowercasedString
         let e = ResponseDeclared(response: id, name: name, country: country, hazard: hazard, glide: glide, severity: severity, declaredAt: declaredAt)
         return try await s.create(self, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self,
-                                  occurredAt: occurredAt ?? declaredAt) { e }
+                                  occurredAt: occurredAt ?? declaredAt) { .responseDeclared(e) }
     }
 }
 
-/// `POST /v1/responses/{id}/severity`
+/// The response's severity changes (its history is kept).
 public struct ChangeSeverity: DomainCommand {
     public static let name = "response.severity"
     public static let fields = ["id", "severity", "occurred_at"]
@@ -122,12 +137,12 @@ public struct ChangeSeverity: DomainCommand {
         let (id, severity) = (self.id, self.severity)
         return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "change the severity of") { state in
             if state.severity == severity { throw DomainError.rule("response \(id) is already \(severity)") }
-            return [ResponseSeverityChanged(response: id, severity: severity, previous: state.severity)]
+            return [.responseSeverityChanged(ResponseSeverityChanged(response: id, severity: severity, previous: state.severity))]
         }
     }
 }
 
-/// `POST /v1/responses/{id}/close`
+/// Closes the response: it takes no new deployments, tasks or dispatches.
 public struct CloseResponse: StepCommand {
     public static let name = "response.close"
     public var id: String
@@ -137,7 +152,7 @@ public struct CloseResponse: StepCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let id = self.id
-        return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "close") { _ in [ResponseClosed(response: id)] }
+        return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "close") { _ in [.responseClosed(ResponseClosed(response: id))] }
     }
 }
 
@@ -163,7 +178,7 @@ public struct AddAreas: DomainCommand {
         return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "add areas to") { state in
             let new = pcodes.filter { !state.areas.contains($0) }
             if new.isEmpty { throw DomainError.rule("response \(id) already lists these areas") }
-            return [ResponseAreasAdded(response: id, pcodes: new)]
+            return [.responseAreasAdded(ResponseAreasAdded(response: id, pcodes: new))]
         }
     }
 }
@@ -188,7 +203,37 @@ public struct ChangePhase: DomainCommand {
         let (id, phase) = (self.id, self.phase)
         return try await s.responseStep(self, ctx, id: id, occurredAt: occurredAt, action: "change the phase of") { state in
             if state.phase == phase { throw DomainError.rule("response \(id) is already in phase \(phase)") }
-            return [ResponsePhaseChanged(response: id, phase: phase, previous: state.phase)]
+            return [.responsePhaseChanged(ResponsePhaseChanged(response: id, phase: phase, previous: state.phase))]
+        }
+    }
+}
+
+/// Corrects what the declaration said: its name, GLIDE number (which often arrives days later) or country.
+public struct AmendResponse: DomainCommand {
+    public static let name = "response.amend"
+    public static let fields = ["id", "name", "glide", "country", "reason"]
+    public var id: String
+    public var name: String?
+    public var glide: String?
+    public var country: String?
+    public var reason: String?
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.text(name, "name")
+        if let glide, !DeclareResponse.isGlide(glide) { v.fail("glide", "must be a GLIDE number such as TC-2026-000187-PHL") }
+        v.country(country, "country")
+        v.text(reason, "reason", max: 1000)
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let c = self
+        return try await s.step(self, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self,
+                                occurredAt: nil) { r, version, _ in
+            let e = ResponseAmended(response: c.id, name: Amend.changed(c.name, r.name), glide: Amend.changed(c.glide, r.glide),
+                                    country: Amend.changed(c.country, r.country), reason: c.reason, amends: version)
+            try Amend.requireChange([e.name, e.glide, e.country])
+            return [.responseAmended(e)]
         }
     }
 }

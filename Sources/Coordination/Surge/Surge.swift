@@ -4,6 +4,7 @@ import Foundation
 public enum SurgeVocabulary {
     public static let profiles = ["CCCM", "SHELTER_NFI", "WASH", "DTM", "IM", "PROTECTION", "GBV", "LOGISTICS", "HEALTH",
                                   "MHPSS", "COORDINATION", "CBI"]
+    public static let statuses = ["requested", "confirmed", "deployed", "completed", "cancelled"]
 }
 
 public enum Clusters {
@@ -12,26 +13,35 @@ public enum Clusters {
                              "NUT", "EDU", "ERY", "TEL"]
 }
 
+/// A roster member, folded from `person-<id>`: profile, unavailability and bookings. "No double booking" is
+/// decided here: every deployment request, date change and unavailability is checked against `bookings`.
 struct PersonState: AggregateState {
-    struct Period: Codable, Sendable { var from: Day; var to: Day; var reason: String? }
-    struct Booking: Codable, Sendable { var deployment: String; var start: Day; var end: Day }
+    struct Period: Codable, Sendable, Equatable { var from: Day; var to: Day; var reason: String? }
+    struct Booking: Codable, Sendable, Equatable { var deployment: String; var start: Day; var end: Day }
     var id = ""
     var name = ""
     var email: String?
     var profiles: [String] = []
     var homeCountry: String?
     var unavailability: [Period] = []
-    /// Deployments not cancelled.
+    /// Deployments not cancelled, with the dates they hold (cut short by an early completion).
     var bookings: [Booking] = []
 
-    mutating func apply(_ payload: any EventPayload, _ event: RecordedEvent) {
-        switch payload {
-        case let e as PersonRegistered: (id, name, email, profiles, homeCountry) = (e.person, e.name, e.email, e.profiles, e.homeCountry)
-        case let e as PersonUnavailabilityAdded: unavailability.append(Period(from: e.from, to: e.to, reason: e.reason))
-        case let e as PersonBooked: bookings.append(Booking(deployment: e.deployment, start: e.start, end: e.end))
-        case let e as PersonBookingExtended:
+    mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
+        switch event {
+        case .personRegistered(let e): (id, name, email, profiles, homeCountry) = (e.person, e.name, e.email, e.profiles, e.homeCountry)
+        case .personAmended(let e):
+            if let v = e.name { name = v }
+            if let v = e.email { email = v }
+            if let v = e.profiles { profiles = v }
+            if let v = e.homeCountry { homeCountry = v }
+        case .personUnavailabilityAdded(let e): unavailability.append(Period(from: e.from, to: e.to, reason: e.reason))
+        case .personBooked(let e): bookings.append(Booking(deployment: e.deployment, start: e.start, end: e.end))
+        case .personBookingExtended(let e):
             if let i = bookings.firstIndex(where: { $0.deployment == e.deployment }) { bookings[i].end = e.end }
-        case let e as PersonBookingReleased: bookings.removeAll { $0.deployment == e.deployment }
+        case .personBookingChanged(let e):
+            if let i = bookings.firstIndex(where: { $0.deployment == e.deployment }) { (bookings[i].start, bookings[i].end) = (e.start, e.end) }
+        case .personBookingReleased(let e): bookings.removeAll { $0.deployment == e.deployment }
         default: break
         }
     }
@@ -48,6 +58,7 @@ struct PersonState: AggregateState {
     }
 }
 
+/// One deployment, folded from `deployment-<id>`: its lifecycle and the business time of each step.
 struct DeploymentState: AggregateState {
     var id = ""
     var person = ""
@@ -59,28 +70,76 @@ struct DeploymentState: AggregateState {
     var dutyStation: String?
     var status = ""
     var requestedAt: Date?
+    var confirmedAt: Date?
     var arrivedAt: Date?
+    var completedAt: Date?
+    var cancelledAt: Date?
+    var cancelReason: String?
+    var extensions = 0
+    /// The latest step, by name and business time: the next may not be dated before it.
+    var lastStep: (name: String, at: Date)?
 
-    mutating func apply(_ payload: any EventPayload, _ event: RecordedEvent) {
-        switch payload {
-        case let e as DeploymentRequested:
+    mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
+        let at = recorded.occurredAt
+        switch event {
+        case .deploymentRequested(let e):
             (id, person, response, profile, cluster, start, end, dutyStation) = (e.deployment, e.person, e.response, e.profile, e.cluster, e.start, e.end, e.dutyStation)
-            status = "requested"
-            requestedAt = event.occurredAt
-        case is DeploymentConfirmed: status = "confirmed"
-        case is DeploymentArrived: status = "deployed"; arrivedAt = event.occurredAt
-        case let e as DeploymentExtended: end = e.end
-        case is DeploymentCompleted: status = "completed"
-        case is DeploymentCancelled: status = "cancelled"
+            (status, requestedAt) = ("requested", at)
+            lastStep = ("the request", at)
+        case .deploymentAmended(let e):
+            if let v = e.start { start = v }
+            if let v = e.end { end = v }
+            if let v = e.dutyStation { dutyStation = v }
+            if let v = e.profile { profile = v }
+            if let v = e.cluster { cluster = v }
+        case .deploymentConfirmed: (status, confirmedAt, lastStep) = ("confirmed", at, ("the confirmation", at))
+        case .deploymentArrived: (status, arrivedAt, lastStep) = ("deployed", at, ("the arrival", at))
+        case .deploymentExtended(let e): (end, extensions, lastStep) = (e.end, extensions + 1, ("the last extension", at))
+        case .deploymentCompleted: (status, completedAt, lastStep) = ("completed", at, ("the completion", at))
+        case .deploymentCancelled(let e): (status, cancelledAt, cancelReason, lastStep) = ("cancelled", at, e.reason, ("the cancellation", at))
         default: break
         }
     }
+
+    /// Still deployed after its planned end: someone should extend or complete it.
+    func overdueEnd(today: Day = Day(Date())) -> Bool { status == "deployed" && end < today }
+
+    func requireAfterLastStep(_ at: Date) throws {
+        try Validator.requireOrder(at, notBefore: lastStep?.at, lastStep?.name ?? "the request")
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, person, response, profile, cluster, start, end, dutyStation, status, requestedAt, confirmedAt, arrivedAt, completedAt
+        case cancelledAt, cancelReason, extensions, overdueEnd
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(person, forKey: .person)
+        try c.encode(response, forKey: .response)
+        try c.encode(profile, forKey: .profile)
+        try c.encodeIfPresent(cluster, forKey: .cluster)
+        try c.encode(start, forKey: .start)
+        try c.encode(end, forKey: .end)
+        try c.encodeIfPresent(dutyStation, forKey: .dutyStation)
+        try c.encode(status, forKey: .status)
+        try c.encodeIfPresent(requestedAt, forKey: .requestedAt)
+        try c.encodeIfPresent(confirmedAt, forKey: .confirmedAt)
+        try c.encodeIfPresent(arrivedAt, forKey: .arrivedAt)
+        try c.encodeIfPresent(completedAt, forKey: .completedAt)
+        try c.encodeIfPresent(cancelledAt, forKey: .cancelledAt)
+        try c.encodeIfPresent(cancelReason, forKey: .cancelReason)
+        try c.encode(extensions, forKey: .extensions)
+        try c.encode(overdueEnd(), forKey: .overdueEnd)
+    }
 }
 
-/// `POST /v1/people`: a roster member.
+/// A roster member.
 public struct RegisterPerson: DomainCommand {
     public var createdStream: String? { Streams.person(id) }
     public static let name = "person.register"
+    public static let creates = true
     public static let fields = ["id", "name", "email", "profiles", "home_country", "occurred_at"]
     public var id: String
     public var name: String
@@ -97,20 +156,59 @@ public struct RegisterPerson: DomainCommand {
         v.id(id, "id")
         v.text(name, "name")
         v.email(email, "email")
-        if profiles.isEmpty { v.fail("profiles", "must list at least one profile") }
-        for (i, p) in profiles.enumerated() { v.oneOf(p, "profiles[\(i)]", SurgeVocabulary.profiles) }
-        if Set(profiles).count != profiles.count { v.fail("profiles", "lists a profile twice") }
+        Self.validateProfiles(&v, profiles)
         v.country(homeCountry, "home_country")
         v.time(occurredAt, "occurred_at")
     }
 
+    static func validateProfiles(_ v: inout Validator, _ profiles: [String]?) {
+        guard let profiles else { return }
+        if profiles.isEmpty { v.fail("profiles", "must list at least one profile") }
+        for (i, p) in profiles.enumerated() { v.oneOf(p, "profiles[\(i)]", SurgeVocabulary.profiles) }
+        if Set(profiles).count != profiles.count { v.fail("profiles", "lists a profile twice") }
+    }
+
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let e = PersonRegistered(person: id, name: name, email: email, profiles: profiles, homeCountry: homeCountry)
-        return try await s.create(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self, occurredAt: occurredAt) { e }
+        return try await s.create(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self,
+                                  occurredAt: occurredAt) { .personRegistered(e) }
     }
 }
 
-/// `POST /v1/people/{id}/unavailability`: refused when it overlaps a deployment the person holds.
+/// Corrects a roster member's name, email, profiles or home country.
+public struct AmendPerson: DomainCommand {
+    public static let name = "person.amend"
+    public static let fields = ["id", "name", "email", "profiles", "home_country", "reason"]
+    public var id: String
+    public var name: String?
+    public var email: String?
+    public var profiles: [String]?
+    public var homeCountry: String?
+    public var reason: String?
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.text(name, "name")
+        v.email(email, "email")
+        RegisterPerson.validateProfiles(&v, profiles)
+        v.country(homeCountry, "home_country")
+        v.text(reason, "reason", max: 1000)
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let c = self
+        return try await s.step(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self, occurredAt: nil) { p, version, _ in
+            let e = PersonAmended(person: c.id, name: Amend.changed(c.name, p.name), email: Amend.changed(c.email, p.email),
+                                  profiles: Amend.changed(c.profiles, p.profiles), homeCountry: Amend.changed(c.homeCountry, p.homeCountry),
+                                  reason: c.reason, amends: version)
+            try Amend.requireChange([e.name, e.email, e.profiles, e.homeCountry])
+            return [.personAmended(e)]
+        }
+    }
+}
+
+/// A period a roster member is not available (leave, another assignment); refused when it overlaps a
+/// deployment the person holds.
 public struct AddUnavailability: DomainCommand {
     public static let name = "person.unavailability"
     public static let fields = ["id", "from", "to", "reason", "occurred_at"]
@@ -127,26 +225,28 @@ public struct AddUnavailability: DomainCommand {
     public func validate(_ v: inout Validator) {
         v.id(id, "id")
         if from > to { v.fail("to", "must not be before from") }
+        if to.daysSinceEpoch - from.daysSinceEpoch > 3 * 366 { v.fail("to", "an unavailability lasts at most three years") }
         v.text(reason, "reason", max: 200)
         v.time(occurredAt, "occurred_at")
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, from, to, reason) = (self.id, self.from, self.to, self.reason)
-        return try await s.step(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self, occurredAt: occurredAt) { person, _ in
+        return try await s.step(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self, occurredAt: occurredAt) { person, _, _ in
             if let b = person.bookings.first(where: { $0.start <= to && from <= $0.end }) {
                 throw DomainError.deploymentOverlap(person: id, conflicting: b.deployment, kind: "deployment")
             }
-            return [PersonUnavailabilityAdded(person: id, from: from, to: to, reason: reason)]
+            return [.personUnavailabilityAdded(PersonUnavailabilityAdded(person: id, from: from, to: to, reason: reason))]
         }
     }
 }
 
-/// `POST /v1/deployments`: status `requested`. Refused when the person holds an overlapping deployment
-/// or is unavailable; decided on the person's stream, so concurrent requests cannot both pass.
+/// A deployment request: status `requested`. Refused when the person holds an overlapping deployment or is
+/// unavailable; decided on the person's stream, so concurrent requests cannot both pass.
 public struct RequestDeployment: DomainCommand {
     public var createdStream: String? { id.map(Streams.deployment) }
     public static let name = "deployment.request"
+    public static let creates = true
     public static let fields = ["id", "person", "response", "profile", "cluster", "start", "end", "duty_station", "occurred_at"]
     public var id: String?
     public var person: String
@@ -170,10 +270,14 @@ public struct RequestDeployment: DomainCommand {
         v.id(response, "response")
         v.oneOf(profile, "profile", SurgeVocabulary.profiles)
         v.oneOf(cluster, "cluster", Clusters.all)
-        if start > end { v.fail("end", "must not be before start") }
-        if end.daysSinceEpoch - start.daysSinceEpoch > 366 { v.fail("end", "a deployment lasts at most a year") }
+        Self.validatePeriod(&v, start: start, end: end)
         v.text(dutyStation, "duty_station")
         v.time(occurredAt, "occurred_at")
+    }
+
+    static func validatePeriod(_ v: inout Validator, start: Day, end: Day) {
+        if start > end { v.fail("end", "must not be before start") }
+        if end.daysSinceEpoch - start.daysSinceEpoch > 366 { v.fail("end", "a deployment lasts at most a year") }
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
@@ -183,8 +287,7 @@ public struct RequestDeployment: DomainCommand {
         let runner = s.runner
         let personStream = Streams.person(personID)
         let deployment = Streams.deployment(id)
-        return try await runner.run(command: Self.name, body: CoordinationService.canonical(self), ctx: ctx, occurredAt: occurredAt,
-                                    locks: [personStream, deployment], state: DeploymentState.self) {
+        return try await runner.run(self, ctx: ctx, occurredAt: occurredAt, locks: [personStream, deployment], state: DeploymentState.self) {
             let (_, dv) = try await runner.load(deployment, as: DeploymentState.self)
             if dv > 0 { throw DomainError.alreadyExists(kind: "deployment", id: id) }
             let (p, pv) = try await runner.load(personStream, as: PersonState.self)
@@ -192,43 +295,99 @@ public struct RequestDeployment: DomainCommand {
             if !p.profiles.contains(profile) { throw DomainError.rule("person \(personID) is not rostered for profile \(profile)") }
             if let conflict = p.conflict(start: start, end: end) { throw conflict }
             return .init(appends: [
-                (deployment, .noStream, [DeploymentRequested(deployment: id, person: personID, response: response, profile: profile,
-                                                             cluster: cluster, start: start, end: end, dutyStation: dutyStation)]),
-                (personStream, .exact(pv), [PersonBooked(person: personID, deployment: id, start: start, end: end)]),
+                (deployment, .noStream, [.deploymentRequested(DeploymentRequested(deployment: id, person: personID, response: response, profile: profile,
+                                                                                  cluster: cluster, start: start, end: end, dutyStation: dutyStation))]),
+                (personStream, .exact(pv), [.personBooked(PersonBooked(person: personID, deployment: id, start: start, end: end))]),
             ], primary: deployment, kind: "deployment", id: id, created: true)
         }
     }
 }
 
-/// The steps of a deployment's lifecycle that touch only its own stream.
+/// The steps of a deployment's lifecycle.
 struct DeploymentStep {
-    static func run(_ command: some DomainCommand, _ s: CoordinationService, _ ctx: CommandContext, id: String, occurredAt: Date?,
-                    action: String, from allowed: [String], event: @escaping @Sendable () -> any EventPayload) async throws -> CommandResult {
+    /// A step on the deployment's stream alone, allowed from `allowed` states and dated after the last step.
+    static func run<C: DomainCommand>(_ command: C, _ s: CoordinationService, _ ctx: CommandContext, id: String, occurredAt: Date?,
+                                      action: String, from allowed: [String], event: @escaping @Sendable () -> DomainEvent) async throws -> CommandResult {
         try await s.step(command, ctx, kind: "deployment", id: id, stream: Streams.deployment(id), state: DeploymentState.self,
-                         occurredAt: occurredAt) { d, _ in
+                         occurredAt: occurredAt) { d, _, at in
             guard allowed.contains(d.status) else {
                 throw DomainError.invalidTransition(kind: "deployment", id: id, current: d.status, action: action)
             }
+            try d.requireAfterLastStep(at)
             return [event()]
         }
     }
 
-    /// Steps that also change the person's booking (extend, cancel): both streams, both expected versions.
-    static func withBooking(_ command: some DomainCommand, _ s: CoordinationService, _ ctx: CommandContext, id: String, occurredAt: Date?,
-                            decide: @escaping @Sendable (DeploymentState, PersonState) throws -> (any EventPayload, any EventPayload)) async throws -> CommandResult {
+    /// Steps that may also change the person's booking (amend, extend, complete, cancel): both streams, both
+    /// expected versions. `decide` gets the step's business time and returns the deployment's event and, when
+    /// the booking changes, the person's.
+    static func withBooking<C: DomainCommand>(
+        _ command: C, _ s: CoordinationService, _ ctx: CommandContext, id: String, occurredAt: Date?,
+        decide: @escaping @Sendable (DeploymentState, Int64, PersonState, Date) throws -> (DomainEvent, DomainEvent?)
+    ) async throws -> CommandResult {
         let runner = s.runner
         let deployment = Streams.deployment(id)
         let (initial, iv) = try await runner.load(deployment, as: DeploymentState.self)
         guard iv > 0 else { throw DomainError.notFound(kind: "deployment", id: id) }
         let personStream = Streams.person(initial.person)
-        return try await runner.run(command: type(of: command).name, body: CoordinationService.canonical(command), ctx: ctx,
-                                    occurredAt: occurredAt, locks: [personStream, deployment], state: DeploymentState.self) {
+        let at = occurredAt ?? ctx.receivedAt
+        return try await runner.run(command, ctx: ctx, occurredAt: occurredAt, locks: [personStream, deployment], state: DeploymentState.self) {
             let (d, dv) = try await runner.load(deployment, as: DeploymentState.self)
             try CoordinationService.checkIfMatch(ctx, kind: "deployment", id: id, version: dv)
             let (p, pv) = try await runner.load(personStream, as: PersonState.self)
-            let (onDeployment, onPerson) = try decide(d, p)
-            return .init(appends: [(deployment, .exact(dv), [onDeployment]), (personStream, .exact(pv), [onPerson])],
-                         primary: deployment, kind: "deployment", id: id, created: false)
+            let (onDeployment, onPerson) = try decide(d, dv, p, at)
+            var appends: [CommandRunner.StreamEvents] = [(deployment, .exact(dv), [onDeployment])]
+            if let onPerson { appends.append((personStream, .exact(pv), [onPerson])) }
+            return .init(appends: appends, primary: deployment, kind: "deployment", id: id, created: false)
+        }
+    }
+}
+
+/// Corrects a deployment request: its dates and profile before arrival (the overlap rules apply to new
+/// dates), its duty station and cluster until it ends.
+public struct AmendDeployment: DomainCommand {
+    public static let name = "deployment.amend"
+    public static let fields = ["id", "start", "end", "duty_station", "profile", "cluster", "reason"]
+    public var id: String
+    public var start: Day?
+    public var end: Day?
+    public var dutyStation: String?
+    public var profile: String?
+    public var cluster: String?
+    public var reason: String?
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.text(dutyStation, "duty_station")
+        v.oneOf(profile, "profile", SurgeVocabulary.profiles)
+        v.oneOf(cluster, "cluster", Clusters.all)
+        if let start, let end { RequestDeployment.validatePeriod(&v, start: start, end: end) }
+        v.text(reason, "reason", max: 1000)
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let c = self
+        return try await DeploymentStep.withBooking(self, s, ctx, id: id, occurredAt: nil) { d, version, p, _ in
+            guard !["completed", "cancelled"].contains(d.status) else {
+                throw DomainError.invalidTransition(kind: "deployment", id: c.id, current: d.status, action: "amend")
+            }
+            let e = DeploymentAmended(deployment: c.id, start: Amend.changed(c.start, d.start), end: Amend.changed(c.end, d.end),
+                                      dutyStation: Amend.changed(c.dutyStation, d.dutyStation), profile: Amend.changed(c.profile, d.profile),
+                                      cluster: Amend.changed(c.cluster, d.cluster), reason: c.reason, amends: version)
+            try Amend.requireChange([e.start, e.end, e.dutyStation, e.profile, e.cluster])
+            if (e.start != nil || e.end != nil || e.profile != nil) && d.status == "deployed" {
+                throw DomainError.rule("deployment \(c.id) has arrived: its dates change by extension or completion, its profile no longer")
+            }
+            if let profile = e.profile, !p.profiles.contains(profile) {
+                throw DomainError.rule("person \(d.person) is not rostered for profile \(profile)")
+            }
+            guard e.start != nil || e.end != nil else { return (.deploymentAmended(e), nil) }
+            let (start, end) = (e.start ?? d.start, e.end ?? d.end)
+            var v = Validator()
+            RequestDeployment.validatePeriod(&v, start: start, end: end)
+            try v.check()
+            if let conflict = p.conflict(start: start, end: end, except: c.id) { throw conflict }
+            return (.deploymentAmended(e), .personBookingChanged(PersonBookingChanged(person: d.person, deployment: c.id, start: start, end: end)))
         }
     }
 }
@@ -236,7 +395,6 @@ struct DeploymentStep {
 /// A deployment step with only an id and an optional `occurred_at`.
 public protocol DeploymentStepCommand: StepCommand {}
 
-/// `POST /v1/deployments/{id}/confirm`
 public struct ConfirmDeployment: DeploymentStepCommand {
     public static let name = "deployment.confirm"
     public var id: String
@@ -245,12 +403,12 @@ public struct ConfirmDeployment: DeploymentStepCommand {
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let id = self.id
         return try await DeploymentStep.run(self, s, ctx, id: id, occurredAt: occurredAt, action: "confirm", from: ["requested"]) {
-            DeploymentConfirmed(deployment: id)
+            .deploymentConfirmed(DeploymentConfirmed(deployment: id))
         }
     }
 }
 
-/// `POST /v1/deployments/{id}/arrive`: the person is on the ground (status `deployed`).
+/// The person is on the ground (status `deployed`).
 public struct ArriveDeployment: DeploymentStepCommand {
     public static let name = "deployment.arrive"
     public var id: String
@@ -259,12 +417,12 @@ public struct ArriveDeployment: DeploymentStepCommand {
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let id = self.id
         return try await DeploymentStep.run(self, s, ctx, id: id, occurredAt: occurredAt, action: "arrive", from: ["confirmed"]) {
-            DeploymentArrived(deployment: id)
+            .deploymentArrived(DeploymentArrived(deployment: id))
         }
     }
 }
 
-/// `POST /v1/deployments/{id}/complete`
+/// The mission ended. Before its planned end, the rest of the booked dates are freed for another deployment.
 public struct CompleteDeployment: DeploymentStepCommand {
     public static let name = "deployment.complete"
     public var id: String
@@ -272,30 +430,46 @@ public struct CompleteDeployment: DeploymentStepCommand {
     public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let id = self.id
-        return try await DeploymentStep.run(self, s, ctx, id: id, occurredAt: occurredAt, action: "complete", from: ["deployed"]) {
-            DeploymentCompleted(deployment: id)
+        return try await DeploymentStep.withBooking(self, s, ctx, id: id, occurredAt: occurredAt) { d, _, _, at in
+            guard d.status == "deployed" else { throw DomainError.invalidTransition(kind: "deployment", id: id, current: d.status, action: "complete") }
+            try d.requireAfterLastStep(at)
+            let last = max(d.start, Day(at))
+            let freed: DomainEvent? = last < d.end
+                ? .personBookingChanged(PersonBookingChanged(person: d.person, deployment: id, start: d.start, end: last)) : nil
+            return (.deploymentCompleted(DeploymentCompleted(deployment: id)), freed)
         }
     }
 }
 
-/// `POST /v1/deployments/{id}/cancel`: before arrival only; frees the person's dates.
-public struct CancelDeployment: DeploymentStepCommand {
+/// Before arrival only, with an optional reason; frees the person's dates.
+public struct CancelDeployment: DomainCommand {
     public static let name = "deployment.cancel"
+    public static let fields = ["id", "reason", "occurred_at"]
     public var id: String
+    public var reason: String?
     public var occurredAt: Date?
-    public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
+    public init(id: String, reason: String? = nil, occurredAt: Date? = nil) { (self.id, self.reason, self.occurredAt) = (id, reason, occurredAt) }
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.text(reason, "reason", max: 1000)
+        v.time(occurredAt, "occurred_at")
+    }
+
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
-        let id = self.id
-        return try await DeploymentStep.withBooking(self, s, ctx, id: id, occurredAt: occurredAt) { d, p in
+        let (id, reason) = (self.id, self.reason)
+        return try await DeploymentStep.withBooking(self, s, ctx, id: id, occurredAt: occurredAt) { d, _, p, at in
             guard ["requested", "confirmed"].contains(d.status) else {
                 throw DomainError.invalidTransition(kind: "deployment", id: id, current: d.status, action: "cancel")
             }
-            return (DeploymentCancelled(deployment: id), PersonBookingReleased(person: p.id, deployment: id))
+            try d.requireAfterLastStep(at)
+            return (.deploymentCancelled(DeploymentCancelled(deployment: id, reason: reason)),
+                    .personBookingReleased(PersonBookingReleased(person: p.id, deployment: id)))
         }
     }
 }
 
-/// `POST /v1/deployments/{id}/extend`: only while deployed, only later, never into another booking.
+/// Only while deployed, only later, never into another booking.
 public struct ExtendDeployment: DomainCommand {
     public static let name = "deployment.extend"
     public static let fields = ["id", "end", "occurred_at"]
@@ -312,14 +486,16 @@ public struct ExtendDeployment: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, end) = (self.id, self.end)
-        return try await DeploymentStep.withBooking(self, s, ctx, id: id, occurredAt: occurredAt) { d, p in
+        return try await DeploymentStep.withBooking(self, s, ctx, id: id, occurredAt: occurredAt) { d, _, p, at in
             guard d.status == "deployed" else {
                 throw DomainError.invalidTransition(kind: "deployment", id: id, current: d.status, action: "extend")
             }
+            try d.requireAfterLastStep(at)
             guard end > d.end else { throw DomainError.invalid("end", "must be after the current end \(d.end)") }
             if end.daysSinceEpoch - d.start.daysSinceEpoch > 366 { throw DomainError.invalid("end", "a deployment lasts at most a year") }
             if let conflict = p.conflict(start: d.end.adding(days: 1), end: end, except: id) { throw conflict }
-            return (DeploymentExtended(deployment: id, end: end, previousEnd: d.end), PersonBookingExtended(person: p.id, deployment: id, end: end))
+            return (.deploymentExtended(DeploymentExtended(deployment: id, end: end, previousEnd: d.end)),
+                    .personBookingExtended(PersonBookingExtended(person: p.id, deployment: id, end: end)))
         }
     }
 }

@@ -23,24 +23,40 @@ struct TaskState: AggregateState {
     var comments: [Comment] = []
     var createdAt: Date?
     var completedAt: Date?
+    /// When the status last changed (creation included): the next change may not be dated before it.
+    var lastStatusAt: Date?
 
-    mutating func apply(_ payload: any EventPayload, _ event: RecordedEvent) {
-        switch payload {
-        case let e as TaskCreated:
+    enum CodingKeys: String, CodingKey {
+        case id, response, cluster, title, description, priority, due, pcode, leadOrg, assignee, status, blockedReason, comments
+        case createdAt, completedAt
+    }
+
+    mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
+        let at = recorded.occurredAt
+        switch event {
+        case .taskCreated(let e):
             (id, response, cluster, title, description, priority) = (e.task, e.response, e.cluster, e.title, e.description, e.priority)
             (due, pcode, leadOrg, assignee) = (e.due, e.pcode, e.leadOrg, e.assignee)
-            status = "open"
-            createdAt = event.occurredAt
-        case let e as TaskAssigned: assignee = e.assignee
-        case is TaskStarted: status = "in_progress"; blockedReason = nil
-        case let e as TaskBlocked: status = "blocked"; blockedReason = e.reason
-        case is TaskCompleted: status = "completed"; completedAt = event.occurredAt
-        case is TaskVerified: status = "verified"
-        case is TaskCancelled: status = "cancelled"
-        case is TaskReopened: status = "open"; completedAt = nil
-        case let e as TaskCommented: comments.append(Comment(text: e.text, by: event.decodedMetadata.actor, at: event.occurredAt))
-        default: break
+            (status, createdAt) = ("open", at)
+        case .taskAmended(let e):
+            if let v = e.title { title = v }
+            if let v = e.description { description = v }
+            if let v = e.priority { priority = v }
+            if let v = e.due { due = v }
+            if let v = e.pcode { pcode = v }
+            if let v = e.leadOrg { leadOrg = v }
+            return
+        case .taskAssigned(let e): assignee = e.assignee; return
+        case .taskCommented(let e): comments.append(Comment(text: e.text, by: recorded.actor, at: at)); return
+        case .taskStarted: status = "in_progress"; blockedReason = nil
+        case .taskBlocked(let e): status = "blocked"; blockedReason = e.reason
+        case .taskCompleted: status = "completed"; completedAt = at
+        case .taskVerified: status = "verified"
+        case .taskCancelled: status = "cancelled"
+        case .taskReopened: status = "open"; completedAt = nil
+        default: return
         }
+        lastStatusAt = max(lastStatusAt ?? at, at)
     }
 
     /// The task lifecycle: open → in_progress → completed → verified; blocked from open/in_progress and back
@@ -56,10 +72,11 @@ struct TaskState: AggregateState {
     ]
 }
 
-/// `POST /v1/tasks`
+/// A cluster task for a response.
 public struct CreateTask: DomainCommand {
     public var createdStream: String? { id.map(Streams.task) }
     public static let name = "task.create"
+    public static let creates = true
     public static let fields = ["id", "response", "cluster", "title", "description", "priority", "due", "pcode", "lead_org", "assignee", "occurred_at"]
     public var id: String?
     public var response: String
@@ -98,16 +115,23 @@ public struct CreateTask: DomainCommand {
         let e = TaskCreated(task: id, response: response, cluster: cluster, title: title, description: description, priority: priority,
                             due: due, pcode: pcode, leadOrg: leadOrg, assignee: assignee)
         return try await s.create(self, ctx, kind: "task", id: id, stream: Streams.task(id), state: TaskState.self, occurredAt: occurredAt,
-                                  check: { try await s.requireOpenResponse(response) }) { e }
+                                  check: { try await s.requireOpenResponse(response) }) { .taskCreated(e) }
     }
 }
 
 extension CoordinationService {
-    func taskStep(_ command: some DomainCommand, _ ctx: CommandContext, id: String, occurredAt: Date?, action: String,
-                  event: @escaping @Sendable (TaskState) throws -> any EventPayload) async throws -> CommandResult {
-        try await step(command, ctx, kind: "task", id: id, stream: Streams.task(id), state: TaskState.self, occurredAt: occurredAt) { t, _ in
+    /// A step of a task's lifecycle: allowed from the states `TaskState.transitions` names, dated no earlier than
+    /// the last status change (comments and assignments: than the creation).
+    func taskStep<C: DomainCommand>(_ command: C, _ ctx: CommandContext, id: String, occurredAt: Date?, action: String,
+                                    event: @escaping @Sendable (TaskState) throws -> DomainEvent) async throws -> CommandResult {
+        try await step(command, ctx, kind: "task", id: id, stream: Streams.task(id), state: TaskState.self, occurredAt: occurredAt) { t, _, at in
             if let allowed = TaskState.transitions[action], !allowed.contains(t.status) {
                 throw DomainError.invalidTransition(kind: "task", id: id, current: t.status, action: action)
+            }
+            if TaskState.transitions[action] == nil || action == "assign" {
+                try Validator.requireOrder(at, notBefore: t.createdAt, "the task's creation")
+            } else {
+                try Validator.requireOrder(at, notBefore: t.lastStatusAt, t.lastStatusAt == t.createdAt ? "the task's creation" : "its last status change")
             }
             return [try event(t)]
         }
@@ -117,7 +141,7 @@ extension CoordinationService {
 /// A task step with only an id and an optional `occurred_at`.
 public protocol TaskStepCommand: StepCommand {
     static var action: String { get }
-    static func event(_ id: String) -> any EventPayload
+    static func event(_ id: String) -> DomainEvent
 }
 
 extension TaskStepCommand {
@@ -133,7 +157,7 @@ public struct StartTask: TaskStepCommand {
     public var id: String
     public var occurredAt: Date?
     public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
-    public static func event(_ id: String) -> any EventPayload { TaskStarted(task: id) }
+    public static func event(_ id: String) -> DomainEvent { .taskStarted(TaskStarted(task: id)) }
 }
 
 public struct CompleteTask: TaskStepCommand {
@@ -142,7 +166,7 @@ public struct CompleteTask: TaskStepCommand {
     public var id: String
     public var occurredAt: Date?
     public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
-    public static func event(_ id: String) -> any EventPayload { TaskCompleted(task: id) }
+    public static func event(_ id: String) -> DomainEvent { .taskCompleted(TaskCompleted(task: id)) }
 }
 
 public struct VerifyTask: TaskStepCommand {
@@ -151,7 +175,7 @@ public struct VerifyTask: TaskStepCommand {
     public var id: String
     public var occurredAt: Date?
     public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
-    public static func event(_ id: String) -> any EventPayload { TaskVerified(task: id) }
+    public static func event(_ id: String) -> DomainEvent { .taskVerified(TaskVerified(task: id)) }
 }
 
 public struct CancelTask: TaskStepCommand {
@@ -160,7 +184,7 @@ public struct CancelTask: TaskStepCommand {
     public var id: String
     public var occurredAt: Date?
     public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
-    public static func event(_ id: String) -> any EventPayload { TaskCancelled(task: id) }
+    public static func event(_ id: String) -> DomainEvent { .taskCancelled(TaskCancelled(task: id)) }
 }
 
 public struct ReopenTask: TaskStepCommand {
@@ -169,10 +193,10 @@ public struct ReopenTask: TaskStepCommand {
     public var id: String
     public var occurredAt: Date?
     public init(id: String, occurredAt: Date? = nil) { (self.id, self.occurredAt) = (id, occurredAt) }
-    public static func event(_ id: String) -> any EventPayload { TaskReopened(task: id) }
+    public static func event(_ id: String) -> DomainEvent { .taskReopened(TaskReopened(task: id)) }
 }
 
-/// `POST /v1/tasks/{id}/assign`
+/// Assigns the task to someone.
 public struct AssignTask: DomainCommand {
     public static let name = "task.assign"
     public static let fields = ["id", "assignee", "occurred_at"]
@@ -190,11 +214,11 @@ public struct AssignTask: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, assignee) = (self.id, self.assignee)
-        return try await s.taskStep(self, ctx, id: id, occurredAt: occurredAt, action: "assign") { _ in TaskAssigned(task: id, assignee: assignee) }
+        return try await s.taskStep(self, ctx, id: id, occurredAt: occurredAt, action: "assign") { _ in .taskAssigned(TaskAssigned(task: id, assignee: assignee)) }
     }
 }
 
-/// `POST /v1/tasks/{id}/block`
+/// Blocks the task, saying why.
 public struct BlockTask: DomainCommand {
     public static let name = "task.block"
     public static let fields = ["id", "reason", "occurred_at"]
@@ -212,11 +236,11 @@ public struct BlockTask: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, reason) = (self.id, self.reason)
-        return try await s.taskStep(self, ctx, id: id, occurredAt: occurredAt, action: "block") { _ in TaskBlocked(task: id, reason: reason) }
+        return try await s.taskStep(self, ctx, id: id, occurredAt: occurredAt, action: "block") { _ in .taskBlocked(TaskBlocked(task: id, reason: reason)) }
     }
 }
 
-/// `POST /v1/tasks/{id}/comments`: allowed in every state.
+/// A comment on the task, allowed in every state.
 public struct CommentTask: DomainCommand {
     public static let name = "task.comment"
     public static let fields = ["id", "text", "occurred_at"]
@@ -234,6 +258,43 @@ public struct CommentTask: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, text) = (self.id, self.text)
-        return try await s.taskStep(self, ctx, id: id, occurredAt: occurredAt, action: "comment") { _ in TaskCommented(task: id, text: text) }
+        return try await s.taskStep(self, ctx, id: id, occurredAt: occurredAt, action: "comment") { _ in .taskCommented(TaskCommented(task: id, text: text)) }
+    }
+}
+
+/// Corrects what a task says: its title, description, priority, due date, P-code or lead organisation.
+public struct AmendTask: DomainCommand {
+    public static let name = "task.amend"
+    public static let fields = ["id", "title", "description", "priority", "due", "pcode", "lead_org", "reason"]
+    public var id: String
+    public var title: String?
+    public var description: String?
+    public var priority: String?
+    public var due: Day?
+    public var pcode: String?
+    public var leadOrg: String?
+    public var reason: String?
+
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.text(title, "title")
+        v.text(description, "description", max: Validator.maxText)
+        v.oneOf(priority, "priority", TaskVocabulary.priorities)
+        v.pcode(pcode, "pcode")
+        v.text(leadOrg, "lead_org")
+        v.text(reason, "reason", max: 1000)
+    }
+
+    public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
+        let c = self
+        return try await s.step(self, ctx, kind: "task", id: id, stream: Streams.task(id), state: TaskState.self, occurredAt: nil) { t, version, _ in
+            if t.status == "verified" { throw DomainError.invalidTransition(kind: "task", id: c.id, current: t.status, action: "amend") }
+            let e = TaskAmended(task: c.id, title: Amend.changed(c.title, t.title), description: Amend.changed(c.description, t.description),
+                                priority: Amend.changed(c.priority, t.priority), due: Amend.changed(c.due, t.due),
+                                pcode: Amend.changed(c.pcode, t.pcode), leadOrg: Amend.changed(c.leadOrg, t.leadOrg), reason: c.reason,
+                                amends: version)
+            try Amend.requireChange([e.title, e.description, e.priority, e.due, e.pcode, e.leadOrg])
+            return [.taskAmended(e)]
+        }
     }
 }

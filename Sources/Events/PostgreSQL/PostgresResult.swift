@@ -181,6 +181,7 @@ public final class PostgresResult: @unchecked Sendable {
         public func decodeOptional<T: PostgresDecodable>(_ column: Int, as type: T.Type = T.self) throws -> T? {
             try result.decodeOptional(index, column, as: T.self)
         }
+        public func isNull(_ column: Int) -> Bool { result.isNull(index, column) }
         public func decodeOptional<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T? {
             guard let i = result.columnIndex(column) else { throw decodingError(T.self) }
             return try result.decodeOptional(index, i, as: T.self)

@@ -61,6 +61,11 @@ public final class ProjectionRunner: Sendable {
         }
     }
 
+    /// Whether this process leads the projection `name` now.
+    public func leads(_ name: String) -> Bool {
+        workers.first { $0.definition.name == name }?.isLeader.withLock { $0 } ?? false
+    }
+
     /// Status of every projection this runner knows, with lag, and whether this process leads it.
     public func status() async throws -> [ProjectionStatus] {
         var out = try await Self.status(pool: store.pool, definitions: definitions)

@@ -177,6 +177,7 @@ public final class EventStore: Sendable {
         if let types = filter.types { sql = sql + " AND type = ANY(\(types)::text[])" }
         if let categories = filter.categories { sql = sql + " AND category = ANY(\(categories)::text[])" }
         if let streams = filter.streams { sql = sql + " AND stream = ANY(\(streams)::text[])" }
+        if let actors = filter.actors { sql = sql + " AND metadata->>'actor' = ANY(\(actors)::text[])" }
         return sql + " ORDER BY position LIMIT \(max(0, limit))"
     }
 

@@ -259,11 +259,14 @@ public struct EventFilter: Sendable, Equatable {
     public var categories: [String]?
     /// Only these streams.
     public var streams: [String]?
+    /// Only events whose metadata names one of these actors (no index: an audit query, not a hot path).
+    public var actors: [String]?
 
-    public init(types: [String]? = nil, categories: [String]? = nil, streams: [String]? = nil) {
+    public init(types: [String]? = nil, categories: [String]? = nil, streams: [String]? = nil, actors: [String]? = nil) {
         self.types = types
         self.categories = categories
         self.streams = streams
+        self.actors = actors
     }
 
     /// Whether `event` passes the filter (as the store's reads decide it).
@@ -271,6 +274,7 @@ public struct EventFilter: Sendable, Equatable {
         if let types, !types.contains(event.type) { return false }
         if let categories, !categories.contains(EventStore.category(of: event.stream)) { return false }
         if let streams, !streams.contains(event.stream) { return false }
+        if let actors, !actors.contains(event.decodedMetadata.actor ?? "") { return false }
         return true
     }
 

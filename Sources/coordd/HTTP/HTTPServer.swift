@@ -6,114 +6,34 @@ import Synchronization
 import Glibc
 #endif
 
-/// A response: a complete body, or a stream (Server-Sent Events) fed by a task.
-struct HTTPResponse: Sendable {
-    var status: Int
-    var headers: [(String, String)] = []
-    var body: [UInt8] = []
-    var stream: ResponseStream?
-
-    init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-    }
-
-    static func json(_ status: Int, _ text: String, headers: [(String, String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers, body: Array(text.utf8))
-    }
-
-    static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
-    }
-}
-
-/// Bytes a producer task pushes to a streaming response. Bounded: when the client reads too slowly and more
-/// than `limit` bytes wait, the stream fails and the server drops the connection, so memory never grows
-/// without bound.
-final class ResponseStream: Sendable {
-    private struct State {
-        var chunks: [[UInt8]] = []
-        var pending = 0
-        var finished = false
-        var failed = false
-    }
-    private let state = Mutex(State())
-    /// The server loop to wake on each send: a weak reference, not a stored closure (a closure kept in a
-    /// generic Mutex is re-thunked on every read, which showed up as a third of the CPU with 500 feeds).
-    private let waker = Mutex<WeakServer?>(nil)
-    let limit: Int
-
-    init(limit: Int = 1 << 20) {
-        self.limit = limit
-    }
-
-    /// The server sets this when it starts writing the stream: each send then wakes its loop.
-    fileprivate func attach(_ server: HTTPServer) {
-        waker.withLock { $0 = WeakServer(server) }
-        server.wake()
-    }
-
-    private func wake() { waker.withLock { $0 }?.server?.wake() }
-
-    /// Queues bytes; returns false when the stream is over (client gone, too slow, or server stopping).
-    @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
-        let ok = state.withLock { s -> Bool in
-            if s.finished || s.failed { return false }
-            if s.pending + bytes.count > limit { s.failed = true; return false }
-            s.chunks.append(bytes)
-            s.pending += bytes.count
-            return true
-        }
-        wake()
-        return ok
-    }
-
-    func finish() {
-        state.withLock { $0.finished = true }
-        wake()
-    }
-
-    /// Called by the server when the connection ends: producers stop at their next send.
-    func cancel() { state.withLock { $0.failed = true } }
-
-    var isOpen: Bool { state.withLock { !$0.finished && !$0.failed } }
-
-    fileprivate func drain() -> (bytes: [UInt8], finished: Bool, failed: Bool) {
-        state.withLock { s in
-            let bytes = s.chunks.flatMap { $0 }
-            s.chunks.removeAll()
-            s.pending = 0
-            return (bytes, s.finished, s.failed)
-        }
-    }
-}
-
-/// A weak reference to the server, for streams.
-final class WeakServer: @unchecked Sendable {
-    weak var server: HTTPServer?
-    init(_ server: HTTPServer) { self.server = server }
-}
-
 /// Server configuration, with safe defaults.
 struct HTTPServerConfiguration: Sendable {
     var host = "127.0.0.1"
     var port: UInt16 = 8080
     var limits = HTTPLimits()
     var maxConnections = 2048
+    /// Seconds to receive a request's head, then its body; seconds a keep-alive connection may sit idle.
     var headerTimeout: Double = 10
     var bodyTimeout: Double = 30
     var idleTimeout: Double = 60
-    var maxStreamBuffer = 1 << 20
+    /// Bytes of answers a connection may have waiting to be sent: past it the server stops reading that
+    /// connection's requests until the client reads (a client pipelining without reading cannot grow memory).
+    var maxQueuedOutput = 1 << 20
+    /// How a wire-level refusal (a malformed request, a timeout, too many connections) is answered; the API
+    /// sets its problem+json, the wire layer knows none.
+    var refusal: @Sendable (_ status: Int, _ reason: String) -> HTTPResponse = { status, reason in
+        .text(status, reason + "\n")
+    }
 }
 
-/// An HTTP/1.1 server on non-blocking sockets and one `poll` loop thread; handlers run as tasks.
+/// An HTTP/1.1 server on non-blocking sockets and one `poll` loop thread; handlers run as tasks. It knows the
+/// wire only: routes, authentication and the error format are the handler's.
 ///
-/// Keep-alive and pipelining (one request at a time per connection, in order), `Expect: 100-continue`,
-/// chunked request bodies, HEAD, limits on head size, header count and body size (431/413), timeouts for
-/// slow heads and bodies and idle connections, and a connection cap. Malformed requests get 400/431/505
-/// and the connection is closed. Writes use MSG_NOSIGNAL, so a vanished client never raises SIGPIPE.
+/// Keep-alive and pipelining (one request at a time per connection, answers in order), `Expect: 100-continue`,
+/// chunked request bodies, HEAD, limits on head size, header count and body size (431/413), timeouts for slow
+/// heads and bodies and idle connections, a connection cap (idle keep-alive connections are closed to make room
+/// before a newcomer is refused), and a bound on each connection's unsent answers. Malformed requests get
+/// 400/431/505 and the connection is closed. Writes use MSG_NOSIGNAL, so a vanished client never raises SIGPIPE.
 final class HTTPServer: @unchecked Sendable {
     // Everything below `configuration` is owned by the loop thread, except `completions`/`stopping` (Mutex)
     // and the wake pipe (written from any thread).
@@ -138,6 +58,8 @@ final class HTTPServer: @unchecked Sendable {
     private let completions = Mutex<[(Int32, UInt64, HTTPResponse, Bool)]>([])
     private let stopping = Mutex(false)
     private let openConnections = Atomic<Int>(0)
+    /// Requests still running when the shutdown grace ran out.
+    private let abandoned = Atomic<Int>(0)
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
@@ -151,6 +73,8 @@ final class HTTPServer: @unchecked Sendable {
         var busy = false  // a handler runs for its current request
         var closeAfterWrite = false
         var stream: ResponseStream?
+        /// Whether the connection may carry another request once its stream ends (chunked framing).
+        var keepAliveAfterStream = false
         var requestStarted: Date?
         var lastActivity = Date()
         var headMethod = false
@@ -160,6 +84,9 @@ final class HTTPServer: @unchecked Sendable {
             self.generation = generation
             self.decoder = RequestDecoder(limits: limits)
         }
+
+        /// Nothing in flight: no handler, no stream, no partial request, nothing unsent.
+        var isIdle: Bool { !busy && stream == nil && !decoder.isMidRequest && output.isEmpty && !closeAfterWrite }
     }
 
     init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping Handler) {
@@ -204,15 +131,18 @@ final class HTTPServer: @unchecked Sendable {
     }
 
     /// Stops accepting, lets in-flight requests finish (up to `grace` seconds), ends streams, closes everything.
-    func shutdown(grace: Double = 10) {
+    /// Returns false when requests were still running at the end of the grace (they were cut off).
+    @discardableResult
+    func shutdown(grace: Double = 10) -> Bool {
         stopping.withLock { $0 = true }
         wake()
         _ = finished.wait(timeout: .now() + grace + 1)
+        return abandoned.load(ordering: .relaxed) == 0
     }
 
     /// Wakes the loop; one byte in the pipe however many wakes come before the loop runs (a live feed can
     /// send thousands of events a second).
-    fileprivate func wake() {
+    func wake() {
         if wakePending.exchange(true, ordering: .acquiringAndReleasing) { return }
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
@@ -227,6 +157,7 @@ final class HTTPServer: @unchecked Sendable {
 
     private func run() {
         var shutdownStarted: Date?
+        let grace = 10.0
         while true {
             let isStopping = stopping.withLock { $0 }
             if isStopping, shutdownStarted == nil {
@@ -234,14 +165,19 @@ final class HTTPServer: @unchecked Sendable {
                 if listener >= 0 { close(listener); listener = -1 }
                 for c in connections.values {
                     if let s = c.stream {
-                        // Streams end with a final event so clients know to reconnect elsewhere.
-                        s.send(Array("event: shutdown\ndata: {\"reason\":\"server stopping\"}\n\n".utf8))
+                        // Event streams end with a final event so clients know to reconnect elsewhere.
+                        if s.framing == .eventStream { s.send(Array("event: shutdown\ndata: {\"reason\":\"server stopping\"}\n\n".utf8)) }
                         s.finish()
                     }
                     if !c.busy && c.stream == nil { c.closeAfterWrite = true; if c.output.isEmpty { closeConnection(c) } }
                 }
             }
-            if let started = shutdownStarted, connections.isEmpty || Date().timeIntervalSince(started) > 10 {
+            if let started = shutdownStarted, connections.isEmpty || Date().timeIntervalSince(started) > grace {
+                let cut = connections.values.filter { $0.busy || $0.stream != nil }.count
+                if cut > 0 {
+                    abandoned.store(cut, ordering: .relaxed)
+                    logger.error("shutdown grace ran out with requests in flight", ["requests": String(cut)])
+                }
                 for c in Array(connections.values) { closeConnection(c) }
                 break
             }
@@ -249,11 +185,10 @@ final class HTTPServer: @unchecked Sendable {
             if listener >= 0 && connections.count < configuration.maxConnections + 64 {
                 fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
             }
-            let order = Array(connections.keys)
-            for fd in order {
-                let c = connections[fd]!
+            for (fd, c) in connections {
                 var events = Int16(0)
-                if !c.busy && c.stream == nil && !c.closeAfterWrite { events |= Int16(POLLIN) }
+                // Read only what can be answered: not while a handler runs, a stream is open, or answers wait unsent.
+                if !c.busy && c.stream == nil && !c.closeAfterWrite && c.output.count < configuration.maxQueuedOutput { events |= Int16(POLLIN) }
                 if !c.output.isEmpty { events |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: fd, events: events, revents: 0))
             }
@@ -270,7 +205,11 @@ final class HTTPServer: @unchecked Sendable {
                     acceptAll()
                 } else if let c = connections[p.fd] {
                     if p.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 && !c.busy && c.stream == nil { readFrom(c) }
-                    if connections[p.fd] != nil && p.revents & Int16(POLLOUT) != 0 { flush(c) }
+                    if connections[p.fd] != nil && p.revents & Int16(POLLOUT) != 0 {
+                        flush(c)
+                        // Room again: answer what was read while the output was backed up.
+                        if connections[p.fd] != nil { processBuffered(c) }
+                    }
                     if connections[p.fd] != nil && c.stream != nil && p.revents & Int16(POLLHUP | POLLERR) != 0 { closeConnection(c) }
                 }
             }
@@ -293,13 +232,21 @@ final class HTTPServer: @unchecked Sendable {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             nextGeneration += 1
             let c = Connection(fd: fd, generation: nextGeneration, limits: configuration.limits)
+            if connections.count >= configuration.maxConnections {
+                // Full: the longest-idle keep-alive connection makes room (its client reconnects when it needs to);
+                // only when every connection is working is the newcomer refused.
+                if let idle = connections.values.filter(\.isIdle).min(by: { $0.lastActivity < $1.lastActivity }) {
+                    closeConnection(idle)
+                } else {
+                    connections[fd] = c
+                    queue(c, configuration.refusal(503, "too many connections").serialized(head: false, keepAlive: false))
+                    c.closeAfterWrite = true
+                    flush(c)
+                    continue
+                }
+            }
             connections[fd] = c
             openConnections.store(connections.count, ordering: .relaxed)
-            if connections.count > configuration.maxConnections {
-                queue(c, Self.serialize(errorResponse(503, "too many connections"), head: false, keepAlive: false))
-                c.closeAfterWrite = true
-                flush(c)
-            }
         }
     }
 
@@ -311,7 +258,7 @@ final class HTTPServer: @unchecked Sendable {
                 if c.requestStarted == nil { c.requestStarted = now }
                 c.lastActivity = now
                 c.decoder.feed(receiveBuffer[0..<n])
-                if n < receiveBuffer.count { break }
+                if n < receiveBuffer.count || c.decoder.buffer.count > configuration.limits.maxBodyBytes + configuration.limits.maxHeaderBytes { break }
                 continue
             }
             if n == 0 { closeConnection(c); return }
@@ -325,12 +272,13 @@ final class HTTPServer: @unchecked Sendable {
 
     /// Decodes the next buffered request, if any, and starts its handler.
     private func processBuffered(_ c: Connection) {
-        guard !c.busy, c.stream == nil, connections[c.fd] != nil else { return }
+        guard !c.busy, c.stream == nil, !c.closeAfterWrite, connections[c.fd] != nil,
+              c.output.count < configuration.maxQueuedOutput else { return }
         let request: HTTPRequest?
         do {
             request = try c.decoder.next()
         } catch {
-            queue(c, Self.serialize(errorResponse(error.status, error.reason), head: false, keepAlive: false))
+            queue(c, configuration.refusal(error.status, error.reason).serialized(head: false, keepAlive: false))
             c.closeAfterWrite = true
             flush(c)
             return
@@ -370,24 +318,28 @@ final class HTTPServer: @unchecked Sendable {
             c.requestStarted = nil
             c.lastActivity = Date()
             let stopping = self.stopping.withLock { $0 }
+            let keep = keepAlive && !stopping
             if let stream = response.stream {
                 c.stream = stream
+                c.keepAliveAfterStream = keep && stream.framing == .chunked && !c.headMethod
                 stream.attach(self)
                 if stopping { stream.finish() }
-                queue(c, Self.serialize(response, head: false, keepAlive: false, streaming: true))
+                queue(c, response.serialized(head: false, keepAlive: c.keepAliveAfterStream))
+                if c.headMethod { stream.cancel(); c.stream = nil; c.closeAfterWrite = true }
             } else {
-                let keep = keepAlive && !stopping
-                queue(c, Self.serialize(response, head: c.headMethod, keepAlive: keep))
+                queue(c, response.serialized(head: c.headMethod, keepAlive: keep))
                 if !keep { c.closeAfterWrite = true }
             }
             flush(c)
-            if connections[fd] != nil, !c.closeAfterWrite, c.stream == nil { processBuffered(c) }
+            if connections[fd] != nil, c.stream == nil { processBuffered(c) }
         }
     }
 
     private func pumpStreams() {
         for c in Array(connections.values) {
             guard let stream = c.stream else { continue }
+            // A chunked producer waits for room; an event stream's client that falls this far behind is dropped.
+            if stream.framing == .chunked && c.output.count >= configuration.maxQueuedOutput { continue }
             let (bytes, finished, failed) = stream.drain()
             if failed {
                 // Client too slow (buffer limit) or gone: drop it rather than buffer without bound.
@@ -395,7 +347,7 @@ final class HTTPServer: @unchecked Sendable {
                 continue
             }
             if !bytes.isEmpty {
-                if c.output.count + bytes.count > configuration.maxStreamBuffer {
+                if stream.framing == .eventStream && c.output.count + bytes.count > configuration.maxQueuedOutput {
                     stream.cancel()
                     closeConnection(c)
                     continue
@@ -404,9 +356,14 @@ final class HTTPServer: @unchecked Sendable {
                 flush(c)
             }
             if finished && connections[c.fd] != nil {
-                c.closeAfterWrite = true
                 c.stream = nil
-                if c.output.isEmpty { closeConnection(c) }
+                if c.keepAliveAfterStream {
+                    c.lastActivity = Date()
+                    processBuffered(c)
+                } else {
+                    c.closeAfterWrite = true
+                    if c.output.isEmpty { closeConnection(c) }
+                }
             }
         }
     }
@@ -417,10 +374,10 @@ final class HTTPServer: @unchecked Sendable {
         lastExpiry = now
         for c in Array(connections.values) where !c.busy && c.stream == nil {
             if let started = c.requestStarted {
-                let limit = c.decoder.isMidRequest && c.decoder.buffer.count > 0 ? configuration.headerTimeout : configuration.bodyTimeout
-                if now.timeIntervalSince(started) > max(limit, configuration.headerTimeout) {
+                let limit = c.decoder.awaitsBody ? configuration.bodyTimeout : configuration.headerTimeout
+                if now.timeIntervalSince(started) > limit {
                     // A slow client: answer 408 and close.
-                    queue(c, Self.serialize(errorResponse(408, "request timeout"), head: false, keepAlive: false))
+                    queue(c, configuration.refusal(408, "request timeout").serialized(head: false, keepAlive: false))
                     c.closeAfterWrite = true
                     c.requestStarted = nil
                     flush(c)
@@ -454,28 +411,6 @@ final class HTTPServer: @unchecked Sendable {
         Glibc.shutdown(c.fd, Int32(SHUT_RDWR))
         close(c.fd)
         openConnections.store(connections.count, ordering: .relaxed)
-    }
-
-    func errorResponse(_ status: Int, _ detail: String) -> HTTPResponse {
-        Problem(status: status, detail: detail).response
-    }
-
-    static let reasons: [Int: String] = [
-        100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
-        403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 412: "Precondition Failed",
-        413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content", 431: "Request Header Fields Too Large",
-        500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
-    ]
-
-    static func serialize(_ r: HTTPResponse, head: Bool, keepAlive: Bool, streaming: Bool = false) -> [UInt8] {
-        var text = "HTTP/1.1 \(r.status) \(reasons[r.status] ?? "Status")\r\n"
-        for (name, value) in r.headers { text += "\(name): \(value)\r\n" }
-        if !streaming { text += "Content-Length: \(r.body.count)\r\n" }
-        text += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
-        text += "\r\n"
-        var bytes = Array(text.utf8)
-        if !head && !streaming { bytes.append(contentsOf: r.body) }
-        return bytes
     }
 }
 

@@ -1,85 +1,6 @@
 import Foundation
 import Events
 
-/// An HTTP/1.1 request as the decoder produced it.
-struct HTTPRequest: Sendable {
-    var method: String
-    /// The request target as sent: path and optional query.
-    var target: String
-    var version: String
-    /// Header names lower-cased, in order.
-    var headers: [(name: String, value: String)]
-    var body: [UInt8]
-
-    func header(_ name: String) -> String? {
-        headers.first { $0.name == name }?.value
-    }
-
-    var path: String {
-        if let q = target.firstIndex(of: "?") { return String(target[..<q]) }
-        return target
-    }
-
-    /// Query parameters, percent-decoded; repeated keys keep the last value.
-    var query: [String: String] {
-        guard let q = target.firstIndex(of: "?") else { return [:] }
-        var out: [String: String] = [:]
-        for pair in target[target.index(after: q)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = Self.percentDecode(String(parts[0]))
-            let value = parts.count > 1 ? Self.percentDecode(String(parts[1])) : ""
-            if let key, let value { out[key] = value }
-        }
-        return out
-    }
-
-    /// A query component: `+` is a space, then `%XX` escapes are decoded.
-    static func percentDecode(_ s: String) -> String? { PercentEncoding.decode(s, plusAsSpace: true) }
-
-    /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 closes unless `keep-alive`.
-    var keepAlive: Bool {
-        let connection = header("connection")?.lowercased() ?? ""
-        if version == "HTTP/1.0" { return connection.contains("keep-alive") }
-        return !connection.contains("close")
-    }
-}
-
-/// Percent-decoding on bytes, as Foundation's `removingPercentEncoding` does it (nil for a `%` without two hex
-/// digits after it, or for bytes that are not UTF-8) without its round trip through NSString.
-enum PercentEncoding {
-    static func decode(_ s: some StringProtocol, plusAsSpace: Bool = false) -> String? {
-        let utf8 = s.utf8
-        guard utf8.contains(where: { $0 == 0x25 || (plusAsSpace && $0 == 0x2b) }) else { return String(s) }
-        var out: [UInt8] = []
-        out.reserveCapacity(utf8.count)
-        var i = utf8.startIndex
-        while i != utf8.endIndex {
-            let b = utf8[i]
-            if b == 0x25 {
-                let h = utf8.index(after: i)
-                guard h != utf8.endIndex, let high = hex(utf8[h]) else { return nil }
-                let l = utf8.index(after: h)
-                guard l != utf8.endIndex, let low = hex(utf8[l]) else { return nil }
-                out.append(high << 4 | low)
-                i = utf8.index(after: l)
-                continue
-            }
-            out.append(plusAsSpace && b == 0x2b ? 0x20 : b)
-            i = utf8.index(after: i)
-        }
-        return String(validating: out, as: UTF8.self)
-    }
-
-    private static func hex(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: return b - 0x30
-        case 0x41...0x46: return b - 0x41 + 10
-        case 0x61...0x66: return b - 0x61 + 10
-        default: return nil
-        }
-    }
-}
-
 /// Limits the decoder enforces; each has a safe default.
 struct HTTPLimits: Sendable {
     var maxHeaderBytes = 16 * 1024
@@ -114,6 +35,9 @@ struct RequestDecoder {
 
     /// True while a request has started arriving (for the header and body timeouts).
     var isMidRequest: Bool { head != nil || !buffer.isEmpty }
+
+    /// True once a request's head has arrived and its body has not (the body timeout applies, not the head's).
+    var awaitsBody: Bool { head != nil }
 
     /// Returns the next complete request, nil when more bytes are needed; throws a status on malformed input.
     mutating func next() throws(HTTPDecodeError) -> HTTPRequest? {
@@ -187,7 +111,11 @@ struct RequestDecoder {
             while let b = value.last, b == 0x20 || b == 0x09 { value = value.dropLast() }
             if value.contains(where: { $0 < 0x20 && $0 != 0x09 }) { throw HTTPDecodeError(status: 400, reason: "malformed header value") }
             let lowered = String(decoding: name.lazy.map { $0 >= 0x41 && $0 <= 0x5a ? $0 | 0x20 : $0 }, as: UTF8.self)
-            if lowered == "host" { hasHost = true }
+            if lowered == "host" {
+                // Two Host headers are a smuggling vector (RFC 9112 §3.2): refused.
+                if hasHost { throw HTTPDecodeError(status: 400, reason: "more than one Host header") }
+                hasHost = true
+            }
             headers.append((lowered, String(decoding: value, as: UTF8.self)))
         }
         let isHTTP11 = version.elementsEqual(Self.http11)
@@ -211,6 +139,8 @@ struct RequestDecoder {
         lines.append(bytes[start...])
         return lines
     }
+
+    private static func isHexDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b) }
 
     /// RFC 9110 `tchar`: letters, digits and ``!#$%&'*+-.^_`|~``.
     private static func isTokenByte(_ b: UInt8) -> Bool {
@@ -248,8 +178,10 @@ struct RequestDecoder {
                 if buffer.count - offset > 1024 { throw HTTPDecodeError(status: 400, reason: "malformed chunk size") }
                 return nil
             }
-            let sizeText = String(decoding: buffer[offset..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
-            guard !sizeText.isEmpty, sizeText.count <= 8, let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0 else {
+            // chunk-size = 1*HEXDIG (RFC 9112 §7.1): no sign, no spaces; `Int(_:radix:)` alone would take "+3".
+            let sizeBytes = buffer[offset..<lineEnd].prefix { $0 != 0x3b }
+            guard !sizeBytes.isEmpty, sizeBytes.count <= 8, sizeBytes.allSatisfy(Self.isHexDigit),
+                  let size = Int(String(decoding: sizeBytes, as: UTF8.self), radix: 16) else {
                 throw HTTPDecodeError(status: 400, reason: "malformed chunk size")
             }
             if body.count + size > limits.maxBodyBytes { throw HTTPDecodeError(status: 413, reason: "request body too large") }

@@ -2,60 +2,11 @@ import Coordination
 import Events
 import Foundation
 
-/// What a handler sees besides the request.
-struct RequestContext: Sendable {
-    let request: HTTPRequest
-    var params: [String: String] = [:]
-    let principal: Principal?
-    let requestID: String
-    /// The query parameters, decoded once.
-    let query: [String: String]
-
-    init(request: HTTPRequest, params: [String: String] = [:], principal: Principal?, requestID: String) {
-        (self.request, self.params, self.principal, self.requestID) = (request, params, principal, requestID)
-        self.query = request.query
-    }
-}
-
-/// A route: method, path pattern (`:name` segments), the role it needs (nil: open) and its handler.
-struct Route: Sendable {
-    let method: String
-    let pattern: String
-    let role: Role?
-    let summary: String
-    let handler: @Sendable (App, RequestContext) async throws -> HTTPResponse
-    /// The pattern's segments, split once: matching runs for every request.
-    let segments: [String]
-
-    init(method: String, pattern: String, role: Role?, summary: String,
-         handler: @escaping @Sendable (App, RequestContext) async throws -> HTTPResponse) {
-        (self.method, self.pattern, self.role, self.summary, self.handler) = (method, pattern, role, summary, handler)
-        self.segments = pattern.split(separator: "/").map(String.init)
-    }
-
-    /// The parameters when `parts` (a path's segments after the leading `/`) match the pattern.
-    func match(_ parts: [Substring]) -> [String: String]? {
-        guard parts.count == segments.count else { return nil }
-        for (p, s) in zip(parts, segments) where s.first != ":" && p != s { return nil }
-        var params: [String: String] = [:]
-        for (p, s) in zip(parts, segments) where s.first == ":" {
-            guard !p.isEmpty, let decoded = PercentEncoding.decode(p) else { return nil }
-            params[String(s.dropFirst())] = decoded
-        }
-        return params
-    }
-
-    func match(_ path: String) -> [String: String]? { match(Self.parts(path)) }
-
-    static func parts(_ path: String) -> [Substring] {
-        Array(path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
-    }
-}
-
-/// The HTTP API of API.md: routing, authentication, error mapping, logging and metrics around the handlers.
+/// The HTTP API of docs/API.md around its handlers: routing, query checking, authentication, the mapping of
+/// every error to problem+json, request logging and metrics. Handlers live in the other files of this folder.
 final class App: Sendable {
     let service: CoordinationService
-    let queries: ReadModelQueries
+    let lists: ListSource
     let tokens: TokenStore
     let runner: ProjectionRunner
     let logger: Logger
@@ -65,12 +16,12 @@ final class App: Sendable {
     let link = ServerLink()
     /// The log's tail, read once for all live feeds.
     let fanout: EventFanout
-    static let routes: [Route] = commandRoutes + readRoutes + operationRoutes
+    static let routes: [Route] = commandRoutes + readRoutes + listRoutes + operationRoutes
 
     init(service: CoordinationService, runner: ProjectionRunner, logger: Logger, metrics: Metrics, metricsOpen: Bool,
          readyLagThreshold: Int64 = 10_000) {
         self.service = service
-        self.queries = ReadModelQueries(pool: service.store.pool)
+        self.lists = ListSource(store: service.store, leads: { runner.leads($0) })
         self.tokens = TokenStore(pool: service.store.pool)
         self.runner = runner
         self.logger = logger
@@ -80,6 +31,9 @@ final class App: Sendable {
         self.fanout = EventFanout(store: service.store, render: App.sseMessage)
     }
 
+    /// The wire layer's refusals (malformed requests, timeouts, too many connections), in the API's format.
+    static let refusal: @Sendable (Int, String) -> HTTPResponse = { status, reason in Problem(status: status, detail: reason).response }
+
     // MARK: Dispatch
 
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
@@ -88,16 +42,9 @@ final class App: Sendable {
         var routeName = "unmatched"
         var response: HTTPResponse
         do {
-            let parts = Route.parts(request.path)
-            let matching = Self.routes.compactMap { r in r.match(parts).map { (r, $0) } }
-            let method = request.method == "HEAD" ? "GET" : request.method
-            guard let (route, params) = matching.first(where: { $0.0.method == method }) else {
-                if matching.isEmpty { throw Problem(status: 404, detail: "no such resource") }
-                var p = Problem(status: 405, detail: "method not allowed here")
-                p.headers = [("Allow", Set(matching.map(\.0.method)).sorted().joined(separator: ", "))]
-                throw p
-            }
+            let (route, params) = try Self.route(for: request)
             routeName = route.method + " " + route.pattern
+            let query = try Self.checkQuery(request, route)
             var principal: Principal?
             if let needed = route.role {
                 principal = try await authenticate(request)
@@ -105,29 +52,11 @@ final class App: Sendable {
                     throw Problem(status: 403, detail: "this needs the \(needed.rawValue) role")
                 }
             }
-            response = try await route.handler(self, RequestContext(request: request, params: params, principal: principal, requestID: requestID))
-        } catch let problem as Problem {
-            response = problem.response
-        } catch let error as DomainError {
-            response = Problem(error).response
-        } catch let error as PostgresError where error.isConnectionFailure || error.kind == .pool {
-            response = Problem(status: 503, detail: "the database is unavailable; retry shortly").response
-            response.headers.append(("Retry-After", "2"))
-        } catch let error as MigrationError {
-            logger.error("schema mismatch", ["request.id": requestID, "error": error.description])
-            response = Problem(status: 503, detail: "the database schema does not match this server").response
-        } catch let error as PostgresError where error.sqlState == "42P01" {
-            // A read model that does not exist yet: the projections are still being built.
-            response = Problem(status: 503, detail: "the read models are being built; retry shortly").response
-            response.headers.append(("Retry-After", "2"))
-        } catch let error as PostgresError {
-            // A PostgresError's description carries SQLSTATE and constraint, never values: safe to log.
-            logger.error("request failed", ["request.id": requestID, "error": error.description])
-            response = Problem(status: 500, detail: "internal error; quote request id \(requestID)").response
+            response = try await route.handler(self, RequestContext(request: request, params: params, principal: principal,
+                                                                    requestID: requestID, query: query))
         } catch {
-            // Unknown errors: logged with the request id, answered without detail.
-            logger.error("request failed", ["request.id": requestID, "error": String(describing: type(of: error))])
-            response = Problem(status: 500, detail: "internal error; quote request id \(requestID)").response
+            response = problem(for: error, requestID: requestID).response
+            if response.status == 503 { response.headers.append(("Retry-After", "2")) }
         }
         response.headers.append(("X-Request-ID", requestID))
         let micros = Double(DispatchTime.now().uptimeNanoseconds - started) / 1000
@@ -137,6 +66,62 @@ final class App: Sendable {
                              "http.status": String(response.status), "duration_ms": String(format: "%.1f", micros / 1000)])
         }
         return response
+    }
+
+    /// The route for a request, or 404 (no such path) / 405 (path known, method not) with `Allow`.
+    static func route(for request: HTTPRequest) throws -> (Route, [String: String]) {
+        let parts = Route.parts(request.path)
+        let matching = routes.compactMap { r in r.match(parts).map { (r, $0) } }
+        let method = request.method == "HEAD" ? "GET" : request.method
+        guard let found = matching.first(where: { $0.0.method == method }) else {
+            if matching.isEmpty { throw Problem(status: 404, detail: "no such resource") }
+            var p = Problem(status: 405, detail: "method not allowed here")
+            p.headers = [("Allow", Set(matching.map(\.0.method)).sorted().joined(separator: ", "))]
+            throw p
+        }
+        return found
+    }
+
+    /// The request's query parameters, each one the route declares: an unknown one (a typo such as `?stauts=`)
+    /// is refused rather than ignored, as unknown JSON fields are.
+    static func checkQuery(_ request: HTTPRequest, _ route: Route) throws -> [String: String] {
+        let query: [String: String]
+        do { query = try request.queryParameters() } catch {
+            throw Problem(status: 400, type: "malformed-query", detail: "the query string cannot be read",
+                          errors: [FieldError(error.name ?? "query", error.reason)])
+        }
+        let known = Set(route.query.map(\.name))
+        let unknown = query.keys.filter { !known.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw Problem(status: 400, type: "unknown-parameter", detail: "unknown query parameter " + unknown.joined(separator: ", "),
+                          errors: unknown.map { FieldError($0, "unknown query parameter") })
+        }
+        _ = try ListFilter.check(route.query, query)
+        return query
+    }
+
+    /// Every error as the problem the client sees. 5xx answers carry only the request id; the log has the SQLSTATE.
+    func problem(for error: Error, requestID: String) -> Problem {
+        switch error {
+        case let problem as Problem: return problem
+        case let error as DomainError: return Problem(error)
+        case let error as PostgresError where error.isConnectionFailure || error.kind == .pool:
+            return Problem(status: 503, detail: "the database is unavailable; retry shortly")
+        case let error as MigrationError:
+            logger.error("schema mismatch", ["request.id": requestID, "error": error.description])
+            return Problem(status: 503, detail: "the database schema does not match this server")
+        case let error as PostgresError where error.sqlState == "42P01":
+            // A read model that does not exist yet: the projections are still being built.
+            return Problem(status: 503, detail: "the read models are being built; retry shortly")
+        case let error as PostgresError:
+            // A PostgresError's description carries SQLSTATE and constraint, never values: safe to log.
+            logger.error("request failed", ["request.id": requestID, "error": error.description])
+            return Problem(status: 500, detail: "internal error; quote request id \(requestID)")
+        default:
+            // Unknown errors: logged with the request id and the type only, answered without detail.
+            logger.error("request failed", ["request.id": requestID, "error": String(describing: type(of: error))])
+            return Problem(status: 500, detail: "internal error; quote request id \(requestID)")
+        }
     }
 
     static func requestID(_ given: String?) -> String {
@@ -161,89 +146,5 @@ final class App: Sendable {
             throw p
         }
         return principal
-    }
-
-    // MARK: Commands
-
-    /// (method, path, command, collection for Location when it creates)
-    static let commandTable: [(String, String, String, String?)] = [
-        ("POST", "/v1/warehouses", "warehouse.register", "/v1/warehouses"),
-        ("POST", "/v1/items", "item.register", "/v1/items"),
-        ("PUT", "/v1/warehouses/:code/levels/:item", "levels.set", nil),
-        ("POST", "/v1/responses", "response.declare", "/v1/responses"),
-        ("POST", "/v1/responses/:id/severity", "response.severity", nil),
-        ("POST", "/v1/responses/:id/close", "response.close", nil),
-        ("POST", "/v1/responses/:id/areas", "response.areas", nil),
-        ("POST", "/v1/responses/:id/phase", "response.phase", nil),
-        ("POST", "/v1/stock/receipts", "stock.receive", nil),
-        ("POST", "/v1/stock/dispatches", "stock.dispatch", nil),
-        ("POST", "/v1/stock/adjustments", "stock.adjust", nil),
-        ("POST", "/v1/stock/counts", "stock.count", nil),
-        ("POST", "/v1/stock/transfers", "stock.transfer", "/v1/stock/transfers"),
-        ("POST", "/v1/stock/transfers/:id/receive", "stock.transfer.receive", nil),
-        ("POST", "/v1/stock/transfers/:id/cancel", "stock.transfer.cancel", nil),
-        ("POST", "/v1/people", "person.register", "/v1/people"),
-        ("POST", "/v1/people/:id/unavailability", "person.unavailability", nil),
-        ("POST", "/v1/deployments", "deployment.request", "/v1/deployments"),
-        ("POST", "/v1/deployments/:id/confirm", "deployment.confirm", nil),
-        ("POST", "/v1/deployments/:id/arrive", "deployment.arrive", nil),
-        ("POST", "/v1/deployments/:id/extend", "deployment.extend", nil),
-        ("POST", "/v1/deployments/:id/complete", "deployment.complete", nil),
-        ("POST", "/v1/deployments/:id/cancel", "deployment.cancel", nil),
-        ("POST", "/v1/tasks", "task.create", "/v1/tasks"),
-        ("POST", "/v1/tasks/:id/assign", "task.assign", nil),
-        ("POST", "/v1/tasks/:id/start", "task.start", nil),
-        ("POST", "/v1/tasks/:id/block", "task.block", nil),
-        ("POST", "/v1/tasks/:id/complete", "task.complete", nil),
-        ("POST", "/v1/tasks/:id/verify", "task.verify", nil),
-        ("POST", "/v1/tasks/:id/cancel", "task.cancel", nil),
-        ("POST", "/v1/tasks/:id/reopen", "task.reopen", nil),
-        ("POST", "/v1/tasks/:id/comments", "task.comment", nil),
-    ]
-
-    static let commandRoutes: [Route] = commandTable.map { method, pattern, command, collection in
-        Route(method: method, pattern: pattern, role: .operator, summary: "Command \(command)") { app, ctx in
-            try await app.runCommand(command, ctx, collection: collection)
-        }
-    }
-
-    func runCommand(_ name: String, _ ctx: RequestContext, collection: String?) async throws -> HTTPResponse {
-        let request = ctx.request
-        var value = JSONValue.object([])
-        if !request.body.isEmpty {
-            let type = request.header("content-type")?.lowercased() ?? ""
-            guard type.hasPrefix("application/json") else {
-                throw Problem(status: 415, detail: "send the body as application/json")
-            }
-            guard String(validating: request.body, as: UTF8.self) != nil else { throw Problem(status: 400, detail: "the body is not valid UTF-8") }
-            guard let parsed = try? JSONValue.parse(Data(request.body)) else { throw Problem(status: 400, detail: "the body is not valid JSON") }
-            guard parsed.keys != nil else { throw Problem(status: 422, errors: [FieldError("body", "must be a JSON object")]) }
-            value = parsed
-        }
-        // Path parameters join the body; a body field naming one must agree with the path.
-        for (key, path) in ctx.params {
-            if case .string(let given)? = value[key], given != path {
-                throw Problem(status: 422, errors: [FieldError(key, "differs from the path")])
-            }
-            value = value.setting(key, .string(path))
-        }
-        var context = CommandContext(actor: ctx.principal?.subject ?? "anonymous", correlationID: ctx.requestID, source: "api")
-        context.idempotencyKey = request.header("idempotency-key")
-        if let ifMatch = request.header("if-match") {
-            guard let version = Int64(ifMatch.trimmingCharacters(in: CharacterSet(charactersIn: "\" W/"))) else {
-                throw Problem(status: 400, detail: "If-Match must be a version ETag such as \"3\"")
-            }
-            context.expectedVersion = version
-        }
-        let result = try await service.execute(name: name, value: value, context)
-        var headers: [(String, String)] = [("ETag", "\"\(result.version)\"")]
-        if result.created, let collection { headers.append(("Location", "\(collection)/\(result.id)")) }
-        return .json(result.created ? 201 : 200, result.body, headers: headers)
-    }
-}
-
-extension Problem {
-    init(status: Int, errors: [FieldError]) {
-        self.init(status: status, detail: "the request has invalid fields", errors: errors)
     }
 }

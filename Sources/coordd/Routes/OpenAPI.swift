@@ -16,10 +16,8 @@ enum OpenAPI {
             let params = route.segments.filter { $0.hasPrefix(":") }.map { seg -> [String: Any] in
                 ["name": String(seg.dropFirst()), "in": "path", "required": true, "schema": ["type": "string"]]
             }
-            var parameters = params
-            if route.method == "GET" && !route.pattern.contains(":") && route.pattern.hasPrefix("/v1/") && route.pattern != "/v1/openapi.json" {
-                parameters.append(["name": "limit", "in": "query", "schema": ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100]])
-                parameters.append(["name": "format", "in": "query", "schema": ["type": "string", "enum": ["json", "csv", "hxl"]]])
+            let parameters = params + route.query.map { f -> [String: Any] in
+                ["name": f.name, "in": "query", "required": f.required, "description": f.help, "schema": schema(f.kind)]
             }
             if !parameters.isEmpty { operation["parameters"] = parameters }
             if let role = route.role {
@@ -28,7 +26,7 @@ enum OpenAPI {
             } else {
                 operation["security"] = [[String: Any]]()
             }
-            if let command = App.commandTable.first(where: { $0.0 == route.method && $0.1 == route.pattern })?.2 {
+            if case .command(let command, _) = route.kind {
                 let fields = CommandCatalog.fields(of: command) ?? []
                 let pathParams = Set(params.compactMap { $0["name"] as? String })
                 operation["x-command"] = command
@@ -60,6 +58,17 @@ enum OpenAPI {
         let data = try! JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }()
+
+    static func schema(_ kind: ListFilter.Kind) -> [String: Any] {
+        switch kind {
+        case .text: return ["type": "string", "minLength": 1, "maxLength": 200]
+        case .id: return ["type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"]
+        case .date: return ["type": "string", "format": "date"]
+        case .integer(let r): return ["type": "integer", "minimum": r.lowerBound, "maximum": r.upperBound]
+        case .oneOf(let values): return ["type": "string", "enum": values]
+        case .flag: return ["type": "boolean"]
+        }
+    }
 
     static func responses(_ route: Route) -> [String: Any] {
         let problem: [String: Any] = ["content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]]]

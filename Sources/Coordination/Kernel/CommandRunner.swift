@@ -5,125 +5,7 @@ import Synchronization
 /// An aggregate's state, folded from its stream's events.
 protocol AggregateState: Sendable, Encodable {
     init()
-    mutating func apply(_ payload: any EventPayload, _ event: RecordedEvent)
-}
-
-/// Async mutual exclusion per key (a stream name), so commands on one stream in one process run one
-/// after another instead of racing to the store and retrying. Across processes, the store's expected
-/// version check still decides, and `CommandRunner` retries.
-final class KeyedLock: Sendable {
-    private let state = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
-
-    func withLocks<T: Sendable>(_ keys: [String], _ body: () async throws -> T) async rethrows -> T {
-        let ordered = Array(Set(keys)).sorted()  // one global order: no deadlock between two commands
-        for key in ordered { await acquire(key) }
-        defer { for key in ordered.reversed() { release(key) } }
-        return try await body()
-    }
-
-    private func acquire(_ key: String) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let free = state.withLock { s -> Bool in
-                if s[key] == nil { s[key] = []; return true }
-                s[key]!.append(continuation)
-                return false
-            }
-            if free { continuation.resume() }
-        }
-    }
-
-    private func release(_ key: String) {
-        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            guard var waiters = s[key] else { return nil }
-            if waiters.isEmpty { s[key] = nil; return nil }
-            let first = waiters.removeFirst()
-            s[key] = waiters
-            return first  // ownership passes straight to the next waiter
-        }
-        next?.resume()
-    }
-}
-
-/// Folded states by stream at a committed version, so a command reads only the events after it, or
-/// nothing at all: a decision trusts a cached state, because the append's expected-version check refuses
-/// it when another process wrote in between (and the runner then decides again from a fresh read).
-final class StateCache: Sendable {
-    private struct Entry: @unchecked Sendable { let version: Int64; let state: any AggregateState }
-    private let entries = Mutex<[String: Entry]>([:])
-    private let capacity: Int
-
-    init(capacity: Int = 20_000) { self.capacity = capacity }
-
-    func get<S: AggregateState>(_ stream: String, as: S.Type) -> (S, Int64)? {
-        guard let e = entries.withLock({ $0[stream] }), let s = e.state as? S else { return nil }
-        return (s, e.version)
-    }
-
-    /// The cached version of `stream`, whatever its state's type.
-    func version(of stream: String) -> Int64? { entries.withLock { $0[stream]?.version } }
-
-    func put(_ stream: String, _ state: any AggregateState, version: Int64) {
-        entries.withLock { e in
-            if e.count >= capacity { e.removeAll(keepingCapacity: true) }  // crude but bounded
-            if let old = e[stream], old.version > version { return }
-            e[stream] = Entry(version: version, state: state)
-        }
-    }
-
-    /// Folds events written at versions `from + 1...` into the cached state at version `from`. False (and the
-    /// entry dropped) when the cache does not hold the stream at exactly that version.
-    func fold(_ stream: String, from: Int64, _ events: [(any EventPayload, RecordedEvent)]) -> Bool {
-        entries.withLock { e in
-            guard let entry = e[stream], entry.version == from else { e[stream] = nil; return false }
-            var state = entry.state
-            for (payload, event) in events { state.apply(payload, event) }
-            e[stream] = Entry(version: from + Int64(events.count), state: state)
-            return true
-        }
-    }
-}
-
-/// Events decided but not yet written, for bulk imports: the runner stages each command's appends here
-/// instead of appending them, and the importer writes many commands at once with
-/// `EventStore.appendStaged`. While staging, the runner's cache is the truth about every stream it touched.
-final class StagingBuffer: Sendable {
-    private struct Contents {
-        var appends: [StreamAppend] = []
-        var events = 0
-        /// First event id of each command already stored or staged, with its request digest.
-        var known: [UUID: String] = [:]
-        /// Streams seen not to exist when the chunk was checked: loading them needs no read.
-        var absent = Set<String>()
-    }
-    private let contents = Mutex(Contents())
-
-    func markAbsent(_ streams: some Sequence<String>) { contents.withLock { $0.absent.formUnion(streams) } }
-
-    func isAbsent(_ stream: String) -> Bool { contents.withLock { $0.absent.contains(stream) } }
-
-    func known(_ id: UUID) -> String? { contents.withLock { $0.known[id] } }
-
-    func remember(_ stored: [UUID: String]) { contents.withLock { $0.known.merge(stored) { a, _ in a } } }
-
-    func stage(_ appends: [StreamAppend], firstID: UUID?, requestHash: String?) {
-        contents.withLock { c in
-            c.appends += appends
-            c.events += appends.reduce(0) { $0 + $1.events.count }
-            if let firstID { c.known[firstID] = requestHash ?? "" }
-        }
-    }
-
-    /// Events staged since the last `take`.
-    var stagedEvents: Int { contents.withLock { $0.events } }
-
-    /// The staged appends, in order; the buffer starts a new batch.
-    @discardableResult
-    func take() -> [StreamAppend] {
-        contents.withLock { c in
-            defer { c.appends = []; c.events = 0 }
-            return c.appends
-        }
-    }
+    mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent)
 }
 
 /// Loads aggregates, runs a command's decision, and appends its events with optimistic concurrency,
@@ -158,8 +40,7 @@ final class CommandRunner: Sendable {
         while true {
             let events = try await store.read(stream: stream, from: version + 1, limit: 1000)
             for event in events {
-                let payload = try EventCodec.decode(event)
-                state.apply(payload, event)
+                state.apply(try EventCodec.decode(event), event)
                 version = event.version
             }
             if events.count < 1000 { break }
@@ -169,7 +50,7 @@ final class CommandRunner: Sendable {
     }
 
     /// One stream's events of a decision, with the version the decision read.
-    typealias StreamEvents = (stream: String, expected: ExpectedVersion, payloads: [any EventPayload])
+    typealias StreamEvents = (stream: String, expected: ExpectedVersion, events: [DomainEvent])
 
     /// What a command decided: its events per stream with the versions it read, and how to answer.
     struct Decision {
@@ -179,6 +60,9 @@ final class CommandRunner: Sendable {
         var kind: String
         var id: String
         var created: Bool
+        /// The event that caused this command's events, when it was not the command alone (a reversal names
+        /// the movement it undoes); recorded as their `causation_id`.
+        var causation: String? = nil
     }
 
     /// Runs `decide` under the streams' locks, appends what it decided, and decides again from fresh reads
@@ -188,17 +72,21 @@ final class CommandRunner: Sendable {
     /// decides again; the store finds the ids already written (same content: a duplicate, different content:
     /// a mismatch), and a retry the current state refuses finds the original by id. Either way it answers
     /// with the original command's result when the request digest matches, and writes nothing.
-    func run<S: AggregateState>(
-        command: String, body: String, ctx: CommandContext, occurredAt: Date?, locks keys: [String],
+    func run<C: DomainCommand, S: AggregateState>(
+        _ issued: C, ctx: CommandContext, occurredAt: Date?, locks keys: [String],
         state: S.Type, decide: @Sendable () async throws -> Decision
     ) async throws -> CommandResult {
+        let command = C.name
+        let creates = C.creates
         var ids: IdempotentIDs?
         var requestHash: String?
         if let key = ctx.idempotencyKey {
             guard !key.isEmpty, key.count <= 200 else { throw DomainError.invalid("idempotency_key", "must be 1 to 200 characters") }
-            (ids, requestHash) = Self.idempotencyIDs(actor: ctx.actor, command: command, key: key, body: body)
+            (ids, requestHash) = Self.idempotencyIDs(actor: ctx.actor, command: command, key: key, body: CoordinationService.canonical(issued))
         }
         let (derivedIDs, hash) = (ids, requestHash)
+        // The command's own id: every event it writes names it as its cause (a retry under the same key, the same id).
+        let commandID = derivedIDs.map { MD5.uuid($0.base + "command") } ?? UUID.random()
         // A bulk import decides one command at a time: no other task touches its streams, so no locks.
         return try await staging != nil ? decideAndWrite() : locks.withLocks(keys, decideAndWrite)
         @Sendable func decideAndWrite() async throws -> CommandResult {
@@ -216,12 +104,12 @@ final class CommandRunner: Sendable {
                 } catch let error as DomainError {
                     guard staging == nil else { throw error }
                     if !readThrough { readThrough = true; continue }  // refused on cached state: decide once more on fresh reads
-                    if let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, command: command, state: S.self) {
+                    if let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
                         return original
                     }
                     throw error
                 }
-                let appends = try events(of: decision, ids: derivedIDs, ctx: ctx, requestHash: hash, occurredAt: occurredAt)
+                let appends = try events(of: decision, ids: derivedIDs, ctx: ctx, commandID: commandID, requestHash: hash, occurredAt: occurredAt)
                 if let staging {
                     staging.stage(appends, firstID: derivedIDs?.first, requestHash: hash)
                     let version = try foldStaged(decision, appends)
@@ -230,7 +118,7 @@ final class CommandRunner: Sendable {
                 }
                 do {
                     let result = try await store.append(appends)
-                    if result.duplicate, let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, command: command, state: S.self) {
+                    if result.duplicate, let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
                         return original
                     }
                     let (state, version) = try await stateAfter(decision, appends, result, as: S.self)
@@ -242,7 +130,7 @@ final class CommandRunner: Sendable {
                     if readThrough { try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000...(5_000_000 * UInt64(attempt)))) }
                     readThrough = true
                 } catch EventStoreError.idempotencyMismatch {
-                    if let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, command: command, state: S.self) {
+                    if let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
                         return original
                     }
                     throw DomainError.idempotencyMismatch(key: ctx.idempotencyKey ?? "")
@@ -252,14 +140,16 @@ final class CommandRunner: Sendable {
     }
 
     /// The events of a decision, with their ids (derived from the idempotency key when there is one).
-    private func events(of decision: Decision, ids: IdempotentIDs?, ctx: CommandContext, requestHash: String?, occurredAt: Date?) throws -> [StreamAppend] {
-        let metadata = ctx.metadata(requestHash: requestHash)
+    private func events(of decision: Decision, ids: IdempotentIDs?, ctx: CommandContext, commandID: UUID, requestHash: String?,
+                        occurredAt: Date?) throws -> [StreamAppend] {
+        var metadata = ctx.metadata(requestHash: requestHash)
+        metadata.causationID = decision.causation ?? ctx.causationID ?? commandID.lowercasedString
         let when = occurredAt ?? ctx.receivedAt
         var index = 0
         var appends: [StreamAppend] = []
         for a in decision.appends {
             var events: [EventData] = []
-            for p in a.payloads {
+            for p in a.events {
                 let id = ids.flatMap { index < IdempotentIDs.count ? $0[index] : nil } ?? UUID.random()
                 index += 1
                 events.append(try EventCodec.event(p, id: id, metadata: metadata, occurredAt: when))
@@ -275,8 +165,8 @@ final class CommandRunner: Sendable {
         let now = Date()
         for (a, d) in zip(appends, decision.appends) {
             guard let (from, firstPosition) = versions(a) else { continue }
-            var items: [(any EventPayload, RecordedEvent)] = []
-            for (k, (event, payload)) in zip(a.events, d.payloads).enumerated() {
+            var items: [(DomainEvent, RecordedEvent)] = []
+            for (k, (event, payload)) in zip(a.events, d.events).enumerated() {
                 let recorded = RecordedEvent(position: firstPosition + Int64(k), stream: a.stream, version: from + Int64(k) + 1, id: event.id,
                                              type: event.type, data: event.data, metadata: JSONText(event.metadataJSON),
                                              occurredAt: event.occurredAt, recordedAt: now, hash: "")
@@ -316,7 +206,7 @@ final class CommandRunner: Sendable {
     }
 
     /// The original command's result, for a retry of it: nil when no event of the command is stored.
-    private func original<S: AggregateState>(ids: IdempotentIDs?, requestHash: String?, ctx: CommandContext, command: String,
+    private func original<S: AggregateState>(ids: IdempotentIDs?, requestHash: String?, ctx: CommandContext, creates: Bool,
                                              state: S.Type) async throws -> CommandResult? {
         guard let ids else { return nil }
         let first = ids.first
@@ -326,9 +216,7 @@ final class CommandRunner: Sendable {
         let primary = head.stream
         let (current, _) = try await load(primary, as: S.self, fresh: true)
         let (kind, resource) = Self.kindAndID(of: primary)
-        return CommandResult(kind: kind, id: resource, created: command.hasSuffix(".register") || command.hasSuffix(".declare")
-                                || command.hasSuffix(".request") || command.hasSuffix(".create") || command == "stock.transfer",
-                             position: last.position, version: head.stream == last.stream ? last.version : head.version,
+        return CommandResult(kind: kind, id: resource, created: creates, position: last.position, version: head.stream == last.stream ? last.version : head.version,
                              duplicate: true, state: try Self.render(current))
     }
 

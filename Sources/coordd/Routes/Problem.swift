@@ -38,18 +38,36 @@ struct Problem: Error, Sendable {
         }
     }
 
-    /// The problem for a domain refusal; `available` is added for insufficient stock.
+    /// The problem for a domain refusal, with the extra member that helps most: `available` (insufficient
+    /// stock), `conflicting` (a deployment overlap), `current` (an invalid transition).
     init(_ error: DomainError) {
-        self.init(status: error.httpStatus, type: error.problemType, detail: error.description)
+        let (status, type) = Self.statusAndType(error)
+        self.init(status: status, type: type, detail: error.description)
         if case .validation(let errors) = error { self.errors = errors; self.detail = "the request has invalid fields" }
         if case let .insufficientStock(_, _, _, available) = error { extra["available"] = String(available) }
         if case let .deploymentOverlap(_, conflicting, _) = error { extra["conflicting"] = conflicting }
         if case let .invalidTransition(_, _, current, _) = error { extra["current"] = current }
     }
 
+    /// Each refusal's status and the last segment of its problem `type`.
+    static func statusAndType(_ error: DomainError) -> (Int, String) {
+        switch error {
+        case .validation: return (422, "validation")
+        case .notFound: return (404, "not-found")
+        case .alreadyExists: return (409, "already-exists")
+        case .insufficientStock: return (409, "insufficient-stock")
+        case .deploymentOverlap: return (409, "deployment-overlap")
+        case .invalidTransition: return (409, "invalid-transition")
+        case .rule: return (409, "rule-violation")
+        case .stale: return (412, "stale")
+        case .idempotencyMismatch: return (422, "idempotency-mismatch")
+        case .contention: return (409, "contention")
+        }
+    }
+
     var response: HTTPResponse {
         var body = "{\"type\":" + JSONWriter.quote("https://coord.example.org/problems/" + type)
-        body += ",\"title\":" + JSONWriter.quote(HTTPServer.reasons[status] ?? "Error")
+        body += ",\"title\":" + JSONWriter.quote(HTTPResponse.reasons[status] ?? "Error")
         body += ",\"status\":\(status),\"detail\":" + JSONWriter.quote(detail)
         body += ",\"errors\":[" + errors.map { "{\"field\":" + JSONWriter.quote($0.field) + ",\"message\":" + JSONWriter.quote($0.message) + "}" }
             .joined(separator: ",") + "]"
@@ -58,5 +76,12 @@ struct Problem: Error, Sendable {
         }
         body += "}"
         return HTTPResponse(status: status, headers: [("Content-Type", "application/problem+json; charset=utf-8")] + headers, body: Array(body.utf8))
+    }
+}
+
+extension Problem {
+    /// A 4xx naming the fields at fault.
+    init(status: Int, errors: [FieldError]) {
+        self.init(status: status, detail: "the request has invalid fields", errors: errors)
     }
 }

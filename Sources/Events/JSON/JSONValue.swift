@@ -3,13 +3,19 @@ import Synchronization
 
 /// A parsed JSON document, for request bodies and import lines: read once, then its top-level keys checked,
 /// path parameters merged in, and the command decoded from it (`FastJSONDecoder`) without parsing again.
-/// Objects keep their order; numbers keep their text. A repeated key keeps its first value, as Foundation's
-/// JSONDecoder does.
+/// Objects keep their order; numbers keep their text. A repeated key is refused: which of two values a
+/// client meant is not ours to guess (RFC 8259 §4 leaves it open), and one object with thousands of keys
+/// is checked in linear time.
 public enum JSONValue: Sendable {
     case null, bool(Bool), number(String), string(String), array([JSONValue]), object([(String, JSONValue)])
 
-    /// The text is not one JSON value (RFC 8259), or nests deeper than 512.
-    public struct Invalid: Error {}
+    /// The text is not one JSON value (RFC 8259), nests deeper than 512, or repeats a key in an object.
+    public struct Invalid: Error, CustomStringConvertible {
+        /// Safe to show: names at most a key (cut to 64 characters), never a value.
+        public let reason: String
+        init(_ reason: String = "malformed JSON") { self.reason = reason }
+        public var description: String { reason }
+    }
 
     public static func parse(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { raw in
@@ -81,13 +87,14 @@ public enum JSONValue: Sendable {
         }
 
         mutating func value(depth: Int) throws -> JSONValue {
-            guard depth < 512 else { throw Invalid() }
+            guard depth < 512 else { throw Invalid("nested deeper than 512") }
             skipSpace()
             guard i < bytes.count else { throw Invalid() }
             switch bytes[i] {
             case 0x7b:  // {
                 i += 1
                 var fields: [(String, JSONValue)] = []
+                var seen = Set<String>()
                 skipSpace()
                 if i < bytes.count, bytes[i] == 0x7d { i += 1; return .object(fields) }
                 while true {
@@ -97,7 +104,8 @@ public enum JSONValue: Sendable {
                     guard i < bytes.count, bytes[i] == 0x3a else { throw Invalid() }
                     i += 1
                     let v = try value(depth: depth + 1)
-                    if !fields.contains(where: { $0.0 == key }) { fields.append((key, v)) }
+                    guard seen.insert(key).inserted else { throw Invalid("the key \"\(key.prefix(64))\" appears twice in one object") }
+                    fields.append((key, v))
                     skipSpace()
                     guard i < bytes.count else { throw Invalid() }
                     if bytes[i] == 0x2c { i += 1; continue }

@@ -97,53 +97,18 @@ public struct Validator {
     func check() throws {
         if !errors.isEmpty { throw DomainError.validation(errors) }
     }
-}
 
-/// A calendar date (`YYYY-MM-DD`), as days since 1970-01-01: deployments and due dates are dates, not times.
-public struct Day: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
-    public let daysSinceEpoch: Int
-
-    public init(daysSinceEpoch: Int) { self.daysSinceEpoch = daysSinceEpoch }
-
-    public init?(_ text: String) {
-        guard let date = Timestamp.parseDate(text) else { return nil }
-        daysSinceEpoch = Int(date.timeIntervalSince1970 / 86_400)
+    /// Business time has an order: a lifecycle step is not dated before the step it follows (a negative
+    /// request-to-arrival time is impossible). The refusal names the field, its time and the earlier step's.
+    static func requireOrder(_ at: Date, notBefore earlier: Date?, _ step: String, field: String = "occurred_at") throws {
+        guard let earlier, at < earlier else { return }
+        throw DomainError.validation([FieldError(field, "\(Timestamp.format(at)) is before \(step) at \(Timestamp.format(earlier))")])
     }
 
-    /// The UTC day of `date`.
-    public init(_ date: Date) { daysSinceEpoch = Int(floor(date.timeIntervalSince1970 / 86_400)) }
-
-    public var date: Date { Date(timeIntervalSince1970: Double(daysSinceEpoch) * 86_400) }
-    public var description: String { Timestamp.formatDate(date) }
-    public static func < (a: Day, b: Day) -> Bool { a.daysSinceEpoch < b.daysSinceEpoch }
-    public func adding(days: Int) -> Day { Day(daysSinceEpoch: daysSinceEpoch + days) }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        let text = try c.decode(String.self)
-        guard let day = Day(text) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a date YYYY-MM-DD")
-        }
-        self = day
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
+    /// `requireOrder` for dates (a start, an end) against a business time: the day may not end before it.
+    static func requireOrder(_ day: Day, notBefore earlier: Date?, _ step: String, field: String) throws {
+        guard let earlier, day < Day(earlier) else { return }
+        throw DomainError.validation([FieldError(field, "\(day) is before \(step) on \(Day(earlier))")])
     }
 }
 
-enum Countries {
-    /// ISO 3166-1 alpha-3, officially assigned codes.
-    static let iso3: Set<String> = Set("""
-        ABW AFG AGO AIA ALA ALB AND ARE ARG ARM ASM ATA ATF ATG AUS AUT AZE BDI BEL BEN BES BFA BGD BGR BHR BHS BIH BLM
-        BLR BLZ BMU BOL BRA BRB BRN BTN BVT BWA CAF CAN CCK CHE CHL CHN CIV CMR COD COG COK COL COM CPV CRI CUB CUW CXR
-        CYM CYP CZE DEU DJI DMA DNK DOM DZA ECU EGY ERI ESH ESP EST ETH FIN FJI FLK FRA FRO FSM GAB GBR GEO GGY GHA GIB
-        GIN GLP GMB GNB GNQ GRC GRD GRL GTM GUF GUM GUY HKG HMD HND HRV HTI HUN IDN IMN IND IOT IRL IRN IRQ ISL ISR ITA
-        JAM JEY JOR JPN KAZ KEN KGZ KHM KIR KNA KOR KWT LAO LBN LBR LBY LCA LIE LKA LSO LTU LUX LVA MAC MAF MAR MCO MDA
-        MDG MDV MEX MHL MKD MLI MLT MMR MNE MNG MNP MOZ MRT MSR MTQ MUS MWI MYS MYT NAM NCL NER NFK NGA NIC NIU NLD NOR
-        NPL NRU NZL OMN PAK PAN PCN PER PHL PLW PNG POL PRI PRK PRT PRY PSE PYF QAT REU ROU RUS RWA SAU SDN SEN SGP SGS
-        SHN SJM SLB SLE SLV SMR SOM SPM SRB SSD STP SUR SVK SVN SWE SWZ SXM SYC SYR TCA TCD TGO THA TJK TKL TKM TLS TON
-        TTO TUN TUR TUV TWN TZA UGA UKR UMI URY USA UZB VAT VCT VEN VGB VIR VNM VUT WLF WSM YEM ZAF ZMB ZWE
-        """.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
-}

@@ -11,28 +11,28 @@ public struct FieldError: Sendable, Equatable, Codable, CustomStringConvertible 
     public var description: String { "\(field): \(message)" }
 }
 
-/// Why a command was refused. Every case maps to one HTTP status and one problem `type`, and its
-/// `description` is safe to show: it names fields, ids and states, never personal data.
+/// Why a command was refused. Its `description` is safe to show: it names fields, ids and states, never
+/// personal data. (The API maps each case to a status and a problem type in coordd.)
 public enum DomainError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The command is malformed or a value is out of bounds (HTTP 422).
+    /// The command is malformed or a value is out of bounds.
     case validation([FieldError])
-    /// A referenced resource does not exist (HTTP 404).
+    /// A referenced resource does not exist.
     case notFound(kind: String, id: String)
-    /// A resource with this id already exists (HTTP 409).
+    /// A resource with this id already exists.
     case alreadyExists(kind: String, id: String)
-    /// The dispatch, transfer or negative adjustment exceeds what is on hand (HTTP 409).
+    /// The dispatch, transfer or negative adjustment exceeds what is on hand.
     case insufficientStock(warehouse: String, item: String, requested: Int64, available: Int64)
-    /// The person already holds a deployment, or is unavailable, in that period (HTTP 409).
+    /// The person already holds a deployment, or is unavailable, in that period.
     case deploymentOverlap(person: String, conflicting: String, kind: String)
-    /// The lifecycle does not allow this step from the current state (HTTP 409).
+    /// The lifecycle does not allow this step from the current state.
     case invalidTransition(kind: String, id: String, current: String, action: String)
-    /// The command breaks another domain rule (HTTP 409).
+    /// The command breaks another domain rule.
     case rule(String)
-    /// `If-Match` named an older version (HTTP 412).
+    /// `If-Match` named an older version.
     case stale(kind: String, id: String, expected: Int64, actual: Int64)
-    /// The idempotency key was used before for a different command (HTTP 422).
+    /// The idempotency key was used before for a different command.
     case idempotencyMismatch(key: String)
-    /// Concurrent writers kept winning; the caller may retry (HTTP 409).
+    /// Concurrent writers kept winning; the caller may retry.
     case contention(stream: String)
 
     public var description: String {
@@ -56,32 +56,6 @@ public enum DomainError: Error, Sendable, Equatable, CustomStringConvertible {
             return "this idempotency key was already used for a different request"
         case .contention(let stream):
             return "too many concurrent changes to \(stream); retry"
-        }
-    }
-
-    /// The last segment of the RFC 9457 problem `type`.
-    public var problemType: String {
-        switch self {
-        case .validation: return "validation"
-        case .notFound: return "not-found"
-        case .alreadyExists: return "already-exists"
-        case .insufficientStock: return "insufficient-stock"
-        case .deploymentOverlap: return "deployment-overlap"
-        case .invalidTransition: return "invalid-transition"
-        case .rule: return "rule-violation"
-        case .stale: return "stale"
-        case .idempotencyMismatch: return "idempotency-mismatch"
-        case .contention: return "contention"
-        }
-    }
-
-    /// The HTTP status the API answers with.
-    public var httpStatus: Int {
-        switch self {
-        case .validation, .idempotencyMismatch: return 422
-        case .notFound: return 404
-        case .stale: return 412
-        case .alreadyExists, .insufficientStock, .deploymentOverlap, .invalidTransition, .rule, .contention: return 409
         }
     }
 

@@ -1,0 +1,137 @@
+import Events
+import Foundation
+
+/// A command users issue: decoded strictly from JSON (unknown fields refused), validated, then run.
+public protocol DomainCommand: Codable, Sendable {
+    /// The NDJSON/event-log name, e.g. `stock.dispatch`.
+    static var name: String { get }
+    /// Every JSON field the command accepts.
+    static var fields: [String] { get }
+    /// Adds every field problem to `v`.
+    func validate(_ v: inout Validator)
+    func run(_ service: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult
+    /// The stream this command creates, when its fields name it: a bulk import checks the streams of many
+    /// commands for existence in one query instead of one read each.
+    var createdStream: String? { get }
+    /// True for commands that create their resource (an API answer 201 with a Location).
+    static var creates: Bool { get }
+}
+
+extension DomainCommand {
+    public var createdStream: String? { nil }
+    public static var creates: Bool { false }
+}
+
+/// A lifecycle step that names its resource and may say when it happened: `{"id", "occurred_at"}`.
+public protocol StepCommand: DomainCommand {
+    var id: String { get }
+    var occurredAt: Date? { get }
+}
+
+extension StepCommand {
+    public static var fields: [String] { ["id", "occurred_at"] }
+    public func validate(_ v: inout Validator) {
+        v.id(id, "id")
+        v.time(occurredAt, "occurred_at")
+    }
+}
+
+/// Decodes commands by name, refusing unknown fields and naming the field of every type error.
+public enum CommandCatalog {
+    static let commands: [any DomainCommand.Type] = [
+        RegisterWarehouse.self, AmendWarehouse.self, RegisterItem.self, AmendItem.self, SetLevels.self,
+        DeclareResponse.self, AmendResponse.self, ChangeSeverity.self, CloseResponse.self, AddAreas.self, ChangePhase.self,
+        ReceiveStock.self, DispatchStock.self, AdjustStock.self, CountStock.self, ReverseMovement.self,
+        TransferStock.self, ReceiveTransfer.self, CancelTransfer.self,
+        RegisterPerson.self, AmendPerson.self, AddUnavailability.self,
+        RequestDeployment.self, AmendDeployment.self, ConfirmDeployment.self, ArriveDeployment.self, ExtendDeployment.self,
+        CompleteDeployment.self, CancelDeployment.self,
+        CreateTask.self, AmendTask.self, AssignTask.self, StartTask.self, BlockTask.self, CompleteTask.self, VerifyTask.self,
+        CancelTask.self, ReopenTask.self, CommentTask.self,
+    ]
+
+    static let byName: [String: any DomainCommand.Type] = Dictionary(uniqueKeysWithValues: commands.map { ($0.name, $0) })
+
+    public static var names: [String] { commands.map { $0.name } }
+
+    /// The accepted JSON fields of a command, for documentation and the OpenAPI document.
+    public static func fields(of name: String) -> [String]? { byName[name]?.fields }
+
+    public static func decode(name: String, json: Data) throws -> any DomainCommand {
+        guard let type = byName[name] else { throw DomainError.invalid("command", "unknown command \(name)") }
+        return try decode(type, json: json)
+    }
+
+    public static func decode<C: DomainCommand>(_ type: C.Type, json: Data) throws -> C {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(json)
+        } catch {
+            throw DomainError.invalid("body", "is not valid JSON")
+        }
+        return try decode(type, value: value, ignoring: [])
+    }
+
+    /// Decodes a parsed body as the command `name`; the `ignoring` fields belong to the envelope (an import
+    /// line's `command` and `idempotency_key`).
+    public static func decode(name: String, value: JSONValue, ignoring: Set<String>) throws -> any DomainCommand {
+        guard let type = byName[name] else { throw DomainError.invalid("command", "unknown command \(name)") }
+        return try decode(type, value: value, ignoring: ignoring)
+    }
+
+    static func decode<C: DomainCommand>(_ type: C.Type, value: JSONValue, ignoring: Set<String>) throws -> C {
+        guard let keys = value.keys else { throw DomainError.invalid("body", "must be a JSON object") }
+        let unknown = keys.filter { !C.fields.contains($0) && !ignoring.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw DomainError.validation(unknown.map { FieldError($0, "unknown field") })
+        }
+        // The fast decoder answers the common case; whenever it is unsure, Foundation's decides (and words the error).
+        if let command = try? FastJSONDecoder.decode(C.self, from: value) { return command }
+        let json = Data(value.json.utf8)
+        do {
+            return try JSONWriter.makeDecoder().decode(C.self, from: json)
+        } catch let error as DecodingError {
+            throw DomainError.validation([Self.fieldError(error)])
+        }
+    }
+
+    static func fieldError(_ error: DecodingError) -> FieldError {
+        func path(_ codingPath: [CodingKey]) -> String {
+            let parts = codingPath.map { key -> String in
+                if let i = key.intValue { return "[\(i)]" }
+                return snake(key.stringValue)
+            }
+            return parts.enumerated().map { i, p in i == 0 || p.hasPrefix("[") ? p : "." + p }.joined()
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return FieldError(path(context.codingPath + [key]), "is required")
+        case .typeMismatch(let type, let context):
+            return FieldError(path(context.codingPath), "must be \(describe(type))")
+        case .valueNotFound(let type, let context):
+            return FieldError(path(context.codingPath), "must be \(describe(type)), not null")
+        case .dataCorrupted(let context):
+            return FieldError(path(context.codingPath).isEmpty ? "body" : path(context.codingPath), context.debugDescription)
+        @unknown default:
+            return FieldError("body", "is malformed")
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type, is Day.Type, is Date.Type: return "a string"
+        case is Int64.Type, is Int.Type: return "a whole number"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default: return String(describing: type).contains("Array") ? "an array" : "an object"
+        }
+    }
+
+    static func snake(_ s: String) -> String {
+        var out = ""
+        for ch in s {
+            if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
+        }
+        return out
+    }
+}

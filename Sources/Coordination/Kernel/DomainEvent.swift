@@ -1,0 +1,173 @@
+import Events
+import Foundation
+
+/// An event's data. `eventType` is its stable name in the log; `schemaVersion` the shape of its data,
+/// bumped when the shape changes, with an upcaster from the previous shape in `EventCodec.upcast`.
+/// Each payload lives in its feature's folder (`Stock/StockEvents.swift`, ...).
+public protocol EventPayload: Codable, Sendable, Equatable {
+    static var eventType: String { get }
+    static var schemaVersion: Int { get }
+}
+
+extension EventPayload {
+    public static var schemaVersion: Int { 1 }
+}
+
+/// Every event the domain writes, one case per event type: what decisions produce, what folds, replay and the
+/// live feed consume. Adding an event type means its payload struct in its feature folder, a case here with
+/// its entry in `registry`, and the compiler then points at every exhaustive switch that must decide what the
+/// new event means (`payload`, `ResponseMembership`, the timeline's wording).
+public enum DomainEvent: Sendable, Equatable {
+    // Responses (stream response-<id>)
+    case responseDeclared(ResponseDeclared)
+    case responseAmended(ResponseAmended)
+    case responseSeverityChanged(ResponseSeverityChanged)
+    case responseAreasAdded(ResponseAreasAdded)
+    case responsePhaseChanged(ResponsePhaseChanged)
+    case responseClosed(ResponseClosed)
+    // Reference data (warehouse-<code>, item-<code>)
+    case warehouseRegistered(WarehouseRegistered)
+    case warehouseAmended(WarehouseAmended)
+    case itemRegistered(ItemRegistered)
+    case itemAmended(ItemAmended)
+    // Stock (stock-<warehouse>:<item>)
+    case stockLevelsSet(StockLevelsSet)
+    case stockReceived(StockReceived)
+    case stockDispatched(StockDispatched)
+    case stockAdjusted(StockAdjusted)
+    case stockCounted(StockCounted)
+    case stockMovementReversed(StockMovementReversed)
+    case stockTransferSent(StockTransferSent)
+    case stockTransferReceived(StockTransferReceived)
+    case stockTransferReturned(StockTransferReturned)
+    // Transfers (transfer-<id>)
+    case transferCreated(TransferCreated)
+    case transferReceived(TransferReceived)
+    case transferCancelled(TransferCancelled)
+    // People (person-<id>)
+    case personRegistered(PersonRegistered)
+    case personAmended(PersonAmended)
+    case personUnavailabilityAdded(PersonUnavailabilityAdded)
+    case personBooked(PersonBooked)
+    case personBookingExtended(PersonBookingExtended)
+    case personBookingChanged(PersonBookingChanged)
+    case personBookingReleased(PersonBookingReleased)
+    // Deployments (deployment-<id>)
+    case deploymentRequested(DeploymentRequested)
+    case deploymentAmended(DeploymentAmended)
+    case deploymentConfirmed(DeploymentConfirmed)
+    case deploymentArrived(DeploymentArrived)
+    case deploymentExtended(DeploymentExtended)
+    case deploymentCompleted(DeploymentCompleted)
+    case deploymentCancelled(DeploymentCancelled)
+    // Cluster tasks (task-<id>)
+    case taskCreated(TaskCreated)
+    case taskAmended(TaskAmended)
+    case taskAssigned(TaskAssigned)
+    case taskStarted(TaskStarted)
+    case taskBlocked(TaskBlocked)
+    case taskCompleted(TaskCompleted)
+    case taskVerified(TaskVerified)
+    case taskCancelled(TaskCancelled)
+    case taskReopened(TaskReopened)
+    case taskCommented(TaskCommented)
+
+    /// The payload this case carries (what is encoded into the log).
+    public var payload: any EventPayload {
+        switch self {
+        case .responseDeclared(let p): return p
+        case .responseAmended(let p): return p
+        case .responseSeverityChanged(let p): return p
+        case .responseAreasAdded(let p): return p
+        case .responsePhaseChanged(let p): return p
+        case .responseClosed(let p): return p
+        case .warehouseRegistered(let p): return p
+        case .warehouseAmended(let p): return p
+        case .itemRegistered(let p): return p
+        case .itemAmended(let p): return p
+        case .stockLevelsSet(let p): return p
+        case .stockReceived(let p): return p
+        case .stockDispatched(let p): return p
+        case .stockAdjusted(let p): return p
+        case .stockCounted(let p): return p
+        case .stockMovementReversed(let p): return p
+        case .stockTransferSent(let p): return p
+        case .stockTransferReceived(let p): return p
+        case .stockTransferReturned(let p): return p
+        case .transferCreated(let p): return p
+        case .transferReceived(let p): return p
+        case .transferCancelled(let p): return p
+        case .personRegistered(let p): return p
+        case .personAmended(let p): return p
+        case .personUnavailabilityAdded(let p): return p
+        case .personBooked(let p): return p
+        case .personBookingExtended(let p): return p
+        case .personBookingChanged(let p): return p
+        case .personBookingReleased(let p): return p
+        case .deploymentRequested(let p): return p
+        case .deploymentAmended(let p): return p
+        case .deploymentConfirmed(let p): return p
+        case .deploymentArrived(let p): return p
+        case .deploymentExtended(let p): return p
+        case .deploymentCompleted(let p): return p
+        case .deploymentCancelled(let p): return p
+        case .taskCreated(let p): return p
+        case .taskAmended(let p): return p
+        case .taskAssigned(let p): return p
+        case .taskStarted(let p): return p
+        case .taskBlocked(let p): return p
+        case .taskCompleted(let p): return p
+        case .taskVerified(let p): return p
+        case .taskCancelled(let p): return p
+        case .taskReopened(let p): return p
+        case .taskCommented(let p): return p
+        }
+    }
+
+    /// The stored type name.
+    public var eventType: String { type(of: payload).eventType }
+
+    /// How each stored type name becomes its case. One entry per case (`DomainEventTests` checks that every
+    /// entry's type decodes to a case whose `payload` has that type).
+    static let registry: [String: Entry] = Dictionary(uniqueKeysWithValues: [
+        Entry(ResponseDeclared.self, DomainEvent.responseDeclared), Entry(ResponseAmended.self, DomainEvent.responseAmended),
+        Entry(ResponseSeverityChanged.self, DomainEvent.responseSeverityChanged), Entry(ResponseAreasAdded.self, DomainEvent.responseAreasAdded),
+        Entry(ResponsePhaseChanged.self, DomainEvent.responsePhaseChanged), Entry(ResponseClosed.self, DomainEvent.responseClosed),
+        Entry(WarehouseRegistered.self, DomainEvent.warehouseRegistered), Entry(WarehouseAmended.self, DomainEvent.warehouseAmended),
+        Entry(ItemRegistered.self, DomainEvent.itemRegistered), Entry(ItemAmended.self, DomainEvent.itemAmended),
+        Entry(StockLevelsSet.self, DomainEvent.stockLevelsSet), Entry(StockReceived.self, DomainEvent.stockReceived),
+        Entry(StockDispatched.self, DomainEvent.stockDispatched), Entry(StockAdjusted.self, DomainEvent.stockAdjusted),
+        Entry(StockCounted.self, DomainEvent.stockCounted), Entry(StockMovementReversed.self, DomainEvent.stockMovementReversed),
+        Entry(StockTransferSent.self, DomainEvent.stockTransferSent), Entry(StockTransferReceived.self, DomainEvent.stockTransferReceived),
+        Entry(StockTransferReturned.self, DomainEvent.stockTransferReturned),
+        Entry(TransferCreated.self, DomainEvent.transferCreated), Entry(TransferReceived.self, DomainEvent.transferReceived),
+        Entry(TransferCancelled.self, DomainEvent.transferCancelled),
+        Entry(PersonRegistered.self, DomainEvent.personRegistered), Entry(PersonAmended.self, DomainEvent.personAmended),
+        Entry(PersonUnavailabilityAdded.self, DomainEvent.personUnavailabilityAdded), Entry(PersonBooked.self, DomainEvent.personBooked),
+        Entry(PersonBookingExtended.self, DomainEvent.personBookingExtended), Entry(PersonBookingChanged.self, DomainEvent.personBookingChanged),
+        Entry(PersonBookingReleased.self, DomainEvent.personBookingReleased),
+        Entry(DeploymentRequested.self, DomainEvent.deploymentRequested), Entry(DeploymentAmended.self, DomainEvent.deploymentAmended),
+        Entry(DeploymentConfirmed.self, DomainEvent.deploymentConfirmed), Entry(DeploymentArrived.self, DomainEvent.deploymentArrived),
+        Entry(DeploymentExtended.self, DomainEvent.deploymentExtended), Entry(DeploymentCompleted.self, DomainEvent.deploymentCompleted),
+        Entry(DeploymentCancelled.self, DomainEvent.deploymentCancelled),
+        Entry(TaskCreated.self, DomainEvent.taskCreated), Entry(TaskAmended.self, DomainEvent.taskAmended),
+        Entry(TaskAssigned.self, DomainEvent.taskAssigned), Entry(TaskStarted.self, DomainEvent.taskStarted),
+        Entry(TaskBlocked.self, DomainEvent.taskBlocked), Entry(TaskCompleted.self, DomainEvent.taskCompleted),
+        Entry(TaskVerified.self, DomainEvent.taskVerified), Entry(TaskCancelled.self, DomainEvent.taskCancelled),
+        Entry(TaskReopened.self, DomainEvent.taskReopened), Entry(TaskCommented.self, DomainEvent.taskCommented),
+    ].map { ($0.type.eventType, $0) })
+
+    /// A payload type and the case that carries it; decodes stored data into that case.
+    struct Entry: Sendable {
+        let type: any EventPayload.Type
+        let decode: @Sendable (_ data: Data, _ version: Int, _ position: Int64) throws -> DomainEvent
+
+        init<P: EventPayload>(_ type: P.Type, _ wrap: @escaping @Sendable (P) -> DomainEvent) {
+            self.type = type
+            self.decode = { data, version, position in wrap(try EventCodec.decode(P.self, data: data, version: version, position: position)) }
+        }
+    }
+
+    /// Every event type name the domain writes.
+    public static var eventTypes: [String] { registry.keys.sorted() }
+}

@@ -1,0 +1,98 @@
+import Events
+import Foundation
+
+extension Lists {
+    /// What needs someone's attention now: stock below minimum, deployments ending with nobody to take over or
+    /// past their planned end, urgent tasks overdue.
+    public static let alerts = ListSpec(
+        "alerts", "Open alerts: stock below minimum, deployments ending unreplaced or overdue, urgent tasks overdue",
+        filters: [ListFilter("kind", .oneOf(AlertKinds.all), "Kind of alert"), ListFilter("response", .id, "Alerts of this response")],
+        hxl: ["id": "#meta+id", "kind": "#event+type", "subject": "#meta+subject", "response": "#crisis+code", "detail": "#description",
+              "raised_at": "#date+reported"],
+        key: ListSpec.column("id")
+    ) { source, a, limit, after in
+        let (kind, response) = (a["kind"], a["response"])
+        let t = a.today.description
+        return try await source.queries.table("""
+            SELECT * FROM (
+                SELECT 'stock.below_minimum:' || s.key AS id, 'stock.below_minimum' AS kind, s.key AS subject, NULL::text AS response,
+                       'on hand ' || s.on_hand || ' below minimum ' || s.minimum AS detail, s.updated_at AS raised_at
+                FROM rm_stock s WHERE s.status = 'below_minimum'
+                UNION ALL
+                SELECT 'deployment.ending_unreplaced:' || d.id, 'deployment.ending_unreplaced', d.id, d.response,
+                       d.profile || ' ends ' || d.end_date || ' with no confirmed replacement', NULL::timestamptz
+                FROM rm_deployments d
+                WHERE d.status = 'deployed' AND d.end_date BETWEEN \(t)::date AND \(t)::date + 7
+                  AND NOT EXISTS (SELECT 1 FROM rm_deployments n WHERE n.response = d.response AND n.profile = d.profile AND n.id <> d.id
+                                  AND n.status IN ('confirmed', 'deployed') AND n.end_date > d.end_date AND n.start_date <= d.end_date + 3)
+                UNION ALL
+                SELECT 'deployment.overdue_end:' || d.id, 'deployment.overdue_end', d.id, d.response,
+                       d.profile || ' still deployed after the planned end ' || d.end_date, NULL::timestamptz
+                FROM rm_deployments d WHERE d.status = 'deployed' AND d.end_date < \(t)::date
+                UNION ALL
+                SELECT 'task.overdue:' || k.id, 'task.overdue', k.id, k.response, k.cluster || ' urgent task due ' || k.due, NULL::timestamptz
+                FROM rm_tasks k WHERE k.priority = 'urgent' AND k.due < \(t)::date AND k.status IN ('open', 'in_progress', 'blocked')
+            ) a
+            WHERE (\(kind)::text IS NULL OR a.kind = \(kind)) AND (\(response)::text IS NULL OR a.response = \(response))
+              AND (\(after)::text IS NULL OR a.id > \(after))
+            ORDER BY a.id LIMIT \(limit)
+            """)
+    }
+
+    /// The event log itself, in position order.
+    public static let events = ListSpec(
+        "events", "The event log, in position order",
+        filters: [ListFilter("after", .integer(0...Int.max), "Start after this position"),
+                  ListFilter("type", .text, "Event types, comma-separated"), ListFilter("stream", .text, "One stream"),
+                  ListFilter("category", .text, "Stream categories, comma-separated (stock, task, ...)"),
+                  ListFilter("actor", .text, "Events written by this actor (token subject)")],
+        hxl: ["position": "#meta+position", "stream": "#meta+stream", "version": "#meta+version", "id": "#meta+id",
+              "type": "#event+type", "data": "#meta+data", "metadata": "#meta+metadata", "occurred_at": "#date+occurred",
+              "recorded_at": "#date+reported"],
+        key: ListSpec.column("position")
+    ) { source, a, limit, after in
+        var filter = EventFilter()
+        if let t = a["type"] { filter.types = t.split(separator: ",").map(String.init) }
+        if let s = a["stream"] { filter.streams = [s] }
+        if let c = a["category"] { filter.categories = c.split(separator: ",").map(String.init) }
+        if let actor = a["actor"] { filter.actors = [actor] }
+        let start = max(Int64(a.int("after") ?? 0), after.flatMap { Int64($0) } ?? 0)
+        return ResultTable(events: try await source.store.read(after: start, limit: limit, filter: filter))
+    }
+
+    /// The projections, their checkpoints and lag.
+    public static let projections = ListSpec(
+        "projections", "Projections with checkpoints and lag",
+        hxl: ["name": "#meta+name", "version": "#meta+version", "checkpoint": "#meta+position", "lag_events": "#indicator+num+lag_events",
+              "lag_seconds": "#indicator+num+lag_seconds", "status": "#status", "error": "#description+error",
+              "error_position": "#meta+error_position", "rebuilt_at": "#date+rebuilt", "leader_here": "#meta+leader_here"],
+        key: ListSpec.column("name")
+    ) { source, _, limit, after in
+        let status = try await ProjectionRunner.status(pool: source.store.pool, definitions: Coordination.projections)
+        let rows = status.filter { after == nil || $0.name > after! }.prefix(limit).map { s -> [String?] in
+            [s.name, String(s.version), String(s.checkpoint), String(s.lagEvents), String(format: "%.3f", s.lagSeconds), s.status, s.error,
+             s.errorPosition.map(String.init), s.rebuiltAt.map(Timestamp.format), source.leads(s.name) ? "t" : "f"]
+        }
+        return ResultTable(columns: ["name", "version", "checkpoint", "lag_events", "lag_seconds", "status", "error", "error_position", "rebuilt_at",
+                                     "leader_here"],
+                           rows: Array(rows), numeric: ["version", "checkpoint", "lag_events", "lag_seconds", "error_position"], boolean: ["leader_here"])
+    }
+}
+
+/// The kinds of alert (API.md v1.1).
+public enum AlertKinds {
+    public static let all = ["stock.below_minimum", "deployment.ending_unreplaced", "deployment.overdue_end", "task.overdue",
+                             "transfer.overdue", "response.severity_raised"]
+}
+
+extension ResultTable {
+    /// Stored events as rows (`/v1/events`): data and metadata as documents.
+    init(events: [RecordedEvent]) {
+        self.init(columns: ["position", "stream", "version", "id", "type", "data", "metadata", "occurred_at", "recorded_at"],
+                  rows: events.map { e in
+                      [String(e.position), e.stream, String(e.version), e.id.lowercasedString, e.type, e.data.text, e.metadata.text,
+                       Timestamp.format(e.occurredAt), Timestamp.format(e.recordedAt)]
+                  },
+                  numeric: ["position", "version"], documents: ["data", "metadata"])
+    }
+}

@@ -1,0 +1,216 @@
+import Events
+import Foundation
+
+/// A value a read-model column holds: its PostgreSQL type, its COPY text and how it is read back.
+protocol ColumnValue {
+    static var sqlType: String { get }
+    /// NULL allowed (optionals); the DDL says `NOT NULL` otherwise.
+    static var isNullable: Bool { get }
+    /// The value in COPY text format (`\N` for NULL).
+    var copyText: String { get }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Self
+}
+
+extension ColumnValue {
+    static var isNullable: Bool { false }
+}
+
+extension String: ColumnValue {
+    static var sqlType: String { "text" }
+    var copyText: String { CopyText.escape(self) }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> String { try row.decode(column) }
+}
+
+extension Int64: ColumnValue {
+    static var sqlType: String { "bigint" }
+    var copyText: String { String(self) }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Int64 { try row.decode(column) }
+}
+
+extension Int: ColumnValue {
+    static var sqlType: String { "int" }
+    var copyText: String { String(self) }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Int { try row.decode(column) }
+}
+
+extension Double: ColumnValue {
+    static var sqlType: String { "float8" }
+    var copyText: String { String(self) }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Double { try row.decode(column) }
+}
+
+extension Bool: ColumnValue {
+    static var sqlType: String { "boolean" }
+    var copyText: String { self ? "t" : "f" }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Bool { try row.decode(column) }
+}
+
+extension Date: ColumnValue {
+    static var sqlType: String { "timestamptz" }
+    var copyText: String { Timestamp.format(self) }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Date { try row.decode(column) }
+}
+
+extension Day: ColumnValue {
+    static var sqlType: String { "date" }
+    var copyText: String { description }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Day {
+        let text: String = try row.decode(column)
+        guard let day = Day(text) else { throw PostgresError(kind: .decoding, serverMessage: "cannot decode a date") }
+        return day
+    }
+}
+
+/// Arrays (of strings, of objects) are jsonb, so a list answers them as the JSON arrays a POST answer has.
+extension Array: ColumnValue where Element: Codable {
+    static var sqlType: String { "jsonb" }
+    var copyText: String { CopyText.escape((try? JSONWriter.encode(self)) ?? "[]") }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> [Element] {
+        let text: String = try row.decode(column)
+        do { return try JSONWriter.makeDecoder().decode([Element].self, from: Data(text.utf8)) } catch {
+            throw PostgresError(kind: .decoding, serverMessage: "cannot decode a jsonb array")
+        }
+    }
+}
+
+extension Optional: ColumnValue where Wrapped: ColumnValue {
+    static var sqlType: String { Wrapped.sqlType }
+    static var isNullable: Bool { true }
+    var copyText: String { map(\.copyText) ?? "\\N" }
+    static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Wrapped? {
+        row.isNull(column) ? nil : try Wrapped.read(row, column)
+    }
+}
+
+/// One column of a read-model table: its name, its type (from the Swift property it maps) and how a row
+/// writes and loads it. Declared once, in the table, from a key path.
+struct Column<Row>: Sendable {
+    let name: String
+    let definition: String
+    let copy: @Sendable (Row) -> String
+    /// Nil for a derived column (computed from others, written but never loaded).
+    let load: (@Sendable (inout Row, PostgresResult.Row, Int) throws -> Void)?
+
+    /// A stored column: written from and loaded into `keyPath`.
+    init<V: ColumnValue>(_ name: String, _ keyPath: WritableKeyPath<Row, V> & Sendable) {
+        self.name = name
+        self.definition = name + " " + V.sqlType + (V.isNullable ? "" : " NOT NULL")
+        self.copy = { $0[keyPath: keyPath].copyText }
+        self.load = { row, result, column in row[keyPath: keyPath] = try V.read(result, column) }
+    }
+
+    /// A derived column (a status, a key): written for queries, recomputed from the others on load.
+    init<V: ColumnValue>(_ name: String, derived keyPath: KeyPath<Row, V> & Sendable) {
+        self.name = name
+        self.definition = name + " " + V.sqlType + (V.isNullable ? "" : " NOT NULL")
+        self.copy = { $0[keyPath: keyPath].copyText }
+        self.load = nil
+    }
+}
+
+/// A read-model table declared once: its columns, key and indexes. Its DDL, the COPY lines, the load of a
+/// projection's state after a restart and the upsert of changed rows are all derived from this declaration,
+/// so a column cannot be written in one place and forgotten in another.
+struct ReadModelTable<Row>: Sendable {
+    let name: String
+    let columns: [Column<Row>]
+    /// The key rows are replaced by (text, the primary key); nil for an append-only table.
+    let key: String?
+    /// The primary key when it is not `key` (the append-only stock card's).
+    let primaryKey: String?
+    /// Index definitions after `ON <table>`, e.g. `(warehouse, item)` or `(due) WHERE status = 'open'`.
+    let indexes: [String]
+    /// A row every load starts from before its stored columns are set.
+    let empty: @Sendable () -> Row
+
+    init(_ name: String, key: String?, primaryKey: String? = nil, indexes: [String] = [], empty: @escaping @Sendable () -> Row,
+         _ columns: [Column<Row>]) {
+        (self.name, self.key, self.primaryKey, self.indexes, self.empty, self.columns) = (name, key, primaryKey, indexes, empty, columns)
+    }
+
+    /// `name, name, ...` in declaration order.
+    var columnList: String { columns.map(\.name).joined(separator: ", ") }
+
+    /// Its DDL, with `suffix` after the table name (shadow tables of a rebuild). Constant text only: names are
+    /// this declaration's.
+    func createStatements(suffix: String) -> [String] {
+        var parts = columns.map(\.definition)
+        if let pk = primaryKey ?? key { parts.append("PRIMARY KEY (\(pk))") }
+        return ["CREATE TABLE \(name)\(suffix) (\(parts.joined(separator: ", ")))"]
+            + indexes.map { "CREATE INDEX ON \(name)\(suffix) \($0)" }
+    }
+
+    func line(_ row: Row) -> String {
+        columns.map { $0.copy(row) }.joined(separator: "\t")
+    }
+
+    /// Every row, as stored.
+    func load(_ c: PostgresConnection, suffix: String) throws -> [Row] {
+        let result = try c.query(SQL(unsafe: "SELECT \(columnList) FROM \(name)\(suffix)"))
+        return try result.rows.map { stored in
+            var row = empty()
+            for (i, column) in columns.enumerated() { try column.load?(&row, stored, i) }
+            return row
+        }
+    }
+
+    /// Appends `rows` with COPY (a rebuild's fresh tables, or the append-only stock card).
+    func copy(_ c: PostgresConnection, suffix: String, rows: some Sequence<Row>) throws {
+        let lines = rows.map(line)
+        guard !lines.isEmpty else { return }
+        try c.copyIn(SQL(unsafe: "COPY \(name)\(suffix) (\(columnList)) FROM STDIN"), rows: lines)
+    }
+
+    /// Makes the rows with these keys exactly `rows` (upserts; a key without a row is deleted).
+    ///
+    /// Inside a transaction, the rows go to a temporary staging table and are upserted from there: rows that
+    /// exist are updated in place, which PostgreSQL can do as heap-only (HOT) updates while no indexed column
+    /// changes, so a row updated thousands of times between two vacuums does not leave thousands of dead index
+    /// entries for readers to step over (as delete-then-insert did). Outside a transaction, the rows are
+    /// deleted and copied in.
+    func replace(_ c: PostgresConnection, suffix: String, keys: [String], rows: [Row]) throws {
+        guard let key, !keys.isEmpty else { return }
+        guard c.inTransaction, rows.count == keys.count else {
+            try c.query(SQL(unsafe: "DELETE FROM \(name)\(suffix) WHERE \(key) = ANY(") + "\(keys)::text[])")
+            try copy(c, suffix: suffix, rows: rows)
+            return
+        }
+        // A name no table of the schema has (pg_temp comes first in the search path), with a digest of the
+        // column list: a connection that outlives a change of the table's columns gets a new stage.
+        let stage = "coord_stage_\(name)\(suffix)_\(String(Self.fnv1a(columnList), radix: 16))"
+        try c.execute(unsafe: "CREATE TEMP TABLE IF NOT EXISTS \(stage) (LIKE \(name)\(suffix)) ON COMMIT DELETE ROWS")
+        try c.copyIn(SQL(unsafe: "COPY \(stage) (\(columnList)) FROM STDIN"), rows: rows.map(line))
+        let updates = columns.map(\.name).filter { $0 != key }.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        // The statement empties the stage as it reads it, so a second call in the same transaction starts clean.
+        try c.query(SQL(unsafe: """
+            WITH staged AS (DELETE FROM \(stage) RETURNING \(columnList))
+            INSERT INTO \(name)\(suffix) (\(columnList)) SELECT \(columnList) FROM staged
+            ON CONFLICT (\(key)) DO UPDATE SET \(updates)
+            """))
+    }
+
+    private static func fnv1a(_ text: String) -> UInt32 {
+        text.utf8.reduce(2_166_136_261 as UInt32) { ($0 ^ UInt32($1)) &* 16_777_619 }
+    }
+}
+
+/// A read model's tables, whatever their row types: what the projection runner needs (names and DDL).
+protocol AnyReadModelTable: Sendable {
+    var name: String { get }
+    func createStatements(suffix: String) -> [String]
+}
+
+extension ReadModelTable: AnyReadModelTable {}
+
+/// Keeps a keyed table's changed rows until the next flush: `touch` marks a key, `flush` upserts the marked
+/// rows and forgets them, `copyAll` writes every row into a rebuild's fresh table.
+struct DirtyKeys {
+    private(set) var keys = Set<String>()
+    mutating func touch(_ key: String) { keys.insert(key) }
+    mutating func clear() { keys.removeAll(keepingCapacity: true) }
+
+    func flush<Row>(_ table: ReadModelTable<Row>, _ c: PostgresConnection, suffix: String, rows: [String: Row]) throws {
+        let present = keys.filter { rows[$0] != nil }
+        try table.replace(c, suffix: suffix, keys: Array(present), rows: present.map { rows[$0]! })
+    }
+}

@@ -1,0 +1,137 @@
+import Events
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An answer read by `HTTPClient`: status, headers (names lower-cased) and body, de-chunked.
+struct HTTPClientResponse: @unchecked Sendable {
+    let status: Int
+    let headers: [String: String]
+    let body: String
+    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+}
+
+/// A small blocking HTTP/1.1 client on one TCP connection to a loopback port: it writes exactly the bytes it is
+/// given, and reads answers framed by `Content-Length`, `Transfer-Encoding: chunked` or the connection's end.
+/// For the tests, which must be able to send malformed requests, and for the benchmark.
+final class HTTPClient {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(port: UInt16, receiveTimeout: Int = 10) throws {
+        fd = try Loopback.connect(port: port, receiveTimeout: receiveTimeout)
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { send(Array(text.utf8)) }
+    func send(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    /// Reads more bytes; false at EOF or timeout.
+    private func fill() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { return false }
+        buffer.append(contentsOf: chunk[0..<n])
+        return true
+    }
+
+    /// The next complete answer, or nil if the connection closed first. `head`: the request was a HEAD (no body).
+    func response(head: Bool = false) -> HTTPClientResponse? {
+        while true {
+            if let end = ByteSearch.find(ByteSearch.crlfcrlf, in: buffer) {
+                let headText = String(decoding: buffer[0..<end], as: UTF8.self)
+                var lines = headText.components(separatedBy: "\r\n")
+                let statusLine = lines.removeFirst().split(separator: " ")
+                var headers: [String: String] = [:]
+                for l in lines { if let c = l.firstIndex(of: ":") { headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces) } }
+                let status = statusLine.count > 1 ? Int(statusLine[1]) ?? 0 : 0
+                if head || status == 304 || status == 204 || (100..<200).contains(status) {
+                    buffer.removeFirst(end + 4)
+                    return HTTPClientResponse(status: status, headers: headers, body: "")
+                }
+                if headers["transfer-encoding"]?.lowercased() == "chunked" {
+                    guard let body = chunkedBody(from: end + 4) else { if !fill() { return nil }; continue }
+                    return HTTPClientResponse(status: status, headers: headers, body: String(decoding: body, as: UTF8.self))
+                }
+                if let length = headers["content-length"].flatMap({ Int($0) }) {
+                    if buffer.count >= end + 4 + length {
+                        let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+                        buffer.removeFirst(end + 4 + length)
+                        return HTTPClientResponse(status: status, headers: headers, body: body)
+                    }
+                } else if !fill() {
+                    // Framed by the connection's end (an event stream).
+                    let body = String(decoding: buffer[(end + 4)...], as: UTF8.self)
+                    buffer.removeAll()
+                    return HTTPClientResponse(status: status, headers: headers, body: body)
+                } else {
+                    continue
+                }
+            }
+            if !fill() { return nil }
+        }
+    }
+
+    /// A complete chunked body starting at `start`, removed from the buffer with its head; nil when incomplete.
+    private func chunkedBody(from start: Int) -> [UInt8]? {
+        var offset = start
+        var body: [UInt8] = []
+        while true {
+            guard let lineEnd = ByteSearch.find(ByteSearch.crlf, in: buffer, from: offset) else { return nil }
+            let text = String(decoding: buffer[offset..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+            guard let size = Int(text, radix: 16) else { return nil }
+            let data = lineEnd + 2
+            if size == 0 {
+                guard buffer.count >= data + 2 else { return nil }
+                buffer.removeFirst(data + 2)
+                return body
+            }
+            guard buffer.count >= data + size + 2 else { return nil }
+            body.append(contentsOf: buffer[data..<(data + size)])
+            offset = data + size + 2
+        }
+    }
+
+    /// Everything until the server closes the connection (or the timeout).
+    func readUntilClosed() -> String {
+        while fill() {}
+        defer { buffer.removeAll() }
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
+    /// Reads until `marker` has been seen (or the timeout).
+    func read(until marker: String) -> String {
+        while !String(decoding: buffer, as: UTF8.self).contains(marker) { if !fill() { break } }
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
+    var isClosedByPeer: Bool {
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) == 0
+    }
+
+    /// One request on a fresh connection: method, path, headers and an optional body (JSON unless said).
+    static func call(port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:], body: String? = nil) throws -> HTTPClientResponse {
+        let client = try HTTPClient(port: port)
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n"
+        var hs = headers
+        if let body {
+            if hs["Content-Type"] == nil { hs["Content-Type"] = "application/json" }
+            hs["Content-Length"] = String(body.utf8.count)
+        }
+        for (k, v) in hs.sorted(by: { $0.key < $1.key }) { text += "\(k): \(v)\r\n" }
+        text += "\r\n" + (body ?? "")
+        client.send(text)
+        guard let r = client.response(head: method == "HEAD") else { throw POSIXError(.ECONNRESET) }
+        return r
+    }
+}

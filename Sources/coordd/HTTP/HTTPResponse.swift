@@ -1,0 +1,210 @@
+import Dispatch
+import Events
+import Foundation
+import Synchronization
+
+/// A response: a complete body, or a stream fed by a task (Server-Sent Events, a streamed export).
+struct HTTPResponse: Sendable {
+    var status: Int
+    var headers: [(String, String)] = []
+    var body: [UInt8] = []
+    var stream: ResponseStream?
+
+    init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    static func json(_ status: Int, _ text: String, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers, body: Array(text.utf8))
+    }
+
+    static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
+    }
+
+    /// A streamed body: `produce` writes to the stream and finishes it.
+    static func streamed(_ status: Int, headers: [(String, String)], framing: ResponseStream.Framing,
+                         produce: @escaping @Sendable (ResponseStream) async -> Void) -> HTTPResponse {
+        var r = HTTPResponse(status: status, headers: headers)
+        let stream = ResponseStream(framing: framing)
+        r.stream = stream
+        Task { await produce(stream) }
+        return r
+    }
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
+    }
+
+    static let reasons: [Int: String] = [
+        100: "Continue", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 304: "Not Modified", 308: "Permanent Redirect",
+        302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+        406: "Not Acceptable", 408: "Request Timeout", 409: "Conflict", 410: "Gone", 412: "Precondition Failed", 413: "Content Too Large",
+        415: "Unsupported Media Type", 422: "Unprocessable Content", 428: "Precondition Required", 429: "Too Many Requests",
+        431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+        505: "HTTP Version Not Supported",
+    ]
+
+    /// The head (and body) on the wire. Every answer carries `Date`; a 304 or 204 carries no `Content-Length`
+    /// (RFC 9110 §8.6); a streamed one is framed by `Transfer-Encoding: chunked` or, for an event stream, by
+    /// closing the connection.
+    func serialized(head: Bool, keepAlive: Bool) -> [UInt8] {
+        var text = "HTTP/1.1 \(status) \(Self.reasons[status] ?? "Status")\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "Date: \(HTTPDate.now())\r\n"
+        if let stream {
+            if stream.framing == .chunked { text += "Transfer-Encoding: chunked\r\n" }
+        } else if status != 304 && status != 204 && !(100..<200).contains(status) {
+            text += "Content-Length: \(body.count)\r\n"
+        }
+        text += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
+        text += "\r\n"
+        var bytes = Array(text.utf8)
+        if !head && stream == nil && status != 304 { bytes.append(contentsOf: body) }
+        return bytes
+    }
+}
+
+/// RFC 9110 IMF-fixdate (`Tue, 01 Dec 2026 09:00:00 GMT`), formatted once a second.
+enum HTTPDate {
+    private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
+    private static let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01 was a Thursday
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    static func now() -> String { format(Date()) }
+
+    static func format(_ date: Date) -> String {
+        let second = Int(date.timeIntervalSince1970.rounded(.down))
+        if let hit = cache.withLock({ $0.second == second ? $0.text : nil }) { return hit }
+        let iso = Timestamp.format(Date(timeIntervalSince1970: Double(second)))  // 2026-12-01T09:00:00Z
+        let parts = iso.split(whereSeparator: { "-T:Z".contains($0) }).map(String.init)
+        let day = days[((second / 86_400) % 7 + 7) % 7]
+        let text = "\(day), \(parts[2]) \(months[Int(parts[1])! - 1]) \(parts[0]) \(parts[3]):\(parts[4]):\(parts[5].prefix(2)) GMT"
+        cache.withLock { $0 = (second, text) }
+        return text
+    }
+}
+
+/// Bytes a producer task pushes to a streaming response, bounded.
+///
+/// - `.eventStream` (Server-Sent Events): `send` never waits; when the client reads too slowly and more than
+///   `limit` bytes wait, the stream fails and the server drops the connection, so memory never grows.
+/// - `.chunked` (a streamed export): `write` waits while `limit` bytes are pending, so a large export flows at
+///   the client's pace with bounded memory; the chunked framing lets the connection stay open after it.
+final class ResponseStream: Sendable {
+    enum Framing: Sendable, Equatable { case eventStream, chunked }
+
+    private struct State {
+        var chunks: [[UInt8]] = []
+        var pending = 0
+        var finished = false
+        var failed = false
+        /// Producers waiting for room (`write`): resumed with nil to try again.
+        var writers: [CheckedContinuation<Bool?, Never>] = []
+    }
+    private let state = Mutex(State())
+    /// The server loop to wake on each send: a weak reference, not a stored closure (a closure kept in a
+    /// generic Mutex is re-thunked on every read, which showed up as a third of the CPU with 500 feeds).
+    private let waker = Mutex<WeakServer?>(nil)
+    let limit: Int
+    let framing: Framing
+
+    init(limit: Int = 1 << 20, framing: Framing = .eventStream) {
+        self.limit = limit
+        self.framing = framing
+    }
+
+    /// The server sets this when it starts writing the stream: each send then wakes its loop.
+    func attach(_ server: HTTPServer) {
+        waker.withLock { $0 = WeakServer(server) }
+        server.wake()
+    }
+
+    private func wake() { waker.withLock { $0 }?.server?.wake() }
+
+    /// Queues bytes without waiting; returns false when the stream is over (client gone, too slow, server stopping).
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        let ok = state.withLock { s -> Bool in
+            if s.finished || s.failed { return false }
+            if s.pending + bytes.count > limit { s.failed = true; return false }
+            s.chunks.append(bytes)
+            s.pending += bytes.count
+            return true
+        }
+        wake()
+        return ok
+    }
+
+    /// Queues bytes, first waiting while the buffer is full (the client reads slowly); false when it is over.
+    func write(_ bytes: [UInt8]) async -> Bool {
+        guard !bytes.isEmpty else { return isOpen }
+        while true {
+            let outcome: Bool? = await withCheckedContinuation { (c: CheckedContinuation<Bool?, Never>) in
+                let result = state.withLock { s -> Bool?? in
+                    if s.finished || s.failed { return .some(false) }
+                    if s.pending > 0 && s.pending + bytes.count > limit {
+                        s.writers.append(c)
+                        return .none
+                    }
+                    s.chunks.append(bytes)
+                    s.pending += bytes.count
+                    return .some(true)
+                }
+                if case .some(let r) = result { c.resume(returning: r) }
+            }
+            if let outcome { wake(); return outcome }
+        }
+    }
+
+    func finish() {
+        let writers = state.withLock { s -> [CheckedContinuation<Bool?, Never>] in
+            s.finished = true
+            defer { s.writers = [] }
+            return s.writers
+        }
+        writers.forEach { $0.resume(returning: nil) }
+        wake()
+    }
+
+    /// Called by the server when the connection ends: producers stop at their next send.
+    func cancel() {
+        let writers = state.withLock { s -> [CheckedContinuation<Bool?, Never>] in
+            s.failed = true
+            defer { s.writers = [] }
+            return s.writers
+        }
+        writers.forEach { $0.resume(returning: nil) }
+    }
+
+    var isOpen: Bool { state.withLock { !$0.finished && !$0.failed } }
+
+    /// What the server writes next, framed; wakes writers waiting for room.
+    func drain() -> (bytes: [UInt8], finished: Bool, failed: Bool) {
+        let (chunks, finished, failed, writers) = state.withLock { s in
+            defer { s.chunks.removeAll(); s.pending = 0; s.writers = [] }
+            return (s.chunks, s.finished, s.failed, s.writers)
+        }
+        writers.forEach { $0.resume(returning: nil) }
+        var bytes: [UInt8] = []
+        for chunk in chunks {
+            if framing == .chunked {
+                bytes.append(contentsOf: Array((String(chunk.count, radix: 16) + "\r\n").utf8))
+                bytes.append(contentsOf: chunk)
+                bytes.append(contentsOf: [13, 10])
+            } else {
+                bytes.append(contentsOf: chunk)
+            }
+        }
+        if finished && framing == .chunked { bytes.append(contentsOf: Array("0\r\n\r\n".utf8)) }
+        return (bytes, finished, failed)
+    }
+}
+
+/// A weak reference to the server, for streams.
+final class WeakServer: @unchecked Sendable {
+    weak var server: HTTPServer?
+    init(_ server: HTTPServer) { self.server = server }
+}

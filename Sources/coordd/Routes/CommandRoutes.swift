@@ -1,0 +1,101 @@
+import Coordination
+import Events
+import Foundation
+
+extension App {
+    /// (method, path, command, collection for `Location` when it creates). The domain knows commands, not
+    /// routes: this table is where the API names them.
+    static let commandTable: [(String, String, String, String?)] = [
+        ("POST", "/v1/warehouses", "warehouse.register", "/v1/warehouses"),
+        ("POST", "/v1/warehouses/:code/amend", "warehouse.amend", nil),
+        ("POST", "/v1/items", "item.register", "/v1/items"),
+        ("POST", "/v1/items/:code/amend", "item.amend", nil),
+        ("PUT", "/v1/warehouses/:code/levels/:item", "levels.set", nil),
+        ("POST", "/v1/responses", "response.declare", "/v1/responses"),
+        ("POST", "/v1/responses/:id/amend", "response.amend", nil),
+        ("POST", "/v1/responses/:id/severity", "response.severity", nil),
+        ("POST", "/v1/responses/:id/close", "response.close", nil),
+        ("POST", "/v1/responses/:id/areas", "response.areas", nil),
+        ("POST", "/v1/responses/:id/phase", "response.phase", nil),
+        ("POST", "/v1/stock/receipts", "stock.receive", nil),
+        ("POST", "/v1/stock/dispatches", "stock.dispatch", nil),
+        ("POST", "/v1/stock/adjustments", "stock.adjust", nil),
+        ("POST", "/v1/stock/counts", "stock.count", nil),
+        ("POST", "/v1/stock/movements/:id/reverse", "stock.movement.reverse", nil),
+        ("POST", "/v1/stock/transfers", "stock.transfer", "/v1/stock/transfers"),
+        ("POST", "/v1/stock/transfers/:id/receive", "stock.transfer.receive", nil),
+        ("POST", "/v1/stock/transfers/:id/cancel", "stock.transfer.cancel", nil),
+        ("POST", "/v1/people", "person.register", "/v1/people"),
+        ("POST", "/v1/people/:id/amend", "person.amend", nil),
+        ("POST", "/v1/people/:id/unavailability", "person.unavailability", nil),
+        ("POST", "/v1/deployments", "deployment.request", "/v1/deployments"),
+        ("POST", "/v1/deployments/:id/amend", "deployment.amend", nil),
+        ("POST", "/v1/deployments/:id/confirm", "deployment.confirm", nil),
+        ("POST", "/v1/deployments/:id/arrive", "deployment.arrive", nil),
+        ("POST", "/v1/deployments/:id/extend", "deployment.extend", nil),
+        ("POST", "/v1/deployments/:id/complete", "deployment.complete", nil),
+        ("POST", "/v1/deployments/:id/cancel", "deployment.cancel", nil),
+        ("POST", "/v1/tasks", "task.create", "/v1/tasks"),
+        ("POST", "/v1/tasks/:id/amend", "task.amend", nil),
+        ("POST", "/v1/tasks/:id/assign", "task.assign", nil),
+        ("POST", "/v1/tasks/:id/start", "task.start", nil),
+        ("POST", "/v1/tasks/:id/block", "task.block", nil),
+        ("POST", "/v1/tasks/:id/complete", "task.complete", nil),
+        ("POST", "/v1/tasks/:id/verify", "task.verify", nil),
+        ("POST", "/v1/tasks/:id/cancel", "task.cancel", nil),
+        ("POST", "/v1/tasks/:id/reopen", "task.reopen", nil),
+        ("POST", "/v1/tasks/:id/comments", "task.comment", nil),
+    ]
+
+    static let commandRoutes: [Route] = commandTable.map { method, pattern, command, collection in
+        Route(method, pattern, role: .operator, "Command \(command)", kind: .command(command, collection: collection)) { app, ctx in
+            try await app.runCommand(command, ctx, collection: collection)
+        }
+    }
+
+    func runCommand(_ name: String, _ ctx: RequestContext, collection: String?) async throws -> HTTPResponse {
+        let request = ctx.request
+        var value = JSONValue.object([])
+        if !request.body.isEmpty {
+            let type = request.header("content-type")?.lowercased() ?? ""
+            guard type.hasPrefix("application/json") else {
+                throw Problem(status: 415, detail: "send the body as application/json")
+            }
+            let parsed: JSONValue
+            do { parsed = try JSONValue.parse(Data(request.body)) } catch let error as JSONValue.Invalid {
+                throw Problem(status: 400, detail: "the body is not valid JSON: \(error.reason)")
+            }
+            guard parsed.keys != nil else { throw Problem(status: 422, errors: [FieldError("body", "must be a JSON object")]) }
+            value = parsed
+        }
+        // Path parameters join the body; a body field naming one must agree with the path.
+        for (key, path) in ctx.params {
+            if case .string(let given)? = value[key], given != path {
+                throw Problem(status: 422, errors: [FieldError(key, "differs from the path")])
+            }
+            value = value.setting(key, .string(path))
+        }
+        var context = CommandContext(actor: ctx.principal?.subject ?? "anonymous", correlationID: ctx.requestID, source: "api")
+        context.idempotencyKey = request.header("idempotency-key")
+        if let ifMatch = request.header("if-match") { context.expectedVersion = try Self.strongVersion(ifMatch) }
+        let result = try await service.execute(name: name, value: value, context)
+        var headers: [(String, String)] = [("ETag", "\"\(result.version)\"")]
+        if result.created, let collection { headers.append(("Location", "\(collection)/\(result.id)")) }
+        return .json(result.created ? 201 : 200, result.body, headers: headers)
+    }
+
+    /// The version an `If-Match` names. It is compared strongly (RFC 9110 §13.1.1): a weak tag (`W/"8"`) never
+    /// matches, so a write under it is refused as stale, never applied.
+    static func strongVersion(_ header: String) throws -> Int64 {
+        let tags = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard tags.count == 1, let tag = tags.first else {
+            throw Problem(status: 400, detail: "If-Match must name one version ETag such as \"3\"")
+        }
+        if tag.hasPrefix("W/") { throw Problem(status: 412, type: "stale", detail: "If-Match is compared strongly: a weak ETag never matches") }
+        guard tag.count >= 3, tag.first == "\"", tag.last == "\"", let version = Int64(tag.dropFirst().dropLast()), version >= 0,
+              ListSpec.isDecimalText(String(tag.dropFirst().dropLast())) else {
+            throw Problem(status: 400, detail: "If-Match must be a version ETag such as \"3\"")
+        }
+        return version
+    }
+}

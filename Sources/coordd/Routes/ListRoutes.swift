@@ -1,0 +1,92 @@
+import Coordination
+import Events
+import Foundation
+
+extension App {
+    /// Every list of the read models, each a `ListSpec` of Coordination: same filters in JSON, CSV and HXL.
+    static let listRoutes: [Route] = [
+        ("/v1/warehouses", Lists.warehouses), ("/v1/items", Lists.items), ("/v1/stock", Lists.stock), ("/v1/stock/ledger", Lists.ledger),
+        ("/v1/stock/transfers", Lists.transfers), ("/v1/responses", Lists.responses), ("/v1/people", Lists.people),
+        ("/v1/deployments", Lists.deployments), ("/v1/tasks", Lists.tasks), ("/v1/alerts", Lists.alerts), ("/v1/events", Lists.events),
+        ("/v1/projections", Lists.projections),
+    ].map { path, spec in
+        Route("GET", path, role: .viewer, spec.summary, kind: .list(spec)) { app, ctx in try await app.list(spec, ctx) }
+    }
+
+    /// A list answer. JSON: `{"items": [...], "next": cursor|null}` (`/v1/events`: `"events"`), one page of `limit`
+    /// (default 100). CSV/HXL: every matching row, streamed in chunks, when no `limit` is given; with one, a page
+    /// and the next page's address in `Link: <...>; rel="next"`.
+    func list(_ spec: ListSpec, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let format = ctx.query["format"] ?? "json"
+        let limit = ctx.query["limit"].flatMap { Int($0) }
+        let after = try ctx.query["next"].map(Self.decodeCursor)
+        let arguments = try spec.arguments(ctx.query)
+        let hxl = format == "hxl" ? spec.hxl : nil
+        if format == "json" {
+            let (table, next) = try await spec.page(lists, arguments, limit: limit ?? 100, after: after)
+            // The log keeps its v1 shape: `events`, and `next` as the position to pass as `after`.
+            if spec.name == "events" { return .json(200, "{\"events\":\(table.jsonArray),\"next\":\(next ?? "null")}") }
+            return .json(200, "{\"items\":\(table.jsonArray),\"next\":\(next.map { JSONWriter.quote(Self.encodeCursor($0)) } ?? "null")}")
+        }
+        let contentType = "text/csv; charset=utf-8"
+        let filename = "\(spec.name).\(format == "hxl" ? "hxl.csv" : "csv")"
+        let disposition = ("Content-Disposition", "inline; filename=\"\(filename)\"")
+        if let limit {
+            let (table, next) = try await spec.page(lists, arguments, limit: limit, after: after)
+            var response = HTTPResponse.text(200, table.csv(hxl: hxl), contentType: contentType)
+            response.headers.append(disposition)
+            if let next { response.headers.append(("Link", "<\(Self.pageLink(ctx, next: Self.encodeCursor(next)))>; rel=\"next\"")) }
+            return response
+        }
+        // The whole list, page by page, at the client's pace: one short query per 1,000 rows, no long transaction.
+        let lists = self.lists
+        let logger = self.logger
+        let requestID = ctx.requestID
+        let first = try await spec.page(lists, arguments, limit: 1000, after: after)
+        return .streamed(200, headers: [("Content-Type", contentType), disposition], framing: .chunked) { stream in
+            var header = true
+            var page = first
+            do {
+                while true {
+                    var text = header ? page.table.csvHeader(hxl: hxl) : ""
+                    header = false
+                    text += page.table.csvRows
+                    guard await stream.write(Array(text.utf8)), let next = page.next else { break }
+                    page = try await spec.page(lists, arguments, limit: 1000, after: next)
+                }
+            } catch {
+                // The head is sent: the export ends short, and the client sees no final chunk of a complete one.
+                logger.error("export failed", ["request.id": requestID, "error": String(describing: type(of: error))])
+                stream.cancel()
+                return
+            }
+            stream.finish()
+        }
+    }
+
+    /// The request's own path and query with `next` replaced: the Link to the next page.
+    static func pageLink(_ ctx: RequestContext, next: String) -> String {
+        var pairs = ctx.query.filter { $0.key != "next" }.sorted { $0.key < $1.key }
+        pairs.append(("next", next))
+        return ctx.request.path + "?" + pairs.map { "\(Self.queryEscape($0.key))=\(Self.queryEscape($0.value))" }.joined(separator: "&")
+    }
+
+    static func queryEscape(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
+    }
+
+    /// The opaque cursor: the last key, base64url-encoded.
+    static func decodeCursor(_ text: String) throws -> String {
+        var b64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        guard text.count <= 400, let data = Data(base64Encoded: b64), let key = String(data: data, encoding: .utf8), !key.utf8.contains(0) else {
+            throw Problem(status: 422, errors: [FieldError("next", "is not a cursor this server issued")])
+        }
+        return key
+    }
+
+    static func encodeCursor(_ key: String) -> String {
+        Data(key.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

@@ -1,0 +1,90 @@
+import Coordination
+import Events
+import Foundation
+
+enum LiveFeed {
+    static let parameters = [
+        ListFilter("after", .integer(0...Int.max), "Resume after this position (or the Last-Event-ID header)"),
+        ListFilter("type", .text, "Only these event types, comma-separated"),
+        ListFilter("stream", .text, "Only this stream"),
+        ListFilter("category", .text, "Only these stream categories, comma-separated (stock, task, ...)"),
+        ListFilter("response", .id, "Only events that concern this response (the replay's rule: its tasks' comments included)"),
+    ]
+}
+
+extension App {
+    /// The live feed: history after the resume point, then live events, each once, in position order. A feed
+    /// that cannot read the log (the database is down) ends, so its client reconnects and resumes, rather than
+    /// idling on heartbeats while events pass it by.
+    func liveFeed(_ ctx: RequestContext) throws -> HTTPResponse {
+        let resume = ctx.request.header("last-event-id") ?? ctx.query["after"] ?? "0"
+        guard ListSpec.isDecimalText(resume), let after = Int64(resume) else {
+            throw Problem(status: 422, errors: [FieldError("after", "must be a position")])
+        }
+        var filter = EventFilter()
+        if let c = ctx.query["category"] { filter.categories = c.split(separator: ",").map(String.init) }
+        if let t = ctx.query["type"] { filter.types = t.split(separator: ",").map(String.init) }
+        if let s = ctx.query["stream"] { filter.streams = [s] }
+        let response = ctx.query["response"]
+        // With ?response=, every event is read (the membership learns from creations whatever their type) and
+        // the filter is applied here; without, history is read already filtered.
+        let historyFilter = response == nil ? filter : EventFilter.all
+        let selected = filter
+        let store = service.store
+        let fanout = self.fanout
+        let logger = self.logger
+        let requestID = ctx.requestID
+        return .streamed(200, headers: [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"),
+                                        ("X-Accel-Buffering", "no")], framing: .eventStream) { stream in
+            stream.send(Array("retry: 2000\n\n".utf8))
+            let work = Task {
+                do {
+                    try await fanout.start()
+                    var membership: ResponseMembership?
+                    if let response { membership = try await ResponseMembership.learnt(response: response, from: store, through: after) }
+                    // History from the store up to the shared window of recent events, then the window: the tail is
+                    // read once for every feed (EventFanout). Positions only move forward: nothing skipped or repeated.
+                    var position = after
+                    func deliver(_ event: RecordedEvent, _ rendered: [UInt8]?) -> Bool {
+                        if membership != nil {
+                            guard let decoded = try? EventCodec.decode(event), membership!.concerns(decoded), selected.matches(event) else { return true }
+                        } else if !selected.matches(event) {
+                            return true
+                        }
+                        return stream.send(rendered ?? Self.sseMessage(event))
+                    }
+                    while stream.isOpen, !Task.isCancelled {
+                        switch fanout.events(after: position, limit: 500) {
+                        case .history(let until):
+                            let batch = try await store.read(after: position, limit: 500, filter: historyFilter, until: .position(until))
+                            for event in batch where !deliver(event, nil) { return }
+                            position = batch.count < 500 ? until : batch.last!.position
+                        case .events(let batch):
+                            if batch.isEmpty { await fanout.wait(after: position); continue }
+                            for (event, rendered) in batch {
+                                position = event.position
+                                if !deliver(event, rendered) { return }
+                            }
+                        }
+                    }
+                } catch {
+                    logger.warning("live feed ended: the log cannot be read", ["request.id": requestID, "error": String(describing: type(of: error))])
+                    stream.send(Array("event: unavailable\ndata: {\"reason\":\"the database is unavailable; reconnect\"}\n\n".utf8))
+                }
+                stream.finish()
+            }
+            // Heartbeats keep proxies from closing an idle feed, and notice when the client is gone: then the
+            // reader, which may be waiting for the next event, is cancelled.
+            while stream.isOpen {
+                try? await Task.sleep(nanoseconds: 15_000_000_000)
+                stream.send(Array(": heartbeat\n\n".utf8))
+            }
+            work.cancel()
+        }
+    }
+
+    /// One Server-Sent Events message: the position as id, the type as event name, the event as data.
+    static func sseMessage(_ event: RecordedEvent) -> [UInt8] {
+        Array(("id: \(event.position)\nevent: \(event.type)\ndata: " + event.json() + "\n\n").utf8)
+    }
+}
