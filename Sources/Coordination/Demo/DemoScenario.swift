@@ -123,7 +123,7 @@ public enum DemoScenario {
         add("response.declare", ["id": responseID, "name": "Typhoon Halong – Eastern Visayas", "country": "PHL", "hazard": "typhoon",
                                  "severity": "orange", "declared_at": at(0, hours: 2)])
         add("response.areas", ["id": responseID, "pcodes": ["PH08", "PH0826", "PH0837", "PH0860"], "occurred_at": at(0, hours: 6)])
-        add("response.amend", ["id": responseID, "glide": "TC-2026-000187-PHL", "reason": "GLIDE number issued on day 3"])
+        add("response.amend", ["id": responseID, "glide": "TC-2026-000187-PHL", "reason": "GLIDE number issued on day 3", "occurred_at": at(3)])
         add("response.severity", ["id": responseID, "severity": "red", "occurred_at": at(1, hours: 1)])
 
         // Stock moves: Manila and Cebu to the field, an airlift from Nairobi, distributions from the field.
@@ -216,7 +216,8 @@ public enum DemoScenario {
             if d == 4 {
                 // A flight delay moves the start by a day, before arrival: a correction of the request.
                 arrival += 1
-                add("deployment.amend", ["id": id, "start": day(arrival), "end": day(arrival + 42), "reason": "flight delayed 24 h"])
+                add("deployment.amend", ["id": id, "start": day(arrival), "end": day(arrival + 42), "reason": "flight delayed 24 h",
+                                         "occurred_at": at(Double(start) - 1)])
             }
             add("deployment.arrive", ["id": id, "occurred_at": at(Double(arrival), hours: 9)])
             if d % 5 == 0 { add("deployment.extend", ["id": id, "end": day(start + 56), "occurred_at": at(Double(start) + 30)]) }
@@ -257,7 +258,10 @@ public enum DemoScenario {
             case 5: add("task.cancel", ["id": id, "occurred_at": at(created + 1)])
             case 6:
                 add("task.comment", ["id": id, "text": "Partner capacity confirmed", "occurred_at": at(created + 0.7)])
-                if t == 6 { add("task.amend", ["id": id, "due": day(Int(created) + 21), "reason": "access restored later than planned"]) }
+                if t == 6 {
+                    add("task.amend", ["id": id, "due": day(Int(created) + 21), "reason": "access restored later than planned",
+                                       "occurred_at": at(created + 1)])
+                }
             default: break
             }
         }

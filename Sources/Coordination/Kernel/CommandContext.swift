@@ -49,13 +49,18 @@ public struct CommandResult: Sendable {
     public let duplicate: Bool
     /// The resource's current state as a JSON object.
     public let state: JSONText
+    /// The id of the first event the command wrote on the resource's stream: for a stock movement, the
+    /// movement's id (what a reversal names).
+    public var eventID: UUID? = nil
 
-    /// The state with `position` and `version` added, as the API answers.
+    /// The state with `position` and `version` added, as the API answers; a stock movement's answer also
+    /// carries the movement's `id`.
     public var body: String {
         var text = state.text
         guard text.hasSuffix("}") else { return text }
         text.removeLast()
         let sep = text.count > 1 ? "," : ""
-        return text + sep + "\"position\":\(position),\"version\":\(version)}"
+        let movement = kind == "stock" ? eventID.map { "\"id\":\"\($0.lowercasedString)\"," } ?? "" : ""
+        return text + sep + movement + "\"position\":\(position),\"version\":\(version)}"
     }
 }

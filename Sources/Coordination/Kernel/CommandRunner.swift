@@ -123,7 +123,8 @@ final class CommandRunner: Sendable {
                     }
                     let (state, version) = try await stateAfter(decision, appends, result, as: S.self)
                     return CommandResult(kind: decision.kind, id: decision.id, created: decision.created, position: result.position,
-                                         version: version, duplicate: result.duplicate, state: try Self.render(state))
+                                         version: version, duplicate: result.duplicate, state: try Self.render(state),
+                                         eventID: appends.first { $0.stream == decision.primary }?.events.first?.id)
                 } catch EventStoreError.wrongExpectedVersion(let stream, _, _) {
                     if attempt >= Self.maxAttempts { throw DomainError.contention(stream: stream) }
                     // The first conflict usually means a cached state was behind: decide again at once on fresh reads.
@@ -217,7 +218,7 @@ final class CommandRunner: Sendable {
         let (current, _) = try await load(primary, as: S.self, fresh: true)
         let (kind, resource) = Self.kindAndID(of: primary)
         return CommandResult(kind: kind, id: resource, created: creates, position: last.position, version: head.stream == last.stream ? last.version : head.version,
-                             duplicate: true, state: try Self.render(current))
+                             duplicate: true, state: try Self.render(current), eventID: head.id)
     }
 
     static func kindAndID(of stream: String) -> (String, String) {

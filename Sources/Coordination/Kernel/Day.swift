@@ -7,9 +7,15 @@ public struct Day: Sendable, Hashable, Comparable, Codable, CustomStringConverti
 
     public init(daysSinceEpoch: Int) { self.daysSinceEpoch = daysSinceEpoch }
 
+    /// Days the domain can mean: from 1900 to 2199. A year 0000 or 9999 is a typing mistake, and PostgreSQL's
+    /// `date` and Foundation disagree about such years.
+    static let plausible = -25_567...84_005  // 1900-01-01 ... 2199-12-31
+
     public init?(_ text: String) {
         guard let date = Timestamp.parseDate(text) else { return nil }
-        daysSinceEpoch = Int(date.timeIntervalSince1970 / 86_400)
+        let days = Int((date.timeIntervalSince1970 / 86_400).rounded(.down))
+        guard Self.plausible.contains(days) else { return nil }
+        daysSinceEpoch = days
     }
 
     /// The UTC day of `date`.
@@ -24,7 +30,7 @@ public struct Day: Sendable, Hashable, Comparable, Codable, CustomStringConverti
         let c = try decoder.singleValueContainer()
         let text = try c.decode(String.self)
         guard let day = Day(text) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a date YYYY-MM-DD")
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a date YYYY-MM-DD from 1900 to 2199")
         }
         self = day
     }

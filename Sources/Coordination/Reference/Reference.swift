@@ -14,11 +14,16 @@ struct WarehouseState: AggregateState {
     var lat: Double?
     var lon: Double?
     var capacityM3: Int64?
+    /// When it was registered (business time): a correction is not dated before it.
+    var registeredAt: Date?
+
+    enum CodingKeys: String, CodingKey { case code, name, country, kind, pcode, lat, lon, capacityM3 }
 
     mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
         switch event {
         case .warehouseRegistered(let e):
             (code, name, country, kind, pcode, lat, lon, capacityM3) = (e.code, e.name, e.country, e.kind, e.pcode, e.lat, e.lon, e.capacityM3)
+            registeredAt = recorded.occurredAt
         case .warehouseAmended(let e):
             if let v = e.name { name = v }
             if let v = e.country { country = v }
@@ -38,10 +43,14 @@ struct ItemState: AggregateState {
     var unit = ""
     var category: String?
     var kit: [KitComponent]?
+    /// When it was registered (business time): a correction is not dated before it.
+    var registeredAt: Date?
+
+    enum CodingKeys: String, CodingKey { case code, name, unit, category, kit }
 
     mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
         switch event {
-        case .itemRegistered(let e): (code, name, unit, category, kit) = (e.code, e.name, e.unit, e.category, e.kit)
+        case .itemRegistered(let e): (code, name, unit, category, kit, registeredAt) = (e.code, e.name, e.unit, e.category, e.kit, recorded.occurredAt)
         case .itemAmended(let e):
             if let v = e.name { name = v }
             if let v = e.unit { unit = v }
@@ -148,7 +157,7 @@ public struct RegisterItem: DomainCommand {
 /// Corrects a warehouse's registration; the code stays.
 public struct AmendWarehouse: DomainCommand {
     public static let name = "warehouse.amend"
-    public static let fields = ["code", "name", "country", "kind", "pcode", "lat", "lon", "capacity_m3", "reason"]
+    public static let fields = ["code", "name", "country", "kind", "pcode", "lat", "lon", "capacity_m3", "reason", "occurred_at"]
     public var code: String
     public var name: String?
     public var country: String?
@@ -158,6 +167,8 @@ public struct AmendWarehouse: DomainCommand {
     public var lon: Double?
     public var capacityM3: Int64?
     public var reason: String?
+    /// When the correction was made (default: when the command arrived).
+    public var occurredAt: Date?
 
     public func validate(_ v: inout Validator) {
         v.id(code, "code")
@@ -167,12 +178,14 @@ public struct AmendWarehouse: DomainCommand {
         v.pcode(pcode, "pcode")
         RegisterWarehouse.validatePlace(&v, lat: lat, lon: lon, capacityM3: capacityM3)
         v.text(reason, "reason", max: 1000)
+        v.time(occurredAt, "occurred_at")
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let c = self
         return try await s.step(self, ctx, kind: "warehouse", id: code, stream: Streams.warehouse(code), state: WarehouseState.self,
-                                occurredAt: nil) { w, version, _ in
+                                occurredAt: occurredAt) { w, version, at in
+            try Validator.requireOrder(at, notBefore: w.registeredAt, "the registration")
             let e = WarehouseAmended(code: c.code, name: Amend.changed(c.name, w.name), country: Amend.changed(c.country, w.country),
                                      kind: Amend.changed(c.kind, w.kind), pcode: Amend.changed(c.pcode, w.pcode),
                                      lat: Amend.changed(c.lat, w.lat), lon: Amend.changed(c.lon, w.lon),
@@ -187,13 +200,15 @@ public struct AmendWarehouse: DomainCommand {
 /// Corrects an item's registration (name, unit, category, kit components); the code stays.
 public struct AmendItem: DomainCommand {
     public static let name = "item.amend"
-    public static let fields = ["code", "name", "unit", "category", "kit", "reason"]
+    public static let fields = ["code", "name", "unit", "category", "kit", "reason", "occurred_at"]
     public var code: String
     public var name: String?
     public var unit: String?
     public var category: String?
     public var kit: [KitComponent]?
     public var reason: String?
+    /// When the correction was made (default: when the command arrived).
+    public var occurredAt: Date?
 
     public func validate(_ v: inout Validator) {
         v.id(code, "code")
@@ -202,12 +217,14 @@ public struct AmendItem: DomainCommand {
         v.text(category, "category", max: 64)
         RegisterItem.validateKit(&v, kit, code: code)
         v.text(reason, "reason", max: 1000)
+        v.time(occurredAt, "occurred_at")
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let c = self
         for component in kit ?? [] { try await s.requireExists("item", component.item, stream: Streams.item(component.item)) }
-        return try await s.step(self, ctx, kind: "item", id: code, stream: Streams.item(code), state: ItemState.self, occurredAt: nil) { i, version, _ in
+        return try await s.step(self, ctx, kind: "item", id: code, stream: Streams.item(code), state: ItemState.self, occurredAt: occurredAt) { i, version, at in
+            try Validator.requireOrder(at, notBefore: i.registeredAt, "the registration")
             let e = ItemAmended(code: c.code, name: Amend.changed(c.name, i.name), unit: Amend.changed(c.unit, i.unit),
                                 category: Amend.changed(c.category, i.category), kit: Amend.changed(c.kit, i.kit), reason: c.reason,
                                 amends: version)

@@ -211,12 +211,14 @@ public struct ChangePhase: DomainCommand {
 /// Corrects what the declaration said: its name, GLIDE number (which often arrives days later) or country.
 public struct AmendResponse: DomainCommand {
     public static let name = "response.amend"
-    public static let fields = ["id", "name", "glide", "country", "reason"]
+    public static let fields = ["id", "name", "glide", "country", "reason", "occurred_at"]
     public var id: String
     public var name: String?
     public var glide: String?
     public var country: String?
     public var reason: String?
+    /// When the correction was made (default: when the command arrived).
+    public var occurredAt: Date?
 
     public func validate(_ v: inout Validator) {
         v.id(id, "id")
@@ -224,12 +226,14 @@ public struct AmendResponse: DomainCommand {
         if let glide, !DeclareResponse.isGlide(glide) { v.fail("glide", "must be a GLIDE number such as TC-2026-000187-PHL") }
         v.country(country, "country")
         v.text(reason, "reason", max: 1000)
+        v.time(occurredAt, "occurred_at")
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let c = self
         return try await s.step(self, ctx, kind: "response", id: id, stream: Streams.response(id), state: ResponseState.self,
-                                occurredAt: nil) { r, version, _ in
+                                occurredAt: occurredAt) { r, version, at in
+            try Validator.requireOrder(at, notBefore: r.declaredAt, "the declaration")
             let e = ResponseAmended(response: c.id, name: Amend.changed(c.name, r.name), glide: Amend.changed(c.glide, r.glide),
                                     country: Amend.changed(c.country, r.country), reason: c.reason, amends: version)
             try Amend.requireChange([e.name, e.glide, e.country])

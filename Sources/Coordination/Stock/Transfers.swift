@@ -138,14 +138,15 @@ public struct ReceiveTransfer: DomainCommand {
                 throw DomainError.invalid("quantity", "must not exceed the \(t.outstanding) still in transit (\(t.quantity) sent, \(t.received) received)")
             }
             let closes = final || quantity == t.outstanding
-            var appends: [CommandRunner.StreamEvents] = [
-                (transfer.0, transfer.1, [.transferReceived(TransferReceived(transfer: id, received: quantity,
-                                                                             lost: closes ? t.outstanding - quantity : 0, final: closes))]),
-            ]
+            // The goods' row on the receiving card first, then the receipt that may close the transfer (and book
+            // its loss on both cards).
+            var appends: [CommandRunner.StreamEvents] = []
             if quantity > 0 {
                 appends.append((stock.0, stock.1, [.stockTransferReceived(StockTransferReceived(transfer: id, warehouse: t.to, item: t.item,
                                                                                                  quantity: quantity, from: t.from, response: t.response))]))
             }
+            appends.append((transfer.0, transfer.1, [.transferReceived(TransferReceived(transfer: id, received: quantity,
+                                                                                         lost: closes ? t.outstanding - quantity : 0, final: closes))]))
             return appends
         }
     }

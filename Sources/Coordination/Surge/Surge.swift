@@ -26,10 +26,15 @@ struct PersonState: AggregateState {
     var unavailability: [Period] = []
     /// Deployments not cancelled, with the dates they hold (cut short by an early completion).
     var bookings: [Booking] = []
+    /// When the person was registered (business time): a correction is not dated before it.
+    var registeredAt: Date?
+
+    enum CodingKeys: String, CodingKey { case id, name, email, profiles, homeCountry, unavailability, bookings }
 
     mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
         switch event {
-        case .personRegistered(let e): (id, name, email, profiles, homeCountry) = (e.person, e.name, e.email, e.profiles, e.homeCountry)
+        case .personRegistered(let e):
+            (id, name, email, profiles, homeCountry, registeredAt) = (e.person, e.name, e.email, e.profiles, e.homeCountry, recorded.occurredAt)
         case .personAmended(let e):
             if let v = e.name { name = v }
             if let v = e.email { email = v }
@@ -178,13 +183,15 @@ public struct RegisterPerson: DomainCommand {
 /// Corrects a roster member's name, email, profiles or home country.
 public struct AmendPerson: DomainCommand {
     public static let name = "person.amend"
-    public static let fields = ["id", "name", "email", "profiles", "home_country", "reason"]
+    public static let fields = ["id", "name", "email", "profiles", "home_country", "reason", "occurred_at"]
     public var id: String
     public var name: String?
     public var email: String?
     public var profiles: [String]?
     public var homeCountry: String?
     public var reason: String?
+    /// When the correction was made (default: when the command arrived).
+    public var occurredAt: Date?
 
     public func validate(_ v: inout Validator) {
         v.id(id, "id")
@@ -193,11 +200,13 @@ public struct AmendPerson: DomainCommand {
         RegisterPerson.validateProfiles(&v, profiles)
         v.country(homeCountry, "home_country")
         v.text(reason, "reason", max: 1000)
+        v.time(occurredAt, "occurred_at")
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let c = self
-        return try await s.step(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self, occurredAt: nil) { p, version, _ in
+        return try await s.step(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self, occurredAt: occurredAt) { p, version, at in
+            try Validator.requireOrder(at, notBefore: p.registeredAt, "the registration")
             let e = PersonAmended(person: c.id, name: Amend.changed(c.name, p.name), email: Amend.changed(c.email, p.email),
                                   profiles: Amend.changed(c.profiles, p.profiles), homeCountry: Amend.changed(c.homeCountry, p.homeCountry),
                                   reason: c.reason, amends: version)
@@ -347,7 +356,7 @@ struct DeploymentStep {
 /// dates), its duty station and cluster until it ends.
 public struct AmendDeployment: DomainCommand {
     public static let name = "deployment.amend"
-    public static let fields = ["id", "start", "end", "duty_station", "profile", "cluster", "reason"]
+    public static let fields = ["id", "start", "end", "duty_station", "profile", "cluster", "reason", "occurred_at"]
     public var id: String
     public var start: Day?
     public var end: Day?
@@ -355,9 +364,12 @@ public struct AmendDeployment: DomainCommand {
     public var profile: String?
     public var cluster: String?
     public var reason: String?
+    /// When the correction was made (default: when the command arrived).
+    public var occurredAt: Date?
 
     public func validate(_ v: inout Validator) {
         v.id(id, "id")
+        v.time(occurredAt, "occurred_at")
         v.text(dutyStation, "duty_station")
         v.oneOf(profile, "profile", SurgeVocabulary.profiles)
         v.oneOf(cluster, "cluster", Clusters.all)
@@ -367,10 +379,11 @@ public struct AmendDeployment: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let c = self
-        return try await DeploymentStep.withBooking(self, s, ctx, id: id, occurredAt: nil) { d, version, p, _ in
+        return try await DeploymentStep.withBooking(self, s, ctx, id: id, occurredAt: occurredAt) { d, version, p, at in
             guard !["completed", "cancelled"].contains(d.status) else {
                 throw DomainError.invalidTransition(kind: "deployment", id: c.id, current: d.status, action: "amend")
             }
+            try Validator.requireOrder(at, notBefore: d.requestedAt, "the request")
             let e = DeploymentAmended(deployment: c.id, start: Amend.changed(c.start, d.start), end: Amend.changed(c.end, d.end),
                                       dutyStation: Amend.changed(c.dutyStation, d.dutyStation), profile: Amend.changed(c.profile, d.profile),
                                       cluster: Amend.changed(c.cluster, d.cluster), reason: c.reason, amends: version)

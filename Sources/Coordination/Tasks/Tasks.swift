@@ -265,7 +265,7 @@ public struct CommentTask: DomainCommand {
 /// Corrects what a task says: its title, description, priority, due date, P-code or lead organisation.
 public struct AmendTask: DomainCommand {
     public static let name = "task.amend"
-    public static let fields = ["id", "title", "description", "priority", "due", "pcode", "lead_org", "reason"]
+    public static let fields = ["id", "title", "description", "priority", "due", "pcode", "lead_org", "reason", "occurred_at"]
     public var id: String
     public var title: String?
     public var description: String?
@@ -274,9 +274,12 @@ public struct AmendTask: DomainCommand {
     public var pcode: String?
     public var leadOrg: String?
     public var reason: String?
+    /// When the correction was made (default: when the command arrived).
+    public var occurredAt: Date?
 
     public func validate(_ v: inout Validator) {
         v.id(id, "id")
+        v.time(occurredAt, "occurred_at")
         v.text(title, "title")
         v.text(description, "description", max: Validator.maxText)
         v.oneOf(priority, "priority", TaskVocabulary.priorities)
@@ -287,7 +290,8 @@ public struct AmendTask: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let c = self
-        return try await s.step(self, ctx, kind: "task", id: id, stream: Streams.task(id), state: TaskState.self, occurredAt: nil) { t, version, _ in
+        return try await s.step(self, ctx, kind: "task", id: id, stream: Streams.task(id), state: TaskState.self, occurredAt: occurredAt) { t, version, at in
+            try Validator.requireOrder(at, notBefore: t.createdAt, "the task's creation")
             if t.status == "verified" { throw DomainError.invalidTransition(kind: "task", id: c.id, current: t.status, action: "amend") }
             let e = TaskAmended(task: c.id, title: Amend.changed(c.title, t.title), description: Amend.changed(c.description, t.description),
                                 priority: Amend.changed(c.priority, t.priority), due: Amend.changed(c.due, t.due),
