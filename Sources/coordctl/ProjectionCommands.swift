@@ -61,12 +61,7 @@ enum ProjectionCommands {
             defer { session.close() }
             try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
             for def in definitions {
-                try await session.pool.withConnection { c in
-                    try c.query("""
-                        INSERT INTO projection_checkpoints (name, version, position, status) VALUES (\(def.name), 0, 0, 'rebuild_requested')
-                        ON CONFLICT (name) DO UPDATE SET status = 'rebuild_requested', updated_at = now()
-                        """)
-                }
+                try await ProjectionRunner.requestRebuild(def.name, pool: session.pool)
                 if args.flag("json") {
                     print(Output.json(["projection": def.name, "status": "rebuild_requested"]))
                 } else {
@@ -98,11 +93,10 @@ enum ProjectionCommands {
 
     /// Rebuilds here when no daemon leads the projection; otherwise asks the leader and waits for it.
     static func rebuild(_ def: any ProjectionDefinition, store: EventStore) async throws -> (Int64, String) {
-        let key = "coord.projection." + def.name
+        let name = def.name
         let lock = try await runBlocking { () -> SendableBox<PostgresConnection?> in
             let c = try PostgresConnection(configuration: store.pool.configuration)
-            let won: Bool = try c.query("SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '.' || \(key), 0))").decode(0, 0)
-            if !won { c.close(); return SendableBox(nil) }
+            if try !ProjectionRunner.tryLead(name, on: c) { c.close(); return SendableBox(nil) }
             return SendableBox(c)
         }
         if let connection = lock.value {

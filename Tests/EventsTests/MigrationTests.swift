@@ -4,7 +4,15 @@ import Testing
 import TestSupport
 
 /// The events schema's newest migration.
-private let latest = 4
+private let latest = EventStoreSchema.migrations.latestVersion
+
+/// The SHA-256 of every shipped migration's text. A shipped migration is never edited: this list only grows.
+private let shipped: [String: String] = [
+    "events v1": "bdd64bede8571588ff0e1004a04ed14e86fe2e32260c4fd353f2fcf34bc464cb",
+    "events v2": "9ca22cc54529303fe9ad647c5c3adad098867137a360efd1da045cbde53bd7f2",
+    "events v3": "f6c7f62d8bbd0f7ac21522b9f03c92784e20174153a3e2c99cb83d56adda7074",
+    "events v4": "7b13b5f2ca7039816f18abf094629a840d5ff372f7b78b78cb5e7ae0fc744667",
+]
 
 @Suite("Migrations")
 struct MigrationTests {
@@ -41,6 +49,32 @@ struct MigrationTests {
         let rows = try await pool.withConnection { c in try c.query("SELECT count(*) FROM schema_migrations").decode(0, 0, as: Int.self) }
         #expect(rows == latest)
         #expect(try await Migrator.migrate(pool, [EventStoreSchema.migrations]).isEmpty)
+    }
+
+    @Test("shipped migrations are frozen: their texts hash as released, and a database that applied another text is refused")
+    func frozen() async throws {
+        for set in [EventStoreSchema.migrations] {
+            for m in set.migrations {
+                let key = "\(set.component) v\(m.version)"
+                if let released = shipped[key] { #expect(m.checksum == released, "\(key) was edited after release: \(m.checksum)") }
+            }
+        }
+        #expect(Set(shipped.keys).isSubset(of: Set(EventStoreSchema.migrations.migrations.map { "events v\($0.version)" })), "no shipped migration is removed")
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        _ = try await Migrator.migrate(pool, [EventStoreSchema.migrations])
+        let recorded = try await pool.withConnection { c in
+            try c.query("SELECT checksum FROM schema_migrations WHERE component = 'events' ORDER BY version").rows.map { try $0.decode(0, as: String.self) }
+        }
+        #expect(recorded == EventStoreSchema.migrations.migrations.map(\.checksum))
+        // What an edited shipped migration looks like from the database's side: its applied text differs.
+        try await pool.withConnection { c in try c.query("UPDATE schema_migrations SET checksum = 'edited' WHERE component = 'events' AND version = 2") }
+        await #expect(throws: MigrationError.altered(component: "events", version: 2)) { try await Migrator.migrate(pool, [EventStoreSchema.migrations]) }
+        await #expect(throws: MigrationError.altered(component: "events", version: 2)) { try await Migrator.requireCurrent(pool, [EventStoreSchema.migrations]) }
+        // A database migrated before checksums were kept gets them recorded on its next migration.
+        try await pool.withConnection { c in try c.query("UPDATE schema_migrations SET checksum = NULL WHERE component = 'events'") }
+        #expect(try await Migrator.migrate(pool, [EventStoreSchema.migrations]).isEmpty)
+        try await Migrator.requireCurrent(pool, [EventStoreSchema.migrations])
     }
 
     @Test("a schema newer than the binary is refused, and one behind is reported")

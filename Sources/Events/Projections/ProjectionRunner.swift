@@ -55,10 +55,23 @@ public final class ProjectionRunner: Sendable {
         try await Self.requestRebuild(name, pool: store.pool)
     }
 
+    /// Marks `name` for a rebuild by its leader (this process's runner, another coordd's, or the next to start):
+    /// the one way to ask for one, from the API and from coordctl.
     public static func requestRebuild(_ name: String, pool: PostgresPool) async throws {
         try await pool.withConnection { c in
-            try c.query("UPDATE projection_checkpoints SET status = 'rebuild_requested', updated_at = now() WHERE name = \(name)")
+            try c.query("""
+                INSERT INTO projection_checkpoints (name, version, position, status) VALUES (\(name), 0, 0, 'rebuild_requested')
+                ON CONFLICT (name) DO UPDATE SET status = 'rebuild_requested', updated_at = now()
+                """)
         }
+    }
+
+    /// The session advisory lock that makes one process the leader of a projection, on `connection`: the schema is
+    /// part of the key (advisory locks are per database, so two coord schemas never contend). Held until the
+    /// connection closes. The one definition of leadership, for the runner and for `coordctl projections rebuild`.
+    public static func tryLead(_ name: String, on connection: PostgresConnection) throws -> Bool {
+        let key = "coord.projection." + name
+        return try connection.query("SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '.' || \(key), 0))").decode(0, 0)
     }
 
     /// Whether this process leads the projection `name` now.
@@ -118,7 +131,6 @@ public final class ProjectionRunner: Sendable {
         var lastStatusCheck = Date.distantPast
 
         init(definition: any ProjectionDefinition) { self.definition = definition }
-        var lockKey: String { "coord.projection." + definition.name }
     }
 
     struct HandlerFailure: Error {
@@ -191,12 +203,10 @@ public final class ProjectionRunner: Sendable {
         var settings = store.pool.configuration
         settings.applicationName = "coord-projection-\(w.definition.name)"
         let configuration = settings
-        let key = w.lockKey
+        let name = w.definition.name
         let (connection, won) = try await runBlocking { () -> (PostgresConnection, Bool) in
             let c = try PostgresConnection(configuration: configuration)
-            // Advisory locks are per database: the schema is part of the key, so two coord schemas never contend.
-            let won: Bool = try c.query("SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '.' || \(key), 0))").decode(0, 0)
-            return (c, won)
+            return (c, try Self.tryLead(name, on: c))
         }
         guard won else { connection.close(); return false }
         w.leaderConnection = connection
@@ -313,8 +323,6 @@ public final class ProjectionRunner: Sendable {
         }
     }
 
-    // MARK: Rebuild
-
     /// Rebuilds into shadow tables and swaps them in; then the worker continues live from the new checkpoint.
     private func rebuild(_ w: Worker, _ log: Logger) async throws {
         let started = Date()
@@ -325,75 +333,6 @@ public final class ProjectionRunner: Sendable {
         w.checkpoint = checkpoint
         w.scanned = checkpoint
         log.notice("projection rebuilt", ["position": String(checkpoint), "seconds": String(format: "%.2f", Date().timeIntervalSince(started))])
-    }
-
-    /// Folds every event up to the head into a fresh state, writes it into shadow tables with COPY while the
-    /// live tables keep serving reads, catches up with what arrived meanwhile, and swaps the tables and the
-    /// checkpoint in one short transaction. Only the projection's leader (or a process holding its lock)
-    /// may call this. Returns the new state and checkpoint.
-    public static func rebuild(_ def: any ProjectionDefinition, store: EventStore, batchSize: Int = 5000,
-                               progress: (@Sendable (Int64, Int64) -> Void)? = nil) async throws -> (any ProjectionState, Int64) {
-        let state = def.makeState()
-        let box = SendableBox(state)
-        let filter = EventFilter(types: def.eventTypes)
-        var position: Int64 = 0
-        var head = try await store.headPosition()
-        // 1. Fold history in memory, batch by batch (no long transaction).
-        position = try await fold(box, store: store, from: 0, to: head, filter: filter, batchSize: batchSize, progress: progress)
-        // 2. Fill the shadow tables.
-        let shadow = "__shadow"
-        try await store.pool.withConnection { c in
-            try c.transaction { c in
-                for table in def.tables { try c.execute(unsafe: "DROP TABLE IF EXISTS \(table)\(shadow)") }
-                for ddl in def.createTables(suffix: shadow) { try c.execute(unsafe: ddl) }
-                try box.value.copyAll(c, suffix: shadow)
-            }
-        }
-        // 3. Catch up with what was appended meanwhile (kept in memory, flushed in the swap).
-        head = try await store.headPosition()
-        position = try await fold(box, store: store, from: position, to: head, filter: filter, batchSize: batchSize, progress: progress)
-        // 4. Swap: readers wait for this transaction's locks and then see the new tables, never an empty one.
-        let name = def.name
-        let version = def.version
-        let tables = def.tables
-        let final = position
-        try await store.pool.withConnection { c in
-            try c.transaction { c in
-                for table in tables {
-                    try c.execute(unsafe: "DROP TABLE IF EXISTS \(table)")
-                    try c.execute(unsafe: "ALTER TABLE \(table)\(shadow) RENAME TO \(table)")
-                    // Index names (from the catalog, not input) lose their shadow suffix too.
-                    let indexes = try c.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = \(table)")
-                    for row in indexes.rows {
-                        let index: String = try row.decode(0)
-                        if index.contains(shadow) {
-                            let renamed = index.replacingOccurrences(of: shadow, with: "")
-                            try c.execute(unsafe: "ALTER INDEX \(try c.quoteIdentifier(index)) RENAME TO \(try c.quoteIdentifier(renamed))")
-                        }
-                    }
-                }
-                try box.value.flush(c, suffix: "")
-                try c.query("""
-                    INSERT INTO projection_checkpoints (name, version, position, status, rebuilt_at, updated_at)
-                    VALUES (\(name), \(version), \(final), 'running', now(), now())
-                    ON CONFLICT (name) DO UPDATE SET version = excluded.version, position = excluded.position, status = 'running',
-                        error = NULL, error_position = NULL, rebuilt_at = now(), updated_at = now()
-                    """)
-            }
-        }
-        return (state, final)
-    }
-
-    static func fold(_ box: SendableBox<any ProjectionState>, store: EventStore, from: Int64, to: Int64, filter: EventFilter,
-                     batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> Int64 {
-        guard from < to else { return to }
-        try await store.forEach(after: from, filter: filter, until: .position(to), batchSize: batchSize,
-                                afterBatch: { progress?($0, to) }) { event in
-            do { try box.value.apply(event) } catch {
-                throw HandlerFailure(position: event.position, message: String(describing: error))
-            }
-        }
-        return to
     }
 }
 

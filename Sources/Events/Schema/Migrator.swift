@@ -1,6 +1,7 @@
 import Foundation
 
-/// One schema change, applied once, in its own transaction.
+/// One schema change, applied once, in its own transaction. Once shipped its text is fixed: the database
+/// records its checksum, and a binary whose text differs is refused (`MigrationError.altered`).
 public struct Migration: Sendable {
     public let version: Int
     public let name: String
@@ -11,6 +12,12 @@ public struct Migration: Sendable {
         self.version = version
         self.name = name
         self.sql = sql
+    }
+
+    /// SHA-256 of the SQL text, hex.
+    public var checksum: String {
+        var text = sql
+        return text.withUTF8 { Hex.string(SHA256.hash($0)) }
     }
 }
 
@@ -34,6 +41,9 @@ public enum MigrationError: Error, Sendable, CustomStringConvertible, Equatable 
     case schemaTooNew(component: String, database: Int, known: Int)
     /// The database has not been migrated to what this binary needs.
     case schemaBehind(component: String, database: Int, required: Int)
+    /// A migration the database applied is not the text this binary ships for that version: one of the two was
+    /// edited after release, and what the schema holds is not what the code expects.
+    case altered(component: String, version: Int)
 
     public var description: String {
         switch self {
@@ -41,6 +51,9 @@ public enum MigrationError: Error, Sendable, CustomStringConvertible, Equatable 
             return "the database schema for \(component) is at version \(database), newer than this binary knows (\(known)): upgrade coord"
         case let .schemaBehind(component, database, required):
             return "the database schema for \(component) is at version \(database), this binary needs \(required): run `coordctl migrate`"
+        case let .altered(component, version):
+            return "migration \(component) v\(version) applied to this database differs from the one this binary ships (checksum mismatch): "
+                + "a shipped migration was edited; restore the released text and add a new version instead"
         }
     }
 }
@@ -79,7 +92,8 @@ public enum Migrator {
                 name       text        NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (component, version)
-            )
+            );
+            ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text
             """)
         var applied: [Applied] = []
         for set in sets {
@@ -87,18 +101,37 @@ public enum Migrator {
             if current > set.latestVersion {
                 throw MigrationError.schemaTooNew(component: set.component, database: current, known: set.latestVersion)
             }
+            try recordOrCheckChecksums(connection: connection, set)
             for migration in set.migrations where migration.version > current {
                 try connection.transaction { c in
                     try c.execute(unsafe: migration.sql)
                     try c.query("""
-                        INSERT INTO schema_migrations (component, version, name)
-                        VALUES (\(set.component), \(migration.version), \(migration.name))
+                        INSERT INTO schema_migrations (component, version, name, checksum)
+                        VALUES (\(set.component), \(migration.version), \(migration.name), \(migration.checksum))
                         """)
                 }
                 applied.append(Applied(component: set.component, version: migration.version, name: migration.name))
             }
         }
         return applied
+    }
+
+    /// Refuses a database whose applied migrations are not this binary's texts. Rows applied before checksums
+    /// were kept (NULL) get this binary's checksum: the versions they name are the same releases.
+    static func recordOrCheckChecksums(connection: PostgresConnection, _ set: MigrationSet) throws {
+        let rows = try connection.query("SELECT version, checksum FROM schema_migrations WHERE component = \(set.component) ORDER BY version")
+        for row in rows.rows {
+            let version: Int = try row.decode(0)
+            guard let migration = set.migrations.first(where: { $0.version == version }) else { continue }
+            if let stored: String = try row.decodeOptional(1) {
+                if stored != migration.checksum { throw MigrationError.altered(component: set.component, version: version) }
+            } else {
+                try connection.query("""
+                    UPDATE schema_migrations SET checksum = \(migration.checksum)
+                    WHERE component = \(set.component) AND version = \(version) AND checksum IS NULL
+                    """)
+            }
+        }
     }
 
     /// The highest applied version of `component`, 0 when none (or no migrations table).
@@ -115,6 +148,16 @@ public enum Migrator {
         try await pool.withConnection(retryOnConnectionFailure: true) { connection in
             for set in sets {
                 let current = try version(connection: connection, component: set.component)
+                let kept: Bool = try connection.query("""
+                    SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('schema_migrations') AND attname = 'checksum')
+                    """).decode(0, 0)
+                let altered = !kept ? nil : try connection.query("""
+                    SELECT m.version FROM schema_migrations m
+                    JOIN unnest(\(set.migrations.map(\.version))::int[], \(set.migrations.map(\.checksum))::text[]) AS s(version, checksum)
+                      ON s.version = m.version
+                    WHERE m.component = \(set.component) AND m.checksum IS NOT NULL AND m.checksum <> s.checksum LIMIT 1
+                    """)
+                if let row = altered?.first { throw MigrationError.altered(component: set.component, version: try row.decode(0)) }
                 if current > set.latestVersion {
                     throw MigrationError.schemaTooNew(component: set.component, database: current, known: set.latestVersion)
                 }

@@ -1,3 +1,6 @@
+// One file on purpose, past the usual size: the poll loop owns every connection's state (buffers, streams,
+// timers) and nothing else may touch it, so the loop and its connection state machine stay together, private.
+
 import Dispatch
 import Events
 import Foundation
