@@ -153,6 +153,36 @@ public final class CoordinationService: Sendable {
         }
     }
 
+    /// Runs a step on a resource and a partner stream its state names (a deployment and its person's bookings, a
+    /// transfer and a stock card): both locked, both loaded fresh under the locks, both at expected versions.
+    /// `decide` gets both states with their versions and the step's business time, and returns what to append
+    /// (the partner's events may be empty).
+    func pairedStep<C: DomainCommand, S: AggregateState, P: AggregateState>(
+        _ command: C, _ ctx: CommandContext, kind: String, id: String, stream: String, state: S.Type,
+        partner: @escaping @Sendable (S) -> String, partnerState: P.Type, occurredAt: Date?,
+        _ decide: @escaping @Sendable (_ state: S, _ version: Int64, _ partner: P, _ at: Date) throws -> (own: [DomainEvent], partner: [DomainEvent])
+    ) async throws -> CommandResult {
+        let runner = self.runner
+        let (initial, iv) = try await runner.load(stream, as: S.self)
+        guard iv > 0 else { throw DomainError.notFound(kind: kind, id: id) }
+        // The partner is named by the state, which its own stream's later events never change (a deployment's
+        // person, a transfer's warehouses and item): read once before the locks.
+        let other = partner(initial)
+        let at = occurredAt ?? ctx.receivedAt
+        return try await runner.run(command, ctx: ctx, occurredAt: occurredAt, locks: [stream, other], state: S.self) {
+            let (current, version) = try await runner.load(stream, as: S.self)
+            try Self.checkIfMatch(ctx, kind: kind, id: id, version: version)
+            let (p, pv) = try await runner.load(other, as: P.self)
+            let (own, theirs) = try decide(current, version, p, at)
+            var appends: [CommandRunner.StreamEvents] = []
+            // The partner's events come first when there are any: a stock card's goods row before the receipt
+            // that closes its transfer.
+            if !theirs.isEmpty { appends.append((other, .exact(pv), theirs)) }
+            appends.append((stream, .exact(version), own))
+            return .init(appends: appends, primary: stream, kind: kind, id: id, created: false)
+        }
+    }
+
     /// Runs a creation: the stream must not exist yet.
     func create<C: DomainCommand, S: AggregateState>(
         _ command: C, _ ctx: CommandContext, kind: String, id: String, stream: String, state: S.Type,

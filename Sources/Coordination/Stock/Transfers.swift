@@ -132,22 +132,17 @@ public struct ReceiveTransfer: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, quantity, final) = (self.id, self.quantity, self.final ?? false)
-        return try await s.transferStep(self, ctx, id: id, occurredAt: occurredAt, action: "receive", warehouse: \.to) { t, transfer, stock, at in
-            try Validator.requireOrder(at, notBefore: t.lastStepAt, "the transfer's last step")
+        return try await s.transferStep(self, ctx, id: id, occurredAt: occurredAt, action: "receive", warehouse: \.to) { t, _ in
             if quantity > t.outstanding {
                 throw DomainError.invalid("quantity", "must not exceed the \(t.outstanding) still in transit (\(t.quantity) sent, \(t.received) received)")
             }
             let closes = final || quantity == t.outstanding
-            // The goods' row on the receiving card first, then the receipt that may close the transfer (and book
+            // The goods' row on the receiving card comes before the receipt that may close the transfer (and book
             // its loss on both cards).
-            var appends: [CommandRunner.StreamEvents] = []
-            if quantity > 0 {
-                appends.append((stock.0, stock.1, [.stockTransferReceived(StockTransferReceived(transfer: id, warehouse: t.to, item: t.item,
-                                                                                                 quantity: quantity, from: t.from, response: t.response))]))
-            }
-            appends.append((transfer.0, transfer.1, [.transferReceived(TransferReceived(transfer: id, received: quantity,
-                                                                                         lost: closes ? t.outstanding - quantity : 0, final: closes))]))
-            return appends
+            let goods: [DomainEvent] = quantity == 0 ? [] : [.stockTransferReceived(StockTransferReceived(
+                transfer: id, warehouse: t.to, item: t.item, quantity: quantity, from: t.from, response: t.response))]
+            return ([.transferReceived(TransferReceived(transfer: id, received: quantity, lost: closes ? t.outstanding - quantity : 0, final: closes))],
+                    goods)
         }
     }
 }
@@ -170,39 +165,30 @@ public struct CancelTransfer: DomainCommand {
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, reason) = (self.id, self.reason)
-        return try await s.transferStep(self, ctx, id: id, occurredAt: occurredAt, action: "cancel", warehouse: \.from) { t, transfer, stock, at in
-            try Validator.requireOrder(at, notBefore: t.lastStepAt, "the transfer's last step")
-            return [(transfer.0, transfer.1, [.transferCancelled(TransferCancelled(transfer: id, reason: reason))]),
-                    (stock.0, stock.1, [.stockTransferReturned(StockTransferReturned(transfer: id, warehouse: t.from, item: t.item,
-                                                                                     quantity: t.outstanding))])]
+        return try await s.transferStep(self, ctx, id: id, occurredAt: occurredAt, action: "cancel", warehouse: \.from) { t, _ in
+            ([.transferCancelled(TransferCancelled(transfer: id, reason: reason))],
+             [.stockTransferReturned(StockTransferReturned(transfer: id, warehouse: t.from, item: t.item, quantity: t.outstanding))])
         }
     }
 }
 
 extension CoordinationService {
-    /// Runs a step on a transfer still in transit and on the stock it moves: the `warehouse` side's stream of
-    /// the transfer's item (the receiver's on a receipt, the sender's on a cancel). `decide` gets the transfer,
-    /// both streams with the versions read and the step's business time, and returns the appends.
+    /// Runs a step on a transfer still in transit and on the stock it moves: the `warehouse` side's card of the
+    /// transfer's item (the receiver's on a receipt, the sender's on a cancel). `decide` gets the transfer and
+    /// the step's business time, and returns the transfer's events and the card's.
     func transferStep<C: DomainCommand>(
         _ command: C, _ ctx: CommandContext, id: String, occurredAt: Date?, action: String,
         warehouse: @escaping @Sendable (TransferState) -> String,
-        _ decide: @escaping @Sendable (TransferState, (String, ExpectedVersion), (String, ExpectedVersion), Date) throws -> [CommandRunner.StreamEvents]
+        _ decide: @escaping @Sendable (TransferState, Date) throws -> (transfer: [DomainEvent], stock: [DomainEvent])
     ) async throws -> CommandResult {
-        let runner = self.runner
-        let transfer = Streams.transfer(id)
-        let (initial, iv) = try await runner.load(transfer, as: TransferState.self)
-        guard iv > 0 else { throw DomainError.notFound(kind: "transfer", id: id) }
-        let stock = Streams.stock(warehouse(initial), initial.item)
-        let at = occurredAt ?? ctx.receivedAt
-        return try await runner.run(command, ctx: ctx, occurredAt: occurredAt, locks: [transfer, stock], state: TransferState.self) {
-            let (t, tv) = try await runner.load(transfer, as: TransferState.self)
-            try Self.checkIfMatch(ctx, kind: "transfer", id: id, version: tv)
+        try await pairedStep(command, ctx, kind: "transfer", id: id, stream: Streams.transfer(id), state: TransferState.self,
+                             partner: { Streams.stock(warehouse($0), $0.item) }, partnerState: StockState.self, occurredAt: occurredAt) { t, _, _, at in
             guard t.status == "in_transit" else {
                 throw DomainError.invalidTransition(kind: "transfer", id: id, current: t.status, action: action)
             }
-            let (_, sv) = try await runner.load(stock, as: StockState.self)
-            return .init(appends: try decide(t, (transfer, .exact(tv)), (stock, .exact(sv)), at), primary: transfer, kind: "transfer",
-                         id: id, created: false)
+            try Validator.requireOrder(at, notBefore: t.lastStepAt, "the transfer's last step")
+            let (own, stock) = try decide(t, at)
+            return (own, stock)
         }
     }
 }

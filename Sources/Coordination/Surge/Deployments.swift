@@ -162,20 +162,10 @@ struct DeploymentStep {
         _ command: C, _ s: CoordinationService, _ ctx: CommandContext, id: String, occurredAt: Date?,
         decide: @escaping @Sendable (DeploymentState, Int64, PersonState, Date) throws -> (DomainEvent, DomainEvent?)
     ) async throws -> CommandResult {
-        let runner = s.runner
-        let deployment = Streams.deployment(id)
-        let (initial, iv) = try await runner.load(deployment, as: DeploymentState.self)
-        guard iv > 0 else { throw DomainError.notFound(kind: "deployment", id: id) }
-        let personStream = Streams.person(initial.person)
-        let at = occurredAt ?? ctx.receivedAt
-        return try await runner.run(command, ctx: ctx, occurredAt: occurredAt, locks: [personStream, deployment], state: DeploymentState.self) {
-            let (d, dv) = try await runner.load(deployment, as: DeploymentState.self)
-            try CoordinationService.checkIfMatch(ctx, kind: "deployment", id: id, version: dv)
-            let (p, pv) = try await runner.load(personStream, as: PersonState.self)
-            let (onDeployment, onPerson) = try decide(d, dv, p, at)
-            var appends: [CommandRunner.StreamEvents] = [(deployment, .exact(dv), [onDeployment])]
-            if let onPerson { appends.append((personStream, .exact(pv), [onPerson])) }
-            return .init(appends: appends, primary: deployment, kind: "deployment", id: id, created: false)
+        try await s.pairedStep(command, ctx, kind: "deployment", id: id, stream: Streams.deployment(id), state: DeploymentState.self,
+                               partner: { Streams.person($0.person) }, partnerState: PersonState.self, occurredAt: occurredAt) { d, dv, p, at in
+            let (own, person) = try decide(d, dv, p, at)
+            return ([own], person.map { [$0] } ?? [])
         }
     }
 }
