@@ -6,5 +6,5 @@ public enum Coordination {
     /// The product version, shown by `--version`.
     public static let version = "0.1.0"
     /// Every migration set coord needs, in order.
-    public static let migrationSets: [MigrationSet] = [EventStoreSchema.migrations, TokenStore.migrations]
+    public static let migrationSets: [MigrationSet] = [EventStoreSchema.migrations, CoordinationSchema.migrations]
 }

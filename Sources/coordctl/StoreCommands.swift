@@ -4,15 +4,30 @@ import Foundation
 
 enum MigrateCommand {
     static let spec = CommandSpec(
-        path: "coordctl migrate", summary: "Create or upgrade the database schema.",
-        options: [.init("json", help: "Print what was applied as JSON.")],
-        details: "Safe to run again and from several processes at once; refuses a schema newer than this binary.\n\n" + databaseHelp)
+        path: "coordctl migrate", summary: "Create or upgrade the database schema, then grant the app and read-only roles.",
+        options: [.init("json", help: "Print what was applied as JSON."),
+                  .init("app-role", value: "ROLE", help: "Grant this role what coordd needs (default: COORD_APP_ROLE)."),
+                  .init("readonly-role", value: "ROLE", help: "Grant this role SELECT on every table (default: COORD_READONLY_ROLE).")],
+        details: """
+            Safe to run again and from several processes at once; refuses a schema newer than this binary, and one
+            whose applied migrations differ from the ones this binary ships. Run it as the schema's owner; with
+            --app-role the application role gets, after the tables exist, the least that runs coordd: it appends only
+            through the store's functions and can never write the log, the streams or the head directly.
+
+            """ + databaseHelp)
 
     static let command = Command(spec: spec) { args in
         try args.requirePositionals(0...0)
+        let env = ProcessInfo.processInfo.environment
+        let app = args.value("app-role") ?? env["COORD_APP_ROLE"].flatMap { $0.isEmpty ? nil : $0 }
+        let readonly = args.value("readonly-role") ?? env["COORD_READONLY_ROLE"].flatMap { $0.isEmpty ? nil : $0 }
+        for role in [app, readonly].compactMap({ $0 }) where !PostgresConfiguration.isPlainIdentifier(role) {
+            throw UsageError("role names must match [a-z_][a-z0-9_]{0,62}", usage: spec.usage)
+        }
         let session = try Session.open()
         defer { session.close() }
         let applied = try await Migrator.migrate(session.pool, Coordination.migrationSets)
+        if app != nil || readonly != nil { try await Migrator.grant(session.pool, Coordination.migrationSets, app: app, readonly: readonly) }
         if args.flag("json") {
             print(Output.json(["applied": applied.map { ["component": $0.component, "version": $0.version, "name": $0.name] }]))
         } else if applied.isEmpty {

@@ -83,11 +83,30 @@ struct CommandTests {
         let first = try await s.execute(dispatch, keyed)
         let head = try await s.store.headPosition()
         // The retry would now fail its stock check (40 left): it must still return the original success.
+        _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 80, source: "donation"), ctx)
+        let later = try await s.store.headPosition()
         let retry = try await s.execute(dispatch, keyed)
         #expect(retry.duplicate)
         #expect(retry.position == first.position)
-        #expect(try await s.store.headPosition() == head)
-        #expect(try await onHand(s, "MNL", "HSHETARPW406") == 40)
+        #expect(try await s.store.headPosition() == later)
+        #expect(try await onHand(s, "MNL", "HSHETARPW406") == 120)
+        // The original answer, not today's state: on hand was 40 when it was given (120 now).
+        #expect(try stateJSON(retry)["on_hand"] as? Int == 40)
+        #expect(retry.body == first.body.replacingOccurrences(of: "\"position\":\(first.position)", with: "\"position\":\(retry.position)"))
+        _ = head
+        // A refusal is the answer too: retried after stock arrived, the refused dispatch stays refused, unwritten.
+        var refusedKey = ctx
+        refusedKey.idempotencyKey = "waybill-WB-0043"
+        let big = DispatchStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 500, destination: "Palo")
+        let refusal = await domainError { _ = try await s.execute(big, refusedKey) }
+        #expect(refusal == .insufficientStock(warehouse: "MNL", item: "HSHETARPW406", requested: 500, available: 120))
+        _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 1000, source: "donation"), ctx)
+        let before = try await s.store.headPosition()
+        #expect(await domainError { _ = try await s.execute(big, refusedKey) } == refusal, "the retry gets the first answer")
+        #expect(try await s.store.headPosition() == before, "and is not executed")
+        #expect(await domainError {
+            _ = try await s.execute(DispatchStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 5, destination: "Palo"), refusedKey)
+        } == .idempotencyMismatch(key: "waybill-WB-0043"))
         // Same key, different body: refused.
         #expect(await domainError {
             _ = try await s.execute(DispatchStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 1, destination: "Tacloban"), keyed)

@@ -28,7 +28,7 @@ struct DeployTests {
         #expect(!SystemdNotify.send("READY=1", environment: [:]))
     }
 
-    @Test("least-privilege roles: the app role appends and projects but cannot UPDATE, DELETE or TRUNCATE events; read-only reads")
+    @Test("least-privilege roles, set up as OPERATIONS.md says (psql roles.sql, then migrate with grants): the app role appends and projects only through the store's functions; read-only reads")
     func roles() async throws {
         let base = try TestDatabase.connectionString()
         let name = "roles_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
@@ -37,24 +37,32 @@ struct DeployTests {
         // The database name is generated above, never input.
         try admin.execute(unsafe: "CREATE DATABASE \(name)")
         func url(_ user: String) -> String { base.replacingOccurrences(of: "dbname=coord", with: "dbname=\(name)") + " user=\(user)" }
-        let roles = try String(contentsOfFile: Self.repo + "/deploy/postgres/roles.sql", encoding: .utf8)
+        // 1. The roles, by psql as a superuser, with the app's password from a variable.
+        let psql = try EmbeddedPostgres.binDirectory() + "/psql"
+        let created = try Subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "app_password=s3cret'quote", "-d", url("coord"),
+                                          "-f", Self.repo + "/deploy/postgres/roles.sql"])
+        #expect(created.status == 0, "\(created.output)")
         let superuser = try PostgresConnection(configuration: try PostgresConfiguration(connectionString: url("coord")))
         defer { superuser.close() }
-        try superuser.execute(unsafe: roles)
-        // Migrate as the owner, then apply the grants again, as OPERATIONS.md says.
+        #expect(try superuser.query("SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = 'coord_app'").decode(0, 0, as: Bool.self),
+                "COORD_APP_PASSWORD reached the role")
+        // 2. Migrate as the owner; the grants follow the tables.
         let ownerPool = PostgresPool(configuration: try PostgresConfiguration(connectionString: url("coord_owner")))
         defer { ownerPool.close() }
         _ = try await Migrator.migrate(ownerPool, Coordination.migrationSets)
-        try superuser.execute(unsafe: roles)
-
         let appPool = PostgresPool(configuration: try PostgresConfiguration(connectionString: url("coord_app")))
         defer { appPool.close() }
+        #expect(try await !Migrator.canWrite(appPool), "before the grants the app role cannot write, and /readyz says so")
+        try await Migrator.grant(ownerPool, Coordination.migrationSets, app: "coord_app", readonly: "coord_readonly")
+        #expect(try await Migrator.canWrite(appPool))
+
         let store = EventStore(pool: appPool)
         defer { store.close() }
         try await store.append(sampleEvents(3), to: "thing-1")
         let service = CoordinationService(store: store)
-        let ctx = CommandContext(actor: "t", source: "test")
+        let ctx = CommandContext(actor: "t", source: "test", idempotencyKey: "k-1")
         _ = try await service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx)
+        #expect(try await service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx).duplicate)
         // The app builds and keeps its read models.
         let runner = ProjectionRunner(store: store, definitions: Coordination.projections, leaderPoll: 0.2)
         runner.start()
@@ -67,12 +75,15 @@ struct DeployTests {
         #expect(caughtUp)
         let app = try PostgresConnection(configuration: appPool.configuration)
         defer { app.close() }
-        for statement in ["UPDATE events SET type = 'x' WHERE position = 1", "DELETE FROM events", "TRUNCATE events"] {
+        for statement in ["UPDATE events SET type = 'x' WHERE position = 1", "DELETE FROM events", "TRUNCATE events",
+                          "INSERT INTO events SELECT position + 100, stream, version + 100, gen_random_uuid(), type, data, metadata, occurred_at, recorded_at, hash FROM events WHERE position = 1",
+                          "UPDATE streams SET version = 1", "UPDATE event_head SET position = position", "DELETE FROM command_receipts",
+                          "SELECT coord_append_staged()", "UPDATE api_tokens SET role = 'admin'"] {
             do {
                 try app.execute(unsafe: statement)
                 Issue.record("\(statement) was allowed")
             } catch let error as PostgresError {
-                #expect(error.sqlState == "42501", "\(statement)")
+                #expect(error.sqlState == "42501", "\(statement): \(error.debugDescription)")
             }
         }
         let reader = try PostgresConnection(configuration: try PostgresConfiguration(connectionString: url("coord_readonly")))

@@ -1,12 +1,13 @@
--- Least-privilege roles for coord. Run as a superuser (or the database owner) in the coord database,
--- once after creating it and again after every `coordctl migrate` (it is idempotent):
---   psql -v ON_ERROR_STOP=1 -d coord -f deploy/postgres/roles.sql
--- Set passwords afterwards: ALTER ROLE coord_app PASSWORD '...'; (never commit them).
+-- The roles coord runs as. Run once as a superuser in the coord database, before the first `coordctl migrate`:
+--   psql -v ON_ERROR_STOP=1 -v app_password="$COORD_APP_PASSWORD" -v owner_password="$COORD_OWNER_PASSWORD" \
+--        -d coord -f deploy/postgres/roles.sql
+-- Privileges come afterwards, from the migrations' own list, once the tables exist:
+--   coordctl migrate --app-role coord_app --readonly-role coord_readonly      (as coord_owner)
 --
---   coord_owner     owns the schema; runs `coordctl migrate`.
---   coord_app       what coordd runs as: appends and reads events, writes read models and checkpoints.
---                   It can never UPDATE, DELETE or TRUNCATE the event log (privileges, on top of the triggers).
---   coord_readonly  BI tools and auditors: SELECT on everything, nothing else.
+--   coord_owner     owns the schema and every object of the log; runs `coordctl migrate`, imports and restores.
+--   coord_app       what coordd runs as: appends only through the log's functions (it has no INSERT, UPDATE or
+--                   DELETE on events, streams or the head), moves checkpoints, creates and owns the read models.
+--   coord_readonly  BI tools and auditors: SELECT on everything, read-only sessions.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'coord_owner') THEN CREATE ROLE coord_owner LOGIN; END IF;
@@ -14,36 +15,23 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'coord_readonly') THEN CREATE ROLE coord_readonly LOGIN; END IF;
 END $$;
 
-ALTER SCHEMA public OWNER TO coord_owner;
-REVOKE ALL ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO coord_app, coord_readonly;
--- The app creates and swaps the read-model tables (rm_*) it owns.
-GRANT CREATE ON SCHEMA public TO coord_app;
+-- Passwords from psql variables (psql quotes them; they never appear in this file). Unset variables are skipped.
+\if :{?owner_password}
+ALTER ROLE coord_owner PASSWORD :'owner_password';
+\endif
+\if :{?app_password}
+ALTER ROLE coord_app PASSWORD :'app_password';
+\endif
+\if :{?readonly_password}
+ALTER ROLE coord_readonly PASSWORD :'readonly_password';
+\endif
 
--- The log: append and read only.
-GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO coord_app;
--- Bookkeeping the append and the runner move forward (the head's trigger refuses moving it back).
--- (Tables that do not exist yet, before the first migration, are skipped.)
-DO $$
-DECLARE t text;
-BEGIN
-    IF to_regclass('public.events') IS NOT NULL THEN
-        REVOKE UPDATE, DELETE, TRUNCATE ON TABLE public.events FROM coord_app;
-    END IF;
-    FOREACH t IN ARRAY ARRAY['streams', 'event_head', 'projection_checkpoints', 'api_tokens'] LOOP
-        IF to_regclass('public.' || t) IS NOT NULL THEN
-            EXECUTE format('GRANT SELECT, INSERT, UPDATE ON TABLE public.%I TO coord_app', t);
-        END IF;
-    END LOOP;
-END $$;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO coord_app;
-
--- Read-only: everything that exists, and the read models the app creates later.
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO coord_readonly;
-ALTER DEFAULT PRIVILEGES FOR ROLE coord_app IN SCHEMA public GRANT SELECT ON TABLES TO coord_readonly;
-ALTER DEFAULT PRIVILEGES FOR ROLE coord_owner IN SCHEMA public GRANT SELECT ON TABLES TO coord_readonly;
-ALTER DEFAULT PRIVILEGES FOR ROLE coord_owner IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO coord_app;
-
--- Sessions of the app role never sit idle inside a transaction (they would hold back vacuum and the log).
+-- Sessions of the app role never sit idle inside a transaction (they would hold back vacuum and the log);
+-- read-only sessions are read-only whatever they ask.
 ALTER ROLE coord_app SET idle_in_transaction_session_timeout = '60s';
 ALTER ROLE coord_readonly SET default_transaction_read_only = on;
+
+ALTER SCHEMA public OWNER TO coord_owner;
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+-- The read models coordd creates (and re-creates on rebuilds) are readable by the read-only role.
+ALTER DEFAULT PRIVILEGES FOR ROLE coord_app IN SCHEMA public GRANT SELECT ON TABLES TO coord_readonly;

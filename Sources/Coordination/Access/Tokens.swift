@@ -28,19 +28,6 @@ public final class TokenStore: Sendable {
         self.cacheSeconds = cacheSeconds
     }
 
-    public static let migrations = MigrationSet(component: "coordination", migrations: [
-        Migration(version: 1, name: "api tokens", sql: """
-            CREATE TABLE api_tokens (
-                id          text        PRIMARY KEY,
-                subject     text        NOT NULL,
-                role        text        NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
-                digest      text        NOT NULL UNIQUE,
-                created_at  timestamptz NOT NULL DEFAULT now(),
-                revoked_at  timestamptz
-            );
-            """),
-    ])
-
     /// Creates a token and returns it in clear, with its id. The clear token is never stored.
     public func create(subject: String, role: Role) async throws -> (id: String, token: String) {
         var rng = SystemRandomNumberGenerator()

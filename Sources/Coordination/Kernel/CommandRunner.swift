@@ -117,7 +117,10 @@ final class CommandRunner: Sendable {
                                          version: version, duplicate: false, state: JSONText("{}"))
                 }
                 do {
-                    let result = try await store.append(appends)
+                    let receipt = derivedIDs.flatMap { ids in
+                        predictedAnswer(decision, appends, as: S.self).map { AppendReceipt(id: ids.receipt, requestHash: hash ?? "", answer: $0.json) }
+                    }
+                    let result = try await store.append(appends, receipt: receipt)
                     if result.duplicate, let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
                         return original
                     }
@@ -193,6 +196,30 @@ final class CommandRunner: Sendable {
         return cache.version(of: decision.primary) ?? 0
     }
 
+    /// The answer the command gives if its append succeeds, computed before it (its receipt is written with the
+    /// events): the decision's events folded into the state it was made on. Nil when that state is not at hand.
+    private func predictedAnswer<S: AggregateState>(_ decision: Decision, _ appends: [StreamAppend], as: S.Type) -> CommandAnswer? {
+        guard let index = appends.firstIndex(where: { $0.stream == decision.primary }) else { return nil }
+        let a = appends[index]
+        var state: S
+        let from: Int64
+        switch a.expected {
+        case .noStream: (state, from) = (S(), 0)
+        case .exact(let v):
+            guard let cached = cache.get(a.stream, as: S.self), cached.1 == v else { return nil }
+            (state, from) = (cached.0, v)
+        default: return nil
+        }
+        let now = Date()
+        for (k, (event, domain)) in zip(a.events, decision.appends[index].events).enumerated() {
+            state.apply(domain, RecordedEvent(position: 0, stream: a.stream, version: from + Int64(k) + 1, id: event.id, type: event.type,
+                                              data: event.data, metadata: JSONText(event.metadataJSON), occurredAt: event.occurredAt,
+                                              recordedAt: now, hash: ""))
+        }
+        guard let rendered = try? Self.render(state) else { return nil }
+        return .done(kind: decision.kind, id: decision.id, created: decision.created, state: rendered.text, event: a.events.first?.id)
+    }
+
     /// The primary aggregate after a successful append: the appended payloads folded into the states the
     /// decision was made on (no read), or a fresh load when that state is not at hand.
     private func stateAfter<S: AggregateState>(_ decision: Decision, _ appends: [StreamAppend], _ result: AppendResult,
@@ -242,6 +269,8 @@ final class CommandRunner: Sendable {
             self.first = MD5.uuid(base + "0")
         }
         subscript(index: Int) -> UUID { index == 0 ? first : MD5.uuid(base + String(index)) }
+        /// The id of the command's receipt (its first answer).
+        var receipt: UUID { MD5.uuid(base + "receipt") }
         var all: [UUID] { (0..<Self.count).map { self[$0] } }
     }
 

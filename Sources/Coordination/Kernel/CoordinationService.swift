@@ -41,7 +41,7 @@ public final class CoordinationService: Sendable {
         command.validate(&v)
         v.text(ctx.actor, "actor")
         try v.check()
-        return try await command.run(self, ctx)
+        return try await withReceipt(command, ctx) { try await command.run(self, ctx) }
     }
 
     /// Decodes `json` as the command called `name` and runs it (NDJSON import, the HTTP API).

@@ -74,7 +74,7 @@ public struct EmbeddedPostgres: Sendable {
 
     public var logFile: String { location + "/postgres.log" }
 
-    static func binDirectory() throws -> String {
+    public static func binDirectory() throws -> String {
         let env = ProcessInfo.processInfo.environment
         var candidates: [String] = []
         if let bin = env["COORD_PG_BIN"], !bin.isEmpty { candidates.append(bin) }

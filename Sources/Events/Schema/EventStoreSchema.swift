@@ -17,5 +17,10 @@ public enum EventStoreSchema {
         Migration(version: 2, name: "projection checkpoints", sql: v2),
         Migration(version: 3, name: "staged bulk append", sql: v3),
         Migration(version: 4, name: "bulk append with a precomputed chain", sql: v4),
+        Migration(version: 5, name: "receipts and a guarded writer", sql: v5),
+    ], appGrants: [
+        ("SELECT", "TABLE events, streams, event_head, command_receipts, schema_migrations"),
+        ("SELECT, INSERT, UPDATE", "TABLE projection_checkpoints"),
+        ("EXECUTE", "FUNCTION coord_write(jsonb), coord_record_receipt(uuid, text, text)"),
     ])
 }

@@ -25,12 +25,16 @@ public struct Migration: Sendable {
 public struct MigrationSet: Sendable {
     public let component: String
     public let migrations: [Migration]
+    /// What the application role (coordd) may do with this component's objects, as `GRANT <privileges> ON <object>`
+    /// pairs: the least that runs it. (The read-only role gets SELECT on every table.)
+    public let appGrants: [(privileges: String, object: String)]
 
-    public init(component: String, migrations: [Migration]) {
+    public init(component: String, migrations: [Migration], appGrants: [(privileges: String, object: String)] = []) {
         precondition(zip(migrations, migrations.dropFirst()).allSatisfy { $0.version + 1 == $1.version },
                      "migration versions must be contiguous")
         self.component = component
         self.migrations = migrations
+        self.appGrants = appGrants
     }
 
     public var latestVersion: Int { migrations.last?.version ?? 0 }
@@ -165,6 +169,52 @@ public enum Migrator {
                     throw MigrationError.schemaBehind(component: set.component, database: current, required: set.latestVersion)
                 }
             }
+        }
+    }
+}
+
+extension Migrator {
+    /// Grants the application role (coordd's) the least that runs it and the read-only role SELECT on every table,
+    /// on the objects the migrations created: run after them (`coordctl migrate --app-role R --readonly-role R`),
+    /// by the schema's owner. The app role appends only through the store's functions (it has no INSERT on
+    /// `events`), moves checkpoints, and creates and owns the read models. Idempotent.
+    public static func grant(_ pool: PostgresPool, _ sets: [MigrationSet], app: String?, readonly: String?) async throws {
+        for role in [app, readonly].compactMap({ $0 }) where !PostgresConfiguration.isPlainIdentifier(role) {
+            throw PostgresError(kind: .encoding, serverMessage: "role names must match [a-z_][a-z0-9_]{0,62}")
+        }
+        let schema = pool.configuration.schema
+        try await pool.withConnection { c in
+            try c.transaction { c in
+                // Role names are validated plain identifiers; object names are this binary's constants.
+                let here = try c.query("SELECT current_schema()").decode(0, 0, as: String.self)
+                let quoted = try c.quoteIdentifier(schema ?? here)
+                if let app {
+                    try c.execute(unsafe: "GRANT USAGE, CREATE ON SCHEMA \(quoted) TO \(app)")
+                    for set in sets {
+                        for g in set.appGrants { try c.execute(unsafe: "GRANT \(g.privileges) ON \(g.object) TO \(app)") }
+                    }
+                }
+                if let readonly {
+                    try c.execute(unsafe: "GRANT USAGE ON SCHEMA \(quoted) TO \(readonly)")
+                    try c.execute(unsafe: "GRANT SELECT ON ALL TABLES IN SCHEMA \(quoted) TO \(readonly)")
+                    // Tables the owner creates later; the read models the app creates are covered by roles.sql (a
+                    // default for another role's objects needs a superuser or that role).
+                    try c.execute(unsafe: "ALTER DEFAULT PRIVILEGES IN SCHEMA \(quoted) GRANT SELECT ON TABLES TO \(readonly)")
+                }
+            }
+        }
+    }
+
+    /// Whether the connected role can write what coordd writes (append, move checkpoints): `/readyz` says not
+    /// ready otherwise, rather than answering 500 to every write.
+    public static func canWrite(_ pool: PostgresPool) async throws -> Bool {
+        try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            // By oid, through what this role can see: a schema it may not use resolves to nothing (false), not an error.
+            try c.query("""
+                SELECT coalesce((SELECT bool_or(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+                                 WHERE p.proname = 'coord_write' AND pg_function_is_visible(p.oid)), false)
+                   AND coalesce(has_table_privilege(to_regclass('projection_checkpoints'), 'INSERT, UPDATE'), false)
+                """).decode(0, 0)
         }
     }
 }

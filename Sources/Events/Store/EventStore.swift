@@ -74,14 +74,34 @@ public final class EventStore: Sendable {
         try await append([StreamAppend(stream: stream, expected: expected, events: events)])
     }
 
-    /// Appends to several streams atomically: all events are written, or none.
+    /// Appends to several streams atomically: all events are written, or none. A `receipt` is stored in the same
+    /// transaction when the events are written (not when they were already stored: the original's stands).
     @discardableResult
-    public func append(_ streams: [StreamAppend]) async throws -> AppendResult {
-        let (json, count) = try Self.encode(streams)
+    public func append(_ streams: [StreamAppend], receipt: AppendReceipt? = nil) async throws -> AppendResult {
+        let (json, count) = try Self.encode(streams, receipt: receipt)
         return try await committer.submit(streams, json: json, eventCount: count)
     }
 
-    static func encode(_ streams: [StreamAppend]) throws -> (String, Int) {
+    /// The receipt stored under `id`, if any.
+    public func receipt(id: UUID) async throws -> AppendReceipt? {
+        try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            let r = try c.query("SELECT request_hash, answer FROM command_receipts WHERE id = \(id)")
+            guard let row = r.first else { return nil }
+            return AppendReceipt(id: id, requestHash: try row.decode(0), answer: try row.decode(1))
+        }
+    }
+
+    /// Stores a receipt that has no events (a refusal), unless one is stored under its id already; returns the
+    /// receipt that stands (the first).
+    public func recordReceipt(_ receipt: AppendReceipt) async throws -> AppendReceipt {
+        try await pool.withConnection { c in
+            let r = try c.query("SELECT request_hash, answer FROM coord_record_receipt(\(receipt.id), \(receipt.requestHash), \(receipt.answer))")
+            guard let row = r.first else { return receipt }
+            return AppendReceipt(id: receipt.id, requestHash: try row.decode(0), answer: try row.decode(1))
+        }
+    }
+
+    static func encode(_ streams: [StreamAppend], receipt: AppendReceipt? = nil) throws -> (String, Int) {
         guard !streams.isEmpty, streams.contains(where: { !$0.events.isEmpty }) else {
             throw EventStoreError.invalidInput(field: "events", reason: "an append needs at least one event")
         }
@@ -110,7 +130,12 @@ public final class EventStore: Sendable {
             }
             json += "]}"
         }
-        json += "]}"
+        json += "]"
+        if let receipt {
+            json += ",\"receipt\":{\"id\":\"\(receipt.id.lowercasedString)\",\"hash\":" + JSONWriter.quote(receipt.requestHash)
+                + ",\"answer\":" + JSONWriter.quote(receipt.answer) + "}"
+        }
+        json += "}"
         guard count <= maxEventsPerAppend else {
             throw EventStoreError.invalidInput(field: "events", reason: "more than \(maxEventsPerAppend) events in one append")
         }

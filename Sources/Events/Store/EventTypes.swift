@@ -165,6 +165,16 @@ public struct StreamAppend: Sendable {
     }
 }
 
+/// The first answer to an idempotent request, kept by the store beside (or, for a refusal, instead of) its
+/// events. `id` is the request's own (derived from its idempotency key); `answer` is the caller's, opaque here.
+public struct AppendReceipt: Sendable, Equatable {
+    public let id: UUID
+    public let requestHash: String
+    public let answer: String
+
+    public init(id: UUID, requestHash: String, answer: String) { (self.id, self.requestHash, self.answer) = (id, requestHash, answer) }
+}
+
 /// What an append wrote (or, for a duplicate, what the original append wrote).
 public struct AppendResult: Sendable, Equatable {
     public struct Stream: Sendable, Equatable {

@@ -131,7 +131,7 @@ final class GroupCommitter: @unchecked Sendable {
                 }
                 let result = try connection!.query("""
                     SELECT req, stream, outcome, version, first_position, last_position
-                    FROM coord_append(\(JSONText(json))::jsonb)
+                    FROM coord_write(\(JSONText(json))::jsonb)
                     """)
                 counters.withLock { $0.batches += 1; $0.events += batch.reduce(0) { $0 + $1.eventCount } }
                 return try Self.outcomes(result, batch)

@@ -19,6 +19,9 @@ extension App {
         Route("GET", "/readyz", role: nil, "Database reachable, schema current, projection lag under the threshold") { app, _ in
             do {
                 try await Migrator.requireCurrent(app.service.store.pool, Coordination.migrationSets)
+                guard try await Migrator.canWrite(app.service.store.pool) else {
+                    return .json(503, "{\"status\":\"not ready\",\"database\":\"ok\",\"schema\":\"current\",\"writes\":\"refused: the database role cannot append or move checkpoints\"}")
+                }
                 let status = try await app.runner.status()
                 let worst = status.map(\.lagEvents).max() ?? 0
                 let failed = status.filter { $0.status == "failed" }.map(\.name)
