@@ -109,16 +109,27 @@ enum StatusCommand {
 
 enum VerifyCommand {
     static let spec = CommandSpec(
-        path: "coordctl verify", summary: "Recompute the hash chain and version contiguity; exit 2 if broken.",
+        path: "coordctl verify", summary: "Recompute the hash chain, check streams, head and checkpoints, and anchored heads; exit 2 if broken.",
         options: [
-            .init("from", value: "POSITION", help: "Start at this position (default 1)."),
+            .init("from", value: "POSITION", help: "Start the chain at this position (default 1)."),
+            .init("anchors", value: "FILE", help: "Anchors recorded outside the database (coordd's COORD_ANCHOR_FILE, `coordctl anchor`, or its log): each must still be in the log."),
+            .init("anchor-key-file", value: "FILE", help: "The key the anchors are signed with (default: COORD_ANCHOR_KEY_FILE); every anchor must verify."),
             .json,
         ],
-        details: "Exit status: 0 sound, 2 broken (the first broken position is printed), 1 other failure.\n\n" + databaseHelp)
+        details: """
+            The chain catches an edited, missing or reordered event; the state checks catch a stream row, the head or a
+            projection checkpoint that disagrees with the events; anchors catch what a superuser can still do with the
+            database alone: recompute the whole chain after an edit, or cut the tail and move the head back.
+
+            Exit status: 0 sound, 2 broken (the first problem is printed), 1 other failure.
+
+            """ + databaseHelp)
 
     static let command = Command(spec: spec) { args in
         try args.requirePositionals(0...0)
         let from = try args.int("from", default: 1, range: 1...Int.max)
+        let anchors = try args.value("anchors").map(AnchorCommand.read)
+        let key = try AnchorCommand.key(args.value("anchor-key-file"))
         let session = try Session.open()
         defer { session.close() }
         try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
@@ -127,17 +138,75 @@ enum VerifyCommand {
         let started = Date()
         let report = try await store.verify(from: Int64(from)) { last in Output.progress("verified through \(last)") }
         Output.progressDone()
+        let state = try await store.verifyState()
+        var anchored: [(anchor: ChainAnchor, problem: String)] = []
+        if let anchors { anchored = try await store.check(anchors: anchors, key: key) }
         let seconds = Date().timeIntervalSince(started)
+        let sound = report.isSound && state.isEmpty && anchored.isEmpty
         if args.flag("json") {
-            print(Output.json(["sound": report.isSound, "checked": report.checked, "verified_through": report.verifiedThrough,
+            print(Output.json(["sound": sound, "checked": report.checked, "verified_through": report.verifiedThrough,
                                "broken_at": report.brokenAt as Any? ?? NSNull(), "problem": report.problem as Any? ?? NSNull(),
+                               "state_problems": state.map { ["problem": $0.problem, "subject": $0.subject] },
+                               "anchors_checked": anchors?.count ?? 0,
+                               "anchor_problems": anchored.map { ["position": $0.anchor.position, "problem": $0.problem] },
                                "seconds": (seconds * 1000).rounded() / 1000]))
-        } else if report.isSound {
-            print("Chain sound: \(report.checked) events checked from position \(from) through \(report.verifiedThrough) in \(String(format: "%.2f", seconds)) s.")
         } else {
-            print("Chain BROKEN at position \(report.brokenAt!): \(report.problem ?? "unknown problem"). Sound through \(report.verifiedThrough).")
+            if report.isSound {
+                print("Chain sound: \(report.checked) events checked from position \(from) through \(report.verifiedThrough) in \(String(format: "%.2f", seconds)) s.")
+            } else {
+                print("Chain BROKEN at position \(report.brokenAt!): \(report.problem ?? "unknown problem"). Sound through \(report.verifiedThrough).")
+            }
+            for p in state.prefix(20) { print("State BROKEN: \(p.problem): \(p.subject)") }
+            if let anchors { print(anchored.isEmpty ? "Anchors: all \(anchors.count) anchored heads are in the log." : "") }
+            for p in anchored.prefix(20) { print("Anchor BROKEN at position \(p.anchor.position): \(p.problem)") }
         }
-        return report.isSound ? 0 : 2
+        return sound ? 0 : 2
+    }
+}
+
+enum AnchorCommand {
+    static let spec = CommandSpec(
+        path: "coordctl anchor", summary: "Print the chain's head as an anchor line, to keep outside the database.",
+        options: [.init("anchor-key-file", value: "FILE", help: "Sign it with this key (default: COORD_ANCHOR_KEY_FILE).")],
+        details: """
+            Append it where the database cannot rewrite it (another host, write-once storage), e.g. from cron:
+              coordctl anchor >> /srv/anchors/coord.jsonl
+            `coordctl verify --anchors FILE` then proves the log still holds every anchored head. coordd writes the
+            same lines itself with COORD_ANCHOR_FILE.
+
+            """ + databaseHelp)
+
+    static let command = Command(spec: spec) { args in
+        try args.requirePositionals(0...0)
+        let key = try key(args.value("anchor-key-file"))
+        let session = try Session.open()
+        defer { session.close() }
+        try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
+        let store = EventStore(pool: session.pool)
+        defer { store.close() }
+        print(try await store.anchor(key: key).line)
+        return 0
+    }
+
+    /// Anchor lines of a file (anchor files, or coordd logs: other lines are skipped).
+    static func read(_ path: String) throws -> [ChainAnchor] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw UsageError("cannot read \(path)", usage: VerifyCommand.spec.usage)
+        }
+        let anchors = text.split(separator: "\n").compactMap { ChainAnchor(line: String($0)) }
+        if anchors.isEmpty { throw UsageError("\(path) holds no anchor line", usage: VerifyCommand.spec.usage) }
+        return anchors
+    }
+
+    /// The anchor key from `--anchor-key-file` or COORD_ANCHOR_KEY_FILE (its bytes, trailing newline trimmed).
+    static func key(_ path: String?) throws -> [UInt8]? {
+        guard let path = path ?? ProcessInfo.processInfo.environment["COORD_ANCHOR_KEY_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else {
+            throw UsageError("cannot read the anchor key file \(path)", usage: AnchorCommand.spec.usage)
+        }
+        var bytes = [UInt8](data)
+        while bytes.last == 10 || bytes.last == 13 { bytes.removeLast() }
+        return bytes
     }
 }
 

@@ -25,6 +25,7 @@ enum Registry {
         "migrate": MigrateCommand.command,
         "status": StatusCommand.command,
         "verify": VerifyCommand.command,
+        "anchor": AnchorCommand.command,
     ].merging(DataCommands.views) { a, _ in a }
 
     static let groups: [String: Group] = [

@@ -1,6 +1,9 @@
 import Coordination
 import Events
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// coordd's parts wired together: the store on a pool, the domain service, the projection runner, the API and
 /// its server. The one composition root: `main.swift` and the test harness both build the daemon here.
@@ -10,9 +13,34 @@ final class Daemon: Sendable {
     let runner: ProjectionRunner
     let app: App
     let server: HTTPServer
+    private let anchoring: Task<Void, Never>?
+
+    /// Where and how often the chain's head is anchored outside the database.
+    struct Anchors: Sendable {
+        /// Appended to (JSON lines); nil: anchors go to the log only.
+        var file: String?
+        /// Signs each anchor (HMAC-SHA256), so that one cannot be forged without it.
+        var key: [UInt8]?
+        var interval: Double = 300
+
+        /// From COORD_ANCHOR_FILE, COORD_ANCHOR_KEY_FILE and COORD_ANCHOR_INTERVAL (seconds).
+        static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Anchors {
+            var a = Anchors()
+            a.file = env["COORD_ANCHOR_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+            if let path = env["COORD_ANCHOR_KEY_FILE"], !path.isEmpty {
+                guard var key = FileManager.default.contents(atPath: path).map({ [UInt8]($0) }), !key.isEmpty else {
+                    throw ConfigurationError("COORD_ANCHOR_KEY_FILE \(path) cannot be read")
+                }
+                while key.last == 10 || key.last == 13 { key.removeLast() }
+                a.key = key
+            }
+            if let text = env["COORD_ANCHOR_INTERVAL"], let seconds = Double(text), seconds >= 1 { a.interval = seconds }
+            return a
+        }
+    }
 
     /// Builds the parts on `pool` (already migrated) and starts the projections and the server.
-    init(pool: PostgresPool, http: HTTPServerConfiguration, logger: Logger, leaderPoll: Double = 1.0) throws {
+    init(pool: PostgresPool, http: HTTPServerConfiguration, logger: Logger, leaderPoll: Double = 1.0, anchors: Anchors = Anchors()) throws {
         store = EventStore(pool: pool)
         runner = ProjectionRunner(store: store, definitions: Coordination.projections, logger: logger, leaderPoll: leaderPoll)
         service = CoordinationService(store: store)
@@ -24,6 +52,32 @@ final class Daemon: Sendable {
         runner.start()
         try server.start()
         app.link.set(server)
+        let store = self.store
+        anchoring = Task { await Self.anchor(store, anchors, logger) }
+    }
+
+    /// Records the chain's head every `interval` seconds while it moves: in the log (`chain anchor`) and, when
+    /// configured, appended to a file. `coordctl verify --anchors` proves the log still holds every one of them.
+    static func anchor(_ store: EventStore, _ anchors: Anchors, _ logger: Logger) async {
+        var last: Int64 = -1
+        while !Task.isCancelled {
+            if let anchor = try? await store.anchor(key: anchors.key), anchor.position != last {
+                last = anchor.position
+                logger.notice("chain anchor " + anchor.line, ["events.head": String(anchor.position)])
+                if let file = anchors.file {
+                    let fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+                    if fd >= 0 {
+                        let line = Array((anchor.line + "\n").utf8)
+                        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                        fsync(fd)
+                        close(fd)
+                    } else {
+                        logger.error("cannot append to the anchor file", ["errno": String(errno)])
+                    }
+                }
+            }
+            try? await Task.sleep(nanoseconds: UInt64(anchors.interval * 1e9))
+        }
     }
 
     var port: UInt16 { server.boundPort }
@@ -32,10 +86,17 @@ final class Daemon: Sendable {
     /// at a clean checkpoint. False when requests were cut off at the end of the grace.
     func stop(grace: Double = 10) async -> Bool {
         let server = self.server
+        anchoring?.cancel()
         let clean = (try? await runBlocking { server.shutdown(grace: grace) }) ?? false
         app.fanout.stop()
         await runner.stop()
         store.close()
         return clean
     }
+}
+
+/// A setting coordd cannot start with; its description says which and why.
+struct ConfigurationError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -23,6 +23,8 @@ let spec = CommandSpec(
           COORD_LISTEN     Address to serve on (as --listen).
           COORD_SCHEMA     PostgreSQL schema to work in (default: the server's search_path).
           COORD_DB_POOL_SIZE  Database connections for requests (default 4 per CPU core, from 4 to 16).
+          COORD_ANCHOR_FILE      Append the chain's head here every COORD_ANCHOR_INTERVAL seconds (default 300).
+          COORD_ANCHOR_KEY_FILE  Sign those anchors with this key (HMAC-SHA256).
         """)
 
 func runDaemon() async -> Int32 {
@@ -76,7 +78,7 @@ func runDaemon() async -> Int32 {
                                                                      poolSize: poolSize))
         let applied = try await Migrator.migrate(pool, Coordination.migrationSets)
         for a in applied { logger.notice("migration applied", ["component": a.component, "version": String(a.version)]) }
-        daemon = try Daemon(pool: pool, http: http, logger: logger)
+        daemon = try Daemon(pool: pool, http: http, logger: logger, anchors: try Daemon.Anchors.fromEnvironment())
         let head = try await daemon.store.headPosition()
         SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.notice("ready", ["database": target.description, "events.head": String(head), "http.listen": "\(http.host):\(daemon.port)"])

@@ -16,16 +16,29 @@ public struct Principal: Sendable, Equatable {
     public let role: Role
 }
 
-/// Bearer tokens, stored only as SHA-256 digests (computed by PostgreSQL). A token is shown once, at creation.
+/// Bearer tokens, stored only as SHA-256 digests. A token is shown once, at creation; the digest is computed
+/// here, so a clear token never reaches PostgreSQL (where statement logging would write it down).
 public final class TokenStore: Sendable {
     let pool: PostgresPool
+    /// Verified tokens by digest, trusted for `cacheSeconds` (so a revocation takes effect within it).
     private let cache = Mutex<[String: (Principal, Date)]>([:])
-    /// How long a verified token is trusted without asking the database (so revocation takes effect within it).
+    /// Digests known not to be tokens, for `negativeSeconds`: a client retrying a wrong token (or a scan of
+    /// random ones) costs a lookup in memory, not a database round trip each time. Bounded.
+    private let unknown = Mutex<[String: Date]>([:])
     let cacheSeconds: Double
+    let negativeSeconds: Double
+    static let cacheLimit = 10_000
 
-    public init(pool: PostgresPool, cacheSeconds: Double = 5) {
+    public init(pool: PostgresPool, cacheSeconds: Double = 5, negativeSeconds: Double = 60) {
         self.pool = pool
         self.cacheSeconds = cacheSeconds
+        self.negativeSeconds = negativeSeconds
+    }
+
+    /// The SHA-256 of a token, hex: what the table holds.
+    public static func digest(_ token: String) -> String {
+        var text = token
+        return text.withUTF8 { Hex.string(SHA256.hash($0)) }
     }
 
     /// Creates a token and returns it in clear, with its id. The clear token is never stored.
@@ -39,8 +52,7 @@ public final class TokenStore: Sendable {
         }
         try await pool.withConnection { c in
             try c.query("""
-                INSERT INTO api_tokens (id, subject, role, digest)
-                VALUES (\(id), \(subject), \(role.rawValue), encode(sha256(convert_to(\(token), 'UTF8')), 'hex'))
+                INSERT INTO api_tokens (id, subject, role, digest) VALUES (\(id), \(subject), \(role.rawValue), \(Self.digest(token)))
                 """)
         }
         return (id, token)
@@ -72,20 +84,28 @@ public final class TokenStore: Sendable {
     /// The principal for a presented token, or nil when it is unknown or revoked.
     public func authenticate(_ token: String) async throws -> Principal? {
         guard token.hasPrefix("coord_"), token.count == 70 else { return nil }
-        if let (principal, at) = cache.withLock({ $0[token] }), Date().timeIntervalSince(at) < cacheSeconds { return principal }
+        let digest = Self.digest(token)
+        let now = Date()
+        if let (principal, at) = cache.withLock({ $0[digest] }), now.timeIntervalSince(at) < cacheSeconds { return principal }
+        if let at = unknown.withLock({ $0[digest] }), now.timeIntervalSince(at) < negativeSeconds { return nil }
         let found = try await pool.withConnection(retryOnConnectionFailure: true) { c -> Principal? in
-            let r = try c.query("""
-                SELECT id, subject, role FROM api_tokens
-                WHERE digest = encode(sha256(convert_to(\(token), 'UTF8')), 'hex') AND revoked_at IS NULL
-                """)
+            let r = try c.query("SELECT id, subject, role FROM api_tokens WHERE digest = \(digest) AND revoked_at IS NULL")
             guard r.count == 1, let role = Role(rawValue: try r.decode(0, 2)) else { return nil }
             return Principal(tokenID: try r.decode(0, 0), subject: try r.decode(0, 1), role: role)
         }
-        cache.withLock { c in
-            if c.count > 10_000 { c.removeAll() }
-            if let found { c[token] = (found, Date()) } else { c[token] = nil }
+        if let found {
+            cache.withLock { c in
+                if c.count >= Self.cacheLimit { c.removeAll() }
+                c[digest] = (found, now)
+            }
+        } else {
+            cache.withLock { _ = $0.removeValue(forKey: digest) }
+            unknown.withLock { u in
+                if u.count >= Self.cacheLimit { u = u.filter { now.timeIntervalSince($0.value) < negativeSeconds } }
+                if u.count >= Self.cacheLimit { u.removeAll() }
+                u[digest] = now
+            }
         }
         return found
     }
 }
-
