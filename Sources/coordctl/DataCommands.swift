@@ -73,7 +73,7 @@ enum DataCommands {
     static let importSpec = CommandSpec(
         path: "coordctl import", summary: "Import NDJSON commands (or, with --events, an event export).", arguments: "FILE|-",
         options: [.init("continue", help: "Report bad lines and go on (default: stop at the first)."),
-                  .init("events", help: "The file is `coordctl export events` output: append the events as they are."),
+                  .init("events", help: "The file is `coordctl export events` output: verify its whole hash chain, then restore it with its positions, hashes and recorded times."),
                   .init("json", help: "Machine-readable summary.")],
         details: """
             Commands: one JSON object per line, {"command": NAME, ...the API body...}, with path parameters as fields and an
@@ -103,16 +103,18 @@ enum DataCommands {
             let started = Date()
             var report = ImportReport()
             if args.flag("events") {
+                var events: [ExportedEvent] = []
                 for (index, line) in all.enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-                    do {
-                        if try await importEvent(line, store) { report.imported += 1 } else { report.alreadyPresent += 1 }
-                    } catch {
-                        report.failures.append((index + 1, "\(error)"))
-                        if !keepGoing { break }
-                    }
-                    if (index + 1) % 500 == 0 { Output.progress("import: line \(index + 1)/\(all.count)") }
+                    events.append(try ExportedEvent(line: index + 1, text: line))
                 }
+                let restored = try await store.restore(events) { line in Output.progress("restore: verified through line \(line)/\(all.count)") }
+                report.imported = restored.restored
+                report.alreadyPresent = restored.alreadyPresent
             } else {
+                if let first = all.first(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }), ExportedEvent.looksExported(first) {
+                    throw UsageError("\(args.positionals[0]) is an event export (coordctl export events): restore it with "
+                                     + "coordctl import --events \(args.positionals[0])", usage: importSpec.usage)
+                }
                 let importer = CommandImporter(store: store, actor: ProcessInfo.processInfo.environment["COORD_ACTOR"] ?? "coordctl-import")
                 let total = all.count
                 report = try await importer.run(all, keepGoing: keepGoing) { done in Output.progress("import: line \(done)/\(total)") }
@@ -129,21 +131,6 @@ enum DataCommands {
             }
             return report.failures.isEmpty ? 0 : 1
         }
-    }
-
-    /// Appends one exported event at its stream version; false when it is already stored (a re-run).
-    static func importEvent(_ line: String, _ store: EventStore) async throws -> Bool {
-        guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-              let stream = o["stream"] as? String, let version = o["version"] as? Int, let idText = o["id"] as? String, let id = UUID(uuidString: idText),
-              let type = o["type"] as? String, let data = o["data"], let metadata = o["metadata"] as? [String: Any],
-              let occurred = (o["occurred_at"] as? String).flatMap(Timestamp.parse) else {
-            throw DomainError.invalid("line", "is not an exported event")
-        }
-        let dataText = String(decoding: try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys]), as: UTF8.self)
-        let meta = try JSONDecoder().decode(EventMetadata.self, from: JSONSerialization.data(withJSONObject: metadata))
-        let event = EventData(id: id, type: type, data: JSONText(dataText), metadata: meta, occurredAt: occurred)
-        let result = try await store.append([event], to: stream, expected: .exact(Int64(version - 1)))
-        return !result.duplicate
     }
 
     // MARK: Export and views

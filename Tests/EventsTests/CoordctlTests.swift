@@ -135,7 +135,7 @@ struct CoordctlImportTests {
         #expect(events.count == 3, "two registrations and one receipt; nothing from line 3")
     }
 
-    @Test("export events, import them into an empty store: same content at the same positions, and the chain verifies")
+    @Test("export events, restore them into an empty store: the same events, hashes and recorded times at the same positions; a tampered file is refused naming its line")
     func exportImport() async throws {
         let source = try freshSchema()
         let commands = try write(DemoScenario.lines.prefix(60).map(\.json))
@@ -151,12 +151,31 @@ struct CoordctlImportTests {
         func content(_ env: [String: String]) throws -> [String] {
             try Coordctl.run(["events", "read"], env: env).output.split(separator: "\n").map { line in
                 let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-                return "\(o["position"]!)|\(o["stream"]!)|\(o["version"]!)|\(o["id"]!)|\(o["type"]!)|\(o["occurred_at"]!)|"
+                return "\(o["position"]!)|\(o["stream"]!)|\(o["version"]!)|\(o["id"]!)|\(o["type"]!)|\(o["occurred_at"]!)|\(o["recorded_at"]!)|\(o["hash"]!)|"
                     + String(decoding: try JSONSerialization.data(withJSONObject: o["data"]!, options: .sortedKeys), as: UTF8.self)
             }
         }
-        #expect(try content(target) == content(source))
+        #expect(try content(target) == content(source), "positions, hashes and recorded times kept")
         // A re-run writes nothing.
         #expect(try Coordctl.run(["import", "--events", file], env: target).output.contains("Imported 0"))
+
+        // One prepositioning target raised to 9000: the chain breaks at that line, and nothing is written.
+        var lines = exported.split(separator: "\n").map(String.init)
+        let index = try #require(lines.lastIndex { $0.contains("\"stock.levels_set\"") })
+        lines[index] = lines[index].replacing(#/"target": ?\d+/#, with: "\"target\": 9000")
+        let tampered = try write(lines)
+        defer { try? FileManager.default.removeItem(atPath: tampered) }
+        let empty = try freshSchema()
+        let refused = try Coordctl.run(["import", "--events", tampered], env: empty)
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("line \(index + 1)") && refused.output.contains("nothing was written"), "\(refused.output)")
+        #expect(try Coordctl.run(["events", "read"], env: empty).output.isEmpty)
+        // The file of another log does not continue this one.
+        let other = try freshSchema()
+        #expect(try Coordctl.run(["import", try write(Array(DemoScenario.lines.prefix(3).map(\.json)))], env: other).status == 0)
+        #expect(try Coordctl.run(["import", "--events", file], env: other).output.contains("does not continue this log"))
+        // An event export given as commands: coordctl says what to run.
+        let misused = try Coordctl.run(["import", file], env: freshSchema())
+        #expect(misused.status == 64 && misused.output.contains("coordctl import --events"), "\(misused.output)")
     }
 }
