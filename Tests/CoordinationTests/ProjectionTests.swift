@@ -185,6 +185,71 @@ struct ProjectionTests {
         await b.stop()
     }
 
+    @Test("a leader whose session died (a PostgreSQL restart, a terminated backend) gives up leading within seconds, for good: one leader per projection")
+    func leadershipLost() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        let other = EventStore(pool: PostgresPool(configuration: s.store.pool.configuration))
+        let a = ProjectionRunner(store: s.store, definitions: Coordination.projections, leaderPoll: 0.2)
+        let b = ProjectionRunner(store: other, definitions: Coordination.projections, leaderPoll: 0.2)
+        a.start()
+        _ = try await waitCaughtUp(a) { $0.allSatisfy(\.leader) }
+        b.start()
+        // The sessions holding a's locks end, as they do when PostgreSQL restarts; a's pool and the rest survive.
+        let c = try TestDatabase.connection(like: s.store.pool)
+        defer { c.close() }
+        try c.query("""
+            SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND a.application_name LIKE 'coord-projection-%'
+            """)
+        // The old leader learns within a probe (and a wait for events) that its lock is gone; after that, exactly one of
+        // the two leads each projection, and it stays so. (The work itself is fenced by the checkpoints' compare-and-set.)
+        var lastOverlap = Date()
+        var handedOver = false
+        let started = Date()
+        while Date().timeIntervalSince(started) < 4 {
+            let (la, lb) = (try await a.status(), try await b.status())
+            if zip(la, lb).contains(where: { $0.leader && $1.leader }) { lastOverlap = Date() }
+            handedOver = zip(la, lb).allSatisfy { $0.leader != $1.leader } && lb.contains(where: \.leader)
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(handedOver, "each projection is led by one of the two, the new leader among them")
+        #expect(lastOverlap.timeIntervalSince(started) < 2, "the old leader gave up within two seconds, for good")
+        // Whoever leads keeps the read models current.
+        _ = try await s.execute(CreateTask(id: "T-9", response: "PHL-2026-TC-01", cluster: "WSH", title: "after", priority: "low"), ctx)
+        var seen = false
+        for _ in 0..<200 where !seen {
+            seen = try await s.store.pool.withConnection { c in try c.query("SELECT count(*) FROM rm_tasks WHERE id = 'T-9'").decode(0, 0, as: Int.self) } == 1
+            try await Task.sleep(nanoseconds: 25_000_000)
+        }
+        #expect(seen)
+        await a.stop()
+        await b.stop()
+    }
+
+    @Test("a checkpoint past the log's head (a restore from an older copy) fails the projection, with what to do, instead of idling as caught up")
+    func checkpointPastHead() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        let runner = ProjectionRunner(store: s.store, definitions: Coordination.projections, leaderPoll: 0.2, retryInterval: 0.5)
+        runner.start()
+        _ = try await waitCaughtUp(runner)
+        let c = try TestDatabase.connection(like: s.store.pool)
+        defer { c.close() }
+        try c.query("UPDATE projection_checkpoints SET position = position + 100 WHERE name = 'tasks'")
+        _ = try await s.execute(CreateTask(id: "T-1", response: "PHL-2026-TC-01", cluster: "WSH", title: "t", priority: "low"), ctx)
+        var failed: ProjectionStatus?
+        for _ in 0..<200 where failed == nil {
+            failed = try await runner.status().first { $0.name == "tasks" && $0.status == "failed" }
+            try await Task.sleep(nanoseconds: 25_000_000)
+        }
+        #expect(failed?.error?.contains("past the log's head") == true, "\(String(describing: failed))")
+        try await runner.requestRebuild("tasks")
+        _ = try await waitCaughtUp(runner)
+        #expect(try await s.store.verifyState().isEmpty)
+        await runner.stop()
+    }
+
     @Test("a rebuild while writes continue: readers never see an empty or half-built table")
     func rebuildUnderLoad() async throws {
         let s = try await makeService()

@@ -129,6 +129,7 @@ public final class ProjectionRunner: Sendable {
         let stopped = Mutex(false)
         let isLeader = Mutex(false)
         var lastStatusCheck = Date.distantPast
+        var lastLeaderProbe = Date.distantPast
 
         init(definition: any ProjectionDefinition) { self.definition = definition }
     }
@@ -198,7 +199,17 @@ public final class ProjectionRunner: Sendable {
 
     /// Holds (or tries to take) the projection's session advisory lock on a dedicated connection.
     private func ensureLeader(_ w: Worker) async throws -> Bool {
-        if let c = w.leaderConnection, c.isUsable, w.isLeader.withLock({ $0 }) { return true }
+        if let c = w.leaderConnection, c.isUsable, w.isLeader.withLock({ $0 }) {
+            // The lock lives as long as its session. libpq learns that the session died (a PostgreSQL restart, a
+            // terminated backend) only when the connection is used, and this one carries nothing else: ask it,
+            // at most once a second, so a leader whose lock is gone stops leading instead of running beside the
+            // new one.
+            guard Date().timeIntervalSince(w.lastLeaderProbe) >= leaderPoll else { return true }
+            w.lastLeaderProbe = Date()
+            let box = SendableBox(c)
+            if (try? await runBlocking { try box.value.query("SELECT 1") }) != nil { return true }
+            logger.warning("lost the leadership of a projection: its session ended", ["projection": w.definition.name])
+        }
         dropLeadership(w)
         var settings = store.pool.configuration
         settings.applicationName = "coord-projection-\(w.definition.name)"
@@ -260,6 +271,12 @@ public final class ProjectionRunner: Sendable {
         guard let state = w.state else { return 0 }
         let from = w.checkpoint
         let head = try await store.headPosition()
+        if from > head {
+            // Not a quiet "caught up": the log was restored from an older copy or cut under the read models, which
+            // hold events it no longer has. Reported as a failure (and /readyz not ready) until it is rebuilt.
+            throw HandlerFailure(position: from, message: "the checkpoint \(from) is past the log's head \(head): the log was restored or cut; "
+                                 + "rebuild the projection (coordctl projections rebuild \(w.definition.name))")
+        }
         let start = max(from, w.scanned)
         let events = head <= start ? []
             : try await store.read(after: start, limit: batchSize, filter: EventFilter(types: w.definition.eventTypes), until: .position(head))
