@@ -29,6 +29,35 @@ struct CommandTests {
         #expect(CommandCatalog.names.count == 39)
     }
 
+    @Test("a whole number is written as one: 1e1, 10.0 and 2^63 are refused, naming the field; nested unknown fields too")
+    func strictNumbers() {
+        let dispatch = #"{"warehouse":"MNL","item":"X","destination":"d","quantity":"#
+        for written in ["1e1", "10.0", "1E2", "9223372036854775808", "-0.5"] {
+            #expect(decode("stock.dispatch", dispatch + written + "}")
+                    == .validation([FieldError("quantity", "must be a whole number (no fraction or exponent) within 64 bits")]), "\(written)")
+        }
+        #expect(decode("stock.dispatch", dispatch + "10}") == nil)
+        #expect(decode("stock.dispatch", dispatch + "-10}") == nil, "a negative count is the validator's to refuse, not the decoder's")
+        #expect(decode("item.register", #"{"code":"K","name":"n","unit":"kit","kit":[{"item":"A","quantity":2,"qty":1}]}"#)
+                == .validation([FieldError("kit[0].qty", "unknown field")]))
+        #expect(decode("stock.dispatch", #"{"warehouse":"MNL","item":"X","destination":"d"}"#) == .validation([FieldError("quantity", "is required")]))
+    }
+
+    @Test("every command's fields and types come from its own decoding; the bounds from its validation")
+    func schemaDerived() {
+        let dispatch = CommandCatalog.schema(of: "stock.dispatch") ?? []
+        #expect(dispatch.map(\.name) == ["warehouse", "item", "quantity", "destination", "response", "reference", "transport", "occurred_at"])
+        #expect(dispatch.first { $0.name == "quantity" }?.kind == .integer)
+        #expect(dispatch.first { $0.name == "quantity" }?.minimum == 1)
+        #expect(dispatch.first { $0.name == "occurred_at" }?.required == false)
+        let warehouse = CommandCatalog.schema(of: "warehouse.register") ?? []
+        #expect(warehouse.first { $0.name == "kind" }?.allowed?.isEmpty == false)
+        #expect(warehouse.first { $0.name == "lat" }?.maximumNumber == 90)
+        let kit = CommandCatalog.schema(of: "item.register")?.first { $0.name == "kit" }
+        if case .array(.object(let fields)) = kit?.kind { #expect(fields.map(\.name) == ["item", "quantity"]) } else { Issue.record("kit is \(String(describing: kit?.kind))") }
+        for name in CommandCatalog.names { #expect(CommandCatalog.schema(of: name)?.isEmpty == false, "\(name)") }
+    }
+
     @Test("validation reports every bad field at once; codes, countries and bounds are checked")
     func validation() async throws {
         let s = try await makeService()

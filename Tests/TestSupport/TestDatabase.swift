@@ -24,10 +24,11 @@ public enum TestDatabase {
     }
 
     /// A cluster tuned for tests: fsync off (a crash of a throwaway cluster loses nothing we keep),
-    /// but synchronous_commit stays on so commit behaviour is the production one.
+    /// but synchronous_commit stays on so commit behaviour is the production one. Tests run in parallel, each
+    /// with pools of its own that live to the end of the process: the suite peaks above 400 connections.
     public static func makeCluster(at directory: String) -> EmbeddedPostgres {
         EmbeddedPostgres(dataDirectory: directory, settings: [
-            "fsync": "off", "full_page_writes": "off", "max_connections": "400", "shared_buffers": "64MB",
+            "fsync": "off", "full_page_writes": "off", "max_connections": "1000", "shared_buffers": "64MB",
         ])
     }
 

@@ -5,8 +5,6 @@ import Foundation
 public protocol DomainCommand: Codable, Sendable {
     /// The NDJSON/event-log name, e.g. `stock.dispatch`.
     static var name: String { get }
-    /// Every JSON field the command accepts.
-    static var fields: [String] { get }
     /// Adds every field problem to `v`.
     func validate(_ v: inout Validator)
     func run(_ service: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult
@@ -18,6 +16,10 @@ public protocol DomainCommand: Codable, Sendable {
 }
 
 extension DomainCommand {
+    /// The body's fields, derived from the command's own decoding and validation.
+    public static var schema: [FieldSchema] { CommandSchema.fields(of: Self.self) }
+    /// Every JSON field the command accepts.
+    public static var fields: [String] { schema.map(\.name) }
     public var createdStream: String? { nil }
     public static var creates: Bool { false }
 }
@@ -29,7 +31,6 @@ public protocol StepCommand: DomainCommand {
 }
 
 extension StepCommand {
-    public static var fields: [String] { ["id", "occurred_at"] }
     public func validate(_ v: inout Validator) {
         v.id(id, "id")
         v.time(occurredAt, "occurred_at")
@@ -57,6 +58,9 @@ public enum CommandCatalog {
     /// The accepted JSON fields of a command, for documentation and the OpenAPI document.
     public static func fields(of name: String) -> [String]? { byName[name]?.fields }
 
+    /// The body schema of a command, for the OpenAPI document.
+    public static func schema(of name: String) -> [FieldSchema]? { byName[name]?.schema }
+
     public static func decode(name: String, json: Data) throws -> any DomainCommand {
         guard let type = byName[name] else { throw DomainError.invalid("command", "unknown command \(name)") }
         return try decode(type, json: json)
@@ -81,10 +85,16 @@ public enum CommandCatalog {
 
     static func decode<C: DomainCommand>(_ type: C.Type, value: JSONValue, ignoring: Set<String>) throws -> C {
         guard let keys = value.keys else { throw DomainError.invalid("body", "must be a JSON object") }
-        let unknown = keys.filter { !C.fields.contains($0) && !ignoring.contains($0) }.sorted()
+        let schema = C.schema
+        let known = Set(schema.map(\.name))
+        let unknown = keys.filter { !known.contains($0) && !ignoring.contains($0) }.sorted()
         if !unknown.isEmpty {
             throw DomainError.validation(unknown.map { FieldError($0, "unknown field") })
         }
+        // Types first, against the schema: a whole number written `1e1` or `10.0` is refused here, where
+        // Foundation's decoder would take it.
+        let problems = CommandSchema.problems(value, schema)
+        if !problems.isEmpty { throw DomainError.validation(problems) }
         // The fast decoder answers the common case; whenever it is unsure, Foundation's decides (and words the error).
         if let command = try? FastJSONDecoder.decode(C.self, from: value) { return command }
         let json = Data(value.json.utf8)

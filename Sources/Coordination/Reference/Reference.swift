@@ -66,7 +66,6 @@ public struct RegisterWarehouse: DomainCommand {
     public var createdStream: String? { Streams.warehouse(code) }
     public static let name = "warehouse.register"
     public static let creates = true
-    public static let fields = ["code", "name", "country", "kind", "pcode", "lat", "lon", "capacity_m3", "occurred_at"]
     public var code: String
     public var name: String
     public var country: String
@@ -95,9 +94,9 @@ public struct RegisterWarehouse: DomainCommand {
     }
 
     static func validatePlace(_ v: inout Validator, lat: Double?, lon: Double?, capacityM3: Int64?) {
-        if let lat, !(-90...90).contains(lat) { v.fail("lat", "must be from -90 to 90") }
-        if let lon, !(-180...180).contains(lon) { v.fail("lon", "must be from -180 to 180") }
-        if let c = capacityM3, c < 0 || c > 10_000_000 { v.fail("capacity_m3", "must be from 0 to 10000000") }
+        v.number(lat, "lat", -90...90)
+        v.number(lon, "lon", -180...180)
+        v.integer(capacityM3, "capacity_m3", 0...10_000_000)
     }
 
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
@@ -112,7 +111,6 @@ public struct RegisterItem: DomainCommand {
     public var createdStream: String? { Streams.item(code) }
     public static let name = "item.register"
     public static let creates = true
-    public static let fields = ["code", "name", "unit", "category", "kit", "occurred_at"]
     public var code: String
     public var name: String
     public var unit: String
@@ -157,7 +155,6 @@ public struct RegisterItem: DomainCommand {
 /// Corrects a warehouse's registration; the code stays.
 public struct AmendWarehouse: DomainCommand {
     public static let name = "warehouse.amend"
-    public static let fields = ["code", "name", "country", "kind", "pcode", "lat", "lon", "capacity_m3", "reason", "occurred_at"]
     public var code: String
     public var name: String?
     public var country: String?
@@ -200,7 +197,6 @@ public struct AmendWarehouse: DomainCommand {
 /// Corrects an item's registration (name, unit, category, kit components); the code stays.
 public struct AmendItem: DomainCommand {
     public static let name = "item.amend"
-    public static let fields = ["code", "name", "unit", "category", "kit", "reason", "occurred_at"]
     public var code: String
     public var name: String?
     public var unit: String?

@@ -75,7 +75,6 @@ public struct DeclareResponse: DomainCommand {
     public var createdStream: String? { id.map(Streams.response) }
     public static let name = "response.declare"
     public static let creates = true
-    public static let fields = ["id", "name", "country", "hazard", "glide", "severity", "declared_at", "occurred_at"]
     public var id: String?
     public var name: String
     public var country: String
@@ -120,7 +119,6 @@ public struct DeclareResponse: DomainCommand {
 /// The response's severity changes (its history is kept).
 public struct ChangeSeverity: DomainCommand {
     public static let name = "response.severity"
-    public static let fields = ["id", "severity", "occurred_at"]
     public var id: String
     public var severity: String
     public var occurredAt: Date?
@@ -159,7 +157,6 @@ public struct CloseResponse: StepCommand {
 /// Adds affected areas (P-codes) to a response.
 public struct AddAreas: DomainCommand {
     public static let name = "response.areas"
-    public static let fields = ["id", "pcodes", "occurred_at"]
     public var id: String
     public var pcodes: [String]
     public var occurredAt: Date?
@@ -186,7 +183,6 @@ public struct AddAreas: DomainCommand {
 /// Moves a response to another phase.
 public struct ChangePhase: DomainCommand {
     public static let name = "response.phase"
-    public static let fields = ["id", "phase", "occurred_at"]
     public var id: String
     public var phase: String
     public var occurredAt: Date?
@@ -211,7 +207,6 @@ public struct ChangePhase: DomainCommand {
 /// Corrects what the declaration said: its name, GLIDE number (which often arrives days later) or country.
 public struct AmendResponse: DomainCommand {
     public static let name = "response.amend"
-    public static let fields = ["id", "name", "glide", "country", "reason", "occurred_at"]
     public var id: String
     public var name: String?
     public var glide: String?

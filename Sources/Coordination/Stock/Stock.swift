@@ -81,7 +81,6 @@ extension CoordinationService {
 /// A goods received note.
 public struct ReceiveStock: DomainCommand {
     public static let name = "stock.receive"
-    public static let fields = ["warehouse", "item", "quantity", "source", "reference", "donor", "expiry", "occurred_at"]
     public var warehouse: String
     public var item: String
     public var quantity: Int64
@@ -118,7 +117,6 @@ public struct ReceiveStock: DomainCommand {
 /// A waybill out of the warehouse. Refused beyond what is on hand.
 public struct DispatchStock: DomainCommand {
     public static let name = "stock.dispatch"
-    public static let fields = ["warehouse", "item", "quantity", "destination", "response", "reference", "transport", "occurred_at"]
     public var warehouse: String
     public var item: String
     public var quantity: Int64
@@ -157,7 +155,6 @@ public struct DispatchStock: DomainCommand {
 /// Lost, found, damaged, expired, count correction.
 public struct AdjustStock: DomainCommand {
     public static let name = "stock.adjust"
-    public static let fields = ["warehouse", "item", "delta", "reason", "note", "occurred_at"]
     public var warehouse: String
     public var item: String
     public var delta: Int64
@@ -173,9 +170,8 @@ public struct AdjustStock: DomainCommand {
         v.id(warehouse, "warehouse")
         v.id(item, "item")
         // Compared without abs(): abs(Int64.min) traps.
-        if delta == 0 || delta > Validator.maxQuantity || delta < -Validator.maxQuantity {
-            v.fail("delta", "must be a non-zero whole number within ±\(Validator.maxQuantity)")
-        }
+        v.integer(delta, "delta", -Validator.maxQuantity...Validator.maxQuantity, "must be a non-zero whole number within ±\(Validator.maxQuantity)")
+        if delta == 0 { v.fail("delta", "must be a non-zero whole number within ±\(Validator.maxQuantity)") }
         v.oneOf(reason, "reason", StockVocabulary.reasons)
         if ["lost", "damaged", "expired"].contains(reason) && delta > 0 { v.fail("delta", "must be negative for \(reason)") }
         if reason == "found" && delta < 0 { v.fail("delta", "must be positive for found") }
@@ -194,7 +190,6 @@ public struct AdjustStock: DomainCommand {
 /// A physical count; the variance against the book is recorded and applied.
 public struct CountStock: DomainCommand {
     public static let name = "stock.count"
-    public static let fields = ["warehouse", "item", "counted", "occurred_at"]
     public var warehouse: String
     public var item: String
     public var counted: Int64
@@ -207,7 +202,7 @@ public struct CountStock: DomainCommand {
     public func validate(_ v: inout Validator) {
         v.id(warehouse, "warehouse")
         v.id(item, "item")
-        if counted < 0 || counted > Validator.maxQuantity { v.fail("counted", "must be from 0 to \(Validator.maxQuantity)") }
+        v.integer(counted, "counted", 0...Validator.maxQuantity)
         v.time(occurredAt, "occurred_at")
     }
 
@@ -223,7 +218,6 @@ public struct CountStock: DomainCommand {
 /// from that moment. A movement is reversed once; a reversal that would take on hand below zero is refused.
 public struct ReverseMovement: DomainCommand {
     public static let name = "stock.movement.reverse"
-    public static let fields = ["id", "reason"]
     /// The movement's id (the id of its event, on every ledger row and movement answer).
     public var id: String
     public var reason: String
@@ -264,7 +258,6 @@ public struct ReverseMovement: DomainCommand {
 /// Prepositioning levels of one warehouse and item.
 public struct SetLevels: DomainCommand {
     public static let name = "levels.set"
-    public static let fields = ["code", "item", "minimum", "target", "occurred_at"]
     public var code: String
     public var item: String
     public var minimum: Int64
@@ -278,8 +271,8 @@ public struct SetLevels: DomainCommand {
     public func validate(_ v: inout Validator) {
         v.id(code, "code")
         v.id(item, "item")
-        if minimum < 0 || minimum > Validator.maxQuantity { v.fail("minimum", "must be from 0 to \(Validator.maxQuantity)") }
-        if target < 0 || target > Validator.maxQuantity { v.fail("target", "must be from 0 to \(Validator.maxQuantity)") }
+        v.integer(minimum, "minimum", 0...Validator.maxQuantity)
+        v.integer(target, "target", 0...Validator.maxQuantity)
         if minimum > target { v.fail("minimum", "must not exceed target") }
         v.time(occurredAt, "occurred_at")
     }

@@ -53,7 +53,6 @@ public struct TransferStock: DomainCommand {
     public var createdStream: String? { id.map(Streams.transfer) }
     public static let name = "stock.transfer"
     public static let creates = true
-    public static let fields = ["id", "from", "to", "item", "quantity", "reference", "transport", "response", "occurred_at"]
     public var id: String?
     public var from: String
     public var to: String
@@ -113,7 +112,6 @@ public struct TransferStock: DomainCommand {
 /// still in transit) closes the transfer; whatever has not arrived then is the loss in transit.
 public struct ReceiveTransfer: DomainCommand {
     public static let name = "stock.transfer.receive"
-    public static let fields = ["id", "quantity", "final", "occurred_at"]
     public var id: String
     public var quantity: Int64
     public var final: Bool?
@@ -125,7 +123,7 @@ public struct ReceiveTransfer: DomainCommand {
 
     public func validate(_ v: inout Validator) {
         v.id(id, "id")
-        if quantity < 0 || quantity > Validator.maxQuantity { v.fail("quantity", "must be from 0 to \(Validator.maxQuantity)") }
+        v.integer(quantity, "quantity", 0...Validator.maxQuantity)
         if quantity == 0 && final != true { v.fail("quantity", "must be at least 1 unless the receipt is final (all the rest lost)") }
         v.time(occurredAt, "occurred_at")
     }
@@ -150,7 +148,6 @@ public struct ReceiveTransfer: DomainCommand {
 /// Cancels a transfer still in transit: what has not arrived returns to the sending warehouse.
 public struct CancelTransfer: DomainCommand {
     public static let name = "stock.transfer.cancel"
-    public static let fields = ["id", "reason", "occurred_at"]
     public var id: String
     public var reason: String?
     public var occurredAt: Date?

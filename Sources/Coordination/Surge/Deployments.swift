@@ -84,7 +84,6 @@ public struct RequestDeployment: DomainCommand {
     public var createdStream: String? { id.map(Streams.deployment) }
     public static let name = "deployment.request"
     public static let creates = true
-    public static let fields = ["id", "person", "response", "profile", "cluster", "start", "end", "duty_station", "occurred_at"]
     public var id: String?
     public var person: String
     public var response: String
@@ -174,7 +173,6 @@ struct DeploymentStep {
 /// dates), its duty station and cluster until it ends.
 public struct AmendDeployment: DomainCommand {
     public static let name = "deployment.amend"
-    public static let fields = ["id", "start", "end", "duty_station", "profile", "cluster", "reason", "occurred_at"]
     public var id: String
     public var start: Day?
     public var end: Day?
@@ -275,7 +273,6 @@ public struct CompleteDeployment: DeploymentStepCommand {
 /// Before arrival only, with an optional reason; frees the person's dates.
 public struct CancelDeployment: DomainCommand {
     public static let name = "deployment.cancel"
-    public static let fields = ["id", "reason", "occurred_at"]
     public var id: String
     public var reason: String?
     public var occurredAt: Date?
@@ -303,7 +300,6 @@ public struct CancelDeployment: DomainCommand {
 /// Only while deployed, only later, never into another booking.
 public struct ExtendDeployment: DomainCommand {
     public static let name = "deployment.extend"
-    public static let fields = ["id", "end", "occurred_at"]
     public var id: String
     public var end: Day
     public var occurredAt: Date?

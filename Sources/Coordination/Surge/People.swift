@@ -56,7 +56,6 @@ public struct RegisterPerson: DomainCommand {
     public var createdStream: String? { Streams.person(id) }
     public static let name = "person.register"
     public static let creates = true
-    public static let fields = ["id", "name", "email", "profiles", "home_country", "occurred_at"]
     public var id: String
     public var name: String
     public var email: String?
@@ -94,7 +93,6 @@ public struct RegisterPerson: DomainCommand {
 /// Corrects a roster member's name, email, profiles or home country.
 public struct AmendPerson: DomainCommand {
     public static let name = "person.amend"
-    public static let fields = ["id", "name", "email", "profiles", "home_country", "reason", "occurred_at"]
     public var id: String
     public var name: String?
     public var email: String?
@@ -131,7 +129,6 @@ public struct AmendPerson: DomainCommand {
 /// deployment the person holds.
 public struct AddUnavailability: DomainCommand {
     public static let name = "person.unavailability"
-    public static let fields = ["id", "from", "to", "reason", "occurred_at"]
     public var id: String
     public var from: Day
     public var to: Day

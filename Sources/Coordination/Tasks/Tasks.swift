@@ -77,7 +77,6 @@ public struct CreateTask: DomainCommand {
     public var createdStream: String? { id.map(Streams.task) }
     public static let name = "task.create"
     public static let creates = true
-    public static let fields = ["id", "response", "cluster", "title", "description", "priority", "due", "pcode", "lead_org", "assignee", "occurred_at"]
     public var id: String?
     public var response: String
     public var cluster: String
@@ -199,7 +198,6 @@ public struct ReopenTask: TaskStepCommand {
 /// Assigns the task to someone.
 public struct AssignTask: DomainCommand {
     public static let name = "task.assign"
-    public static let fields = ["id", "assignee", "occurred_at"]
     public var id: String
     public var assignee: String
     public var occurredAt: Date?
@@ -221,7 +219,6 @@ public struct AssignTask: DomainCommand {
 /// Blocks the task, saying why.
 public struct BlockTask: DomainCommand {
     public static let name = "task.block"
-    public static let fields = ["id", "reason", "occurred_at"]
     public var id: String
     public var reason: String
     public var occurredAt: Date?
@@ -243,7 +240,6 @@ public struct BlockTask: DomainCommand {
 /// A comment on the task, allowed in every state.
 public struct CommentTask: DomainCommand {
     public static let name = "task.comment"
-    public static let fields = ["id", "text", "occurred_at"]
     public var id: String
     public var text: String
     public var occurredAt: Date?
@@ -265,7 +261,6 @@ public struct CommentTask: DomainCommand {
 /// Corrects what a task says: its title, description, priority, due date, P-code or lead organisation.
 public struct AmendTask: DomainCommand {
     public static let name = "task.amend"
-    public static let fields = ["id", "title", "description", "priority", "due", "pcode", "lead_org", "reason", "occurred_at"]
     public var id: String
     public var title: String?
     public var description: String?
