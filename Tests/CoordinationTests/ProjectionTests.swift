@@ -162,7 +162,8 @@ struct ProjectionTests {
         let a = ProjectionRunner(store: s.store, definitions: Coordination.projections, leaderPoll: 0.2)
         let b = ProjectionRunner(store: other, definitions: Coordination.projections, leaderPoll: 0.2)
         a.start()
-        try await Task.sleep(nanoseconds: 500_000_000)
+        // The first runner takes every lead before the second starts (under a loaded suite that takes a moment).
+        for _ in 0..<200 where !(try await a.status()).allSatisfy(\.leader) { try await Task.sleep(nanoseconds: 50_000_000) }
         b.start()
         _ = try await s.execute(CreateTask(id: "T-1", response: "PHL-2026-TC-01", cluster: "WSH", title: "Latrines", priority: "high"), ctx)
         let statusA = try await waitCaughtUp(a)

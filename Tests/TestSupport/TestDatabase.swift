@@ -59,3 +59,28 @@ public enum TestDatabase {
 public func sampleEvents(_ count: Int, type: String = "thing.happened") -> [EventData] {
     (0..<count).map { i in EventData(type: type, data: JSONText(#"{"n":\#(i)}"#), metadata: EventMetadata(actor: "test")) }
 }
+
+/// A PostgreSQL cluster of a test's own, for tests that stop and start it (outages, faults); removed by `remove()`.
+public struct ScratchCluster: Sendable {
+    public let cluster: EmbeddedPostgres
+    public let directory: String
+
+    public init(_ label: String) throws {
+        directory = "/tmp/coord-test-\(label)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        cluster = TestDatabase.makeCluster(at: directory)
+        try cluster.start()
+    }
+
+    public var connectionString: String { cluster.connectionString }
+
+    /// A pool on the cluster that gives up waiting for a connection after `acquireTimeout` seconds (an outage
+    /// answers quickly instead of queueing).
+    public func makePool(poolSize: Int = 8, acquireTimeout: Double = 2) throws -> PostgresPool {
+        PostgresPool(configuration: try PostgresConfiguration(connectionString: connectionString, poolSize: poolSize), acquireTimeout: acquireTimeout)
+    }
+
+    public func remove() {
+        try? cluster.stop(mode: "immediate")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

@@ -13,19 +13,23 @@ final class ChildDaemon: @unchecked Sendable {
     let pid: pid_t
     let port: UInt16
 
-    init(schema: String, port: UInt16) throws {
+    init(schema: String, port: UInt16, databaseURL: String? = nil) throws {
         self.port = port
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let exe = [dir, dir.deletingLastPathComponent()].map { $0.appendingPathComponent("coordd").path }
             .first { FileManager.default.isExecutableFile(atPath: $0) } ?? dir.appendingPathComponent("coordd").path
         var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = try TestDatabase.connectionString()
+        env["DATABASE_URL"] = try databaseURL ?? TestDatabase.connectionString()
         env["COORD_SCHEMA"] = schema
         env["COORD_LOG_LEVEL"] = "warning"
         pid = try Subprocess.spawn([exe, "--listen", "127.0.0.1:\(port)"], environment: env)
     }
 
+    private(set) var exited = false
+
     func kill(_ signal: Int32) {
+        if exited { return }
+        exited = true
         _ = Glibc.kill(pid, signal)
         var status: Int32 = 0
         waitpid(pid, &status, 0)

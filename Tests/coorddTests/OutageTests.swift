@@ -7,16 +7,19 @@ import TestSupport
 
 @Suite("PostgreSQL outage")
 struct OutageTests {
+    /// A coordd on a migrated cluster of its own, which the test may stop and start.
+    static func daemonOnItsOwnCluster(_ label: String) async throws -> (ScratchCluster, TestDaemon) {
+        let scratch = try ScratchCluster(label)
+        let pool = try scratch.makePool(poolSize: 8)
+        _ = try await Migrator.migrate(pool, Coordination.migrationSets)
+        return (scratch, try await TestDaemon(pool: pool))
+    }
+
     @Test("while PostgreSQL is down requests answer 503 quickly and the daemon keeps running; it recovers by itself")
     func outage() async throws {
-        let directory = "/tmp/coord-test-outage-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let cluster = TestDatabase.makeCluster(at: directory)
-        try cluster.start()
-        defer { try? cluster.stop(mode: "immediate"); try? FileManager.default.removeItem(atPath: directory) }
-        let pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: cluster.connectionString, poolSize: 8), acquireTimeout: 2)
-        _ = try await Migrator.migrate(pool, Coordination.migrationSets)
-        let d = try await TestDaemon(pool: pool)
-        defer { Task { await d.stop() } }
+        let (scratch, d) = try await Self.daemonOnItsOwnCluster("outage")
+        defer { Task { await d.stop() }; scratch.remove() }
+        let cluster = scratch.cluster
         try await d.settle()
         let body = #"{"code":"MNL","name":"Manila","country":"PHL","kind":"global_hub"}"#
         #expect(try await d.call("GET", "/v1/stock", token: d.viewer).status == 200)
@@ -43,5 +46,51 @@ struct OutageTests {
         #expect(try await d.store.version(of: "warehouse-MNL") == 1, "written exactly once")
         try await d.settle()
         #expect(try await d.call("GET", "/readyz").status == 200)
+    }
+
+    @Test("live feeds never idle on a log they cannot read: open ones end with `unavailable`, one opened during the outage does not answer a silent 200, and a resumed feed gets every event")
+    func liveFeedsDuringOutage() async throws {
+        let (scratch, d) = try await Self.daemonOnItsOwnCluster("feed-outage")
+        defer { Task { await d.stop() }; scratch.remove() }
+        let cluster = scratch.cluster
+        let port = d.port, token = d.viewer
+        try await d.store.append(sampleEvents(5), to: "feed-1")
+        let open = try await offPool { () -> SendableClient in
+            let c = try RawClient(port: port, receiveTimeout: 8)
+            c.send("GET /v1/events/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\n\r\n")
+            _ = c.read(until: "id: 5\n")
+            return SendableClient(c)
+        }
+
+        try cluster.stop(mode: "immediate")
+        let ended = try await offPool { open.value.readUntilClosed() }
+        #expect(ended.contains("event: unavailable"), "the open feed was told, then closed")
+        let during = try await offPool { () -> String in
+            let c = try RawClient(port: port, receiveTimeout: 8)
+            c.send("GET /v1/events/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\n\r\n")
+            return c.readUntilClosed()
+        }
+        #expect(during.hasPrefix("HTTP/1.1 503") || during.contains("event: unavailable"), "opened while down: \(during.prefix(200))")
+
+        try cluster.start()
+        var appended = false
+        for _ in 0..<100 where !appended {
+            appended = (try? await d.store.append(sampleEvents(300), to: "feed-2")) != nil
+            if !appended { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(appended)
+        // As an EventSource client does: reconnect after `retry`, resuming from the last id it saw.
+        let ids = try await offPool { () -> [Int] in
+            var ids: [Int] = []
+            for _ in 0..<20 where ids.last != 305 {
+                let c = try RawClient(port: port, receiveTimeout: 8)
+                c.send("GET /v1/events/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\nLast-Event-ID: \(ids.last ?? 5)\r\n\r\n")
+                let text = c.read(until: "id: 305\n")
+                ids += text.components(separatedBy: "\n").filter { $0.hasPrefix("id: ") }.map { Int($0.dropFirst(4)) ?? 0 }
+                if ids.last != 305 { Thread.sleep(forTimeInterval: 0.5) }
+            }
+            return ids
+        }
+        #expect(ids == Array(6...305), "every event after the resume point, once, in order")
     }
 }

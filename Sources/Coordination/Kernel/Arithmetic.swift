@@ -7,3 +7,14 @@ extension Int64 {
         return overflow ? (b > 0 ? .max : .min) : sum
     }
 }
+
+extension Int64 {
+    /// `self += b`, saturating.
+    mutating func add(_ b: Int64) { self = .clamping(self, plus: b) }
+
+    /// `self -= b`, saturating (`-Int64.min` is not negated).
+    mutating func subtract(_ b: Int64) {
+        let (difference, overflow) = subtractingReportingOverflow(b)
+        self = overflow ? (b > 0 ? .min : .max) : difference
+    }
+}

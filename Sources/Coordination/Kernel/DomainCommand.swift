@@ -83,13 +83,20 @@ public enum CommandCatalog {
         return try decode(type, value: value, ignoring: ignoring)
     }
 
+    static let namedUnknownFields = 20
+
     static func decode<C: DomainCommand>(_ type: C.Type, value: JSONValue, ignoring: Set<String>) throws -> C {
         guard let keys = value.keys else { throw DomainError.invalid("body", "must be a JSON object") }
         let schema = C.schema
         let known = Set(schema.map(\.name))
         let unknown = keys.filter { !known.contains($0) && !ignoring.contains($0) }.sorted()
         if !unknown.isEmpty {
-            throw DomainError.validation(unknown.map { FieldError($0, "unknown field") })
+            // Named up to a point: a body of 95,000 made-up keys gets a short answer, not a 3 MB one.
+            var errors = unknown.prefix(Self.namedUnknownFields).map { FieldError(String($0.prefix(64)), "unknown field") }
+            if unknown.count > Self.namedUnknownFields {
+                errors.append(FieldError("body", "has \(unknown.count - Self.namedUnknownFields) more unknown fields"))
+            }
+            throw DomainError.validation(errors)
         }
         // Types first, against the schema: a whole number written `1e1` or `10.0` is refused here, where
         // Foundation's decoder would take it.

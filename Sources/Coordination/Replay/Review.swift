@@ -29,7 +29,7 @@ public struct ReviewFigures: Sendable {
     public let daysBelowMinimum: [BelowMinimum]
     /// Units lost in transit on transfers sent from or to `warehouses` during the period, per transfer leg and item.
     public let losses: [Loss]
-    public var lossesInTransit: [String: Int64] { losses.reduce(into: [:]) { $0[$1.item, default: 0] += $1.units } }
+    public var lossesInTransit: [String: Int64] { losses.reduce(into: [:]) { $0[$1.item, default: 0].add($1.units) } }
     public let tasksByCluster: [ClusterTasks]
     /// recorded_at − occurred_at over the response's events, in hours.
     public let lateReporting: Hours
@@ -156,17 +156,7 @@ extension Replay {
 
     /// The stock card (`warehouse:item`) a movement event belongs to.
     static func stockCard(_ event: DomainEvent) -> String? {
-        switch event {
-        case .stockReceived(let e): return e.warehouse + ":" + e.item
-        case .stockDispatched(let e): return e.warehouse + ":" + e.item
-        case .stockAdjusted(let e): return e.warehouse + ":" + e.item
-        case .stockCounted(let e): return e.warehouse + ":" + e.item
-        case .stockMovementReversed(let e): return e.warehouse + ":" + e.item
-        case .stockTransferSent(let e): return e.warehouse + ":" + e.item
-        case .stockTransferReceived(let e): return e.warehouse + ":" + e.item
-        case .stockTransferReturned(let e): return e.warehouse + ":" + e.item
-        default: return nil
-        }
+        StockState.card(event).map { $0.warehouse + ":" + $0.item }
     }
 
     /// Time within [from, to] that on hand stood below the minimum, replaying one card's movements and level

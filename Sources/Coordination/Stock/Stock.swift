@@ -17,13 +17,29 @@ struct StockState: AggregateState {
     enum CodingKeys: String, CodingKey { case warehouse, item, onHand, minimum, target, movements }
 
     mutating func apply(_ event: DomainEvent, _ recorded: RecordedEvent) {
+        if let card = Self.card(event) { (warehouse, item) = card }
         guard let delta = Self.change(event) else {
             if case .stockLevelsSet(let e) = event { (warehouse, item, minimum, target) = (e.warehouse, e.item, e.minimum, e.target) }
             return
         }
         movements += 1
-        onHand += delta
+        onHand.add(delta)
         if case .stockMovementReversed(let e) = event { reversed.insert(e.movement) }
+    }
+
+    /// The card a movement belongs to; nil for events that are not movements.
+    static func card(_ event: DomainEvent) -> (warehouse: String, item: String)? {
+        switch event {
+        case .stockReceived(let e): return (e.warehouse, e.item)
+        case .stockDispatched(let e): return (e.warehouse, e.item)
+        case .stockAdjusted(let e): return (e.warehouse, e.item)
+        case .stockCounted(let e): return (e.warehouse, e.item)
+        case .stockMovementReversed(let e): return (e.warehouse, e.item)
+        case .stockTransferSent(let e): return (e.warehouse, e.item)
+        case .stockTransferReceived(let e): return (e.warehouse, e.item)
+        case .stockTransferReturned(let e): return (e.warehouse, e.item)
+        default: return nil
+        }
     }
 
     /// What a stock-card event does to on hand; nil for events that are not movements.

@@ -163,7 +163,7 @@ public final class StockReadModel: ProjectionState {
     private func move(_ warehouse: String, _ item: String, _ event: RecordedEvent, _ movement: String, _ quantity: Int64,
                       reference: String? = nil, counterpart: String? = nil, response: String? = nil, reason: String? = nil,
                       reverses: String? = nil, lost: Int64? = nil) {
-        touch(warehouse, item, event) { $0.onHand += quantity }
+        touch(warehouse, item, event) { $0.onHand.add(quantity) }
         ledger.append(LedgerEntry(position: event.position, id: event.id.lowercasedString, warehouse: warehouse, item: item,
                                   occurredAt: event.occurredAt, recordedAt: event.recordedAt, movement: movement, quantity: quantity,
                                   balance: stock[warehouse + ":" + item]!.onHand, lost: lost, reference: reference,
@@ -172,8 +172,8 @@ public final class StockReadModel: ProjectionState {
 
     /// A transfer's goods stop being in transit (received, lost or returned).
     private func settle(_ t: Transfer, _ units: Int64, _ event: RecordedEvent) {
-        touch(t.from, t.item, event) { $0.inTransitOut -= units }
-        touch(t.to, t.item, event) { $0.inTransitIn -= units }
+        touch(t.from, t.item, event) { $0.inTransitOut.subtract(units) }
+        touch(t.to, t.item, event) { $0.inTransitIn.subtract(units) }
     }
 
     public func apply(_ event: RecordedEvent) throws {
@@ -237,15 +237,15 @@ public final class StockReadModel: ProjectionState {
             transfers[e.transfer] = Transfer(id: e.transfer, from: e.from, to: e.to, item: e.item, quantity: e.quantity, status: "in_transit",
                                              reference: e.reference, transport: e.transport, response: e.response, sentAt: event.occurredAt)
             dirtyTransfers.touch(e.transfer)
-            touch(e.from, e.item, event) { $0.inTransitOut += e.quantity }
-            touch(e.to, e.item, event) { $0.inTransitIn += e.quantity }
+            touch(e.from, e.item, event) { $0.inTransitOut.add(e.quantity) }
+            touch(e.to, e.item, event) { $0.inTransitIn.add(e.quantity) }
             // The sending card's transfer_out row (appended just before, on the stock stream) learns the response.
             if let r = e.response, let i = ledger.lastIndex(where: { $0.reference == e.transfer && $0.movement == "transfer_out" }) {
                 ledger[i].response = r
             }
         case .transferReceived(let e):
             var t = try transfer(e.transfer)
-            t.received += e.received
+            t.received.add(e.received)
             t.receipts += 1
             settle(t, e.received, event)
             if e.closes {

@@ -38,7 +38,7 @@ struct TransferState: AggregateState {
             status = "in_transit"
             sentAt = recorded.occurredAt
         case .transferReceived(let e):
-            received += e.received
+            received.add(e.received)
             receipts += 1
             if e.closes { status = "received"; lost = e.lost; receivedAt = recorded.occurredAt }
         case .transferCancelled(let e): status = "cancelled"; cancelledAt = recorded.occurredAt; cancelReason = e.reason

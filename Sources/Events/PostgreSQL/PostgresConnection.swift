@@ -60,9 +60,12 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// False once the connection broke or was closed: the pool then replaces it.
     public var isUsable: Bool {
-        guard let conn else { return false }
+        guard let conn, !broken else { return false }
         return PQstatus(conn) == CONNECTION_OK
     }
+
+    /// Set once libpq reported a failure of the connection itself; it is not used again.
+    private var broken = false
 
     /// The server's process id for this session (for `pg_terminate_backend` in tests and operations).
     public var backendPID: Int32 { conn.map { PQbackendPID($0) } ?? 0 }
@@ -173,7 +176,10 @@ public final class PostgresConnection: @unchecked Sendable {
         let message = field(Int32(UInt8(ascii: "M"))) ?? lastErrorMessage
         let detail = field(Int32(UInt8(ascii: "D")))
         let text = detail.map { "\(message) (\($0))" } ?? message
-        if sqlState == nil, !isUsable {
+        // No SQLSTATE: the error is libpq's own, not the server's ("server closed the connection unexpectedly",
+        // "could not send data"), and libpq does not always mark the connection bad by then.
+        if sqlState == nil {
+            broken = true
             return PostgresError(kind: .connection, serverMessage: text)
         }
         return PostgresError(kind: .server, sqlState: sqlState, constraint: constraint, serverMessage: text)

@@ -27,6 +27,8 @@ public final class EventFanout: Sendable {
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter = 0
         var task: Task<Void, Never>?
+        /// The tail reader cannot read the log (the database is down): consumers waiting on it would idle.
+        var unreadable = false
     }
 
     private let store: EventStore
@@ -53,7 +55,7 @@ public final class EventFanout: Sendable {
         }
         guard begin else { return }
         let task = Task { [self] in
-            var iterator = store.subscribe(after: head).makeAsyncIterator()
+            var iterator = store.subscribe(after: head, readable: { [weak self] readable in self?.setReadable(readable) }).makeAsyncIterator()
             while !Task.isCancelled {
                 do {
                     guard let batch = try await iterator.nextBatch() else { break }
@@ -65,6 +67,19 @@ public final class EventFanout: Sendable {
             }
         }
         state.withLock { $0.task = task }
+    }
+
+    /// True while the tail reader cannot read the log. A consumer that finds nothing new should then end (its
+    /// client reconnects and resumes) instead of waiting on a window that does not move.
+    public var isUnreadable: Bool { state.withLock { $0.unreadable } }
+
+    private func setReadable(_ readable: Bool) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.unreadable = !readable
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
+        }
+        waiters.forEach { $0.resume() }
     }
 
     public func stop() {
@@ -105,7 +120,8 @@ public final class EventFanout: Sendable {
         }
     }
 
-    /// Returns when an event after `position` is in the window, or when the task is cancelled.
+    /// Returns when an event after `position` is in the window, when the log stops being readable, or when the
+    /// task is cancelled.
     public func wait(after position: Int64) async {
         let id = state.withLock { s -> Int in
             s.nextWaiter += 1
@@ -114,7 +130,7 @@ public final class EventFanout: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { s -> Bool in
-                    if s.tail > position || Task.isCancelled { return true }
+                    if s.tail > position || s.unreadable || Task.isCancelled { return true }
                     s.waiters[id] = c
                     return false
                 }

@@ -319,8 +319,10 @@ public final class EventStore: Sendable {
     /// Every event after `position` matching `filter`, once each, in position order: first the history
     /// in batches, then live as events commit (woken by LISTEN/NOTIFY, polling every `pollInterval`
     /// seconds as a fallback). Connection failures, including a PostgreSQL restart, are retried with
-    /// backoff and resume after the last delivered event. Ends when the task is cancelled.
-    public func subscribe(after position: Int64, filter: EventFilter = .all, batchSize: Int = 500, pollInterval: Double = 1.0) -> Subscription {
-        Subscription(store: self, after: position, filter: filter, batchSize: batchSize, pollInterval: pollInterval)
+    /// backoff and resume after the last delivered event; `readable` hears when the log stops being readable
+    /// (false) and when it is again (true), so a consumer can tell its own clients. Ends when the task is cancelled.
+    public func subscribe(after position: Int64, filter: EventFilter = .all, batchSize: Int = 500, pollInterval: Double = 1.0,
+                          readable: (@Sendable (Bool) -> Void)? = nil) -> Subscription {
+        Subscription(store: self, after: position, filter: filter, batchSize: batchSize, pollInterval: pollInterval, readable: readable)
     }
 }

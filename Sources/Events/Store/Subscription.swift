@@ -11,6 +11,7 @@ public struct Subscription: AsyncSequence, Sendable {
     let filter: EventFilter
     let batchSize: Int
     let pollInterval: Double
+    let readable: (@Sendable (Bool) -> Void)?
 
     public func makeAsyncIterator() -> Iterator {
         Iterator(subscription: self, last: after)
@@ -54,9 +55,11 @@ public struct Subscription: AsyncSequence, Sendable {
                 let generation = s.store.watcher.generation
                 do {
                     batch = try await s.store.read(after: last, limit: s.batchSize, filter: s.filter)
+                    if failures > 0 { s.readable?(true) }
                     failures = 0
                 } catch let error as PostgresError where error.isConnectionFailure || error.kind == .pool {
                     // PostgreSQL is restarting or unreachable: wait and resume after `last`, nothing lost.
+                    if failures == 0 { s.readable?(false) }
                     failures += 1
                     let delay = Swift.min(2.0, 0.05 * Double(1 << Swift.min(failures, 6)))
                     try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))

@@ -16,14 +16,22 @@ struct HTTPClientResponse: @unchecked Sendable {
 /// given, and reads answers framed by `Content-Length`, `Transfer-Encoding: chunked` or the connection's end.
 /// For the tests, which must be able to send malformed requests, and for the benchmark.
 final class HTTPClient {
-    let fd: Int32
+    private(set) var fd: Int32
     private var buffer: [UInt8] = []
 
     init(port: UInt16, receiveTimeout: Int = 10) throws {
         fd = try Loopback.connect(port: port, receiveTimeout: receiveTimeout)
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Drops the connection with a reset, as a client that crashes or loses its network would.
+    func abort() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+        fd = -1
+    }
 
     func send(_ text: String) { send(Array(text.utf8)) }
     func send(_ bytes: [UInt8]) {

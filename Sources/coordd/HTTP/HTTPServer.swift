@@ -61,12 +61,17 @@ final class HTTPServer: @unchecked Sendable {
     private let completions = Mutex<[(Int32, UInt64, HTTPResponse, Bool)]>([])
     private let stopping = Mutex(false)
     private let openConnections = Atomic<Int>(0)
+    /// Bytes of answers waiting to be sent, over all connections, as of the loop's last turn.
+    private let queuedBytes = Atomic<Int>(0)
+    /// Seconds in-flight requests get once a shutdown starts.
+    private let grace = Mutex<Double>(10)
     /// Requests still running when the shutdown grace ran out.
     private let abandoned = Atomic<Int>(0)
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
     var connectionCount: Int { openConnections.load(ordering: .relaxed) }
+    var queuedOutputBytes: Int { queuedBytes.load(ordering: .relaxed) }
 
     private final class Connection {
         let fd: Int32
@@ -137,6 +142,7 @@ final class HTTPServer: @unchecked Sendable {
     /// Returns false when requests were still running at the end of the grace (they were cut off).
     @discardableResult
     func shutdown(grace: Double = 10) -> Bool {
+        self.grace.withLock { $0 = grace }
         stopping.withLock { $0 = true }
         wake()
         _ = finished.wait(timeout: .now() + grace + 1)
@@ -160,7 +166,6 @@ final class HTTPServer: @unchecked Sendable {
 
     private func run() {
         var shutdownStarted: Date?
-        let grace = 10.0
         while true {
             let isStopping = stopping.withLock { $0 }
             if isStopping, shutdownStarted == nil {
@@ -175,7 +180,7 @@ final class HTTPServer: @unchecked Sendable {
                     if !c.busy && c.stream == nil { c.closeAfterWrite = true; if c.output.isEmpty { closeConnection(c) } }
                 }
             }
-            if let started = shutdownStarted, connections.isEmpty || Date().timeIntervalSince(started) > grace {
+            if let started = shutdownStarted, connections.isEmpty || Date().timeIntervalSince(started) > grace.withLock({ $0 }) {
                 let cut = connections.values.filter { $0.busy || $0.stream != nil }.count
                 if cut > 0 {
                     abandoned.store(cut, ordering: .relaxed)
@@ -219,6 +224,7 @@ final class HTTPServer: @unchecked Sendable {
             deliverCompletions()
             pumpStreams()
             expire()
+            queuedBytes.store(connections.values.reduce(0) { $0 + $1.output.count }, ordering: .relaxed)
         }
         close(wakeRead)
         close(wakeWrite)

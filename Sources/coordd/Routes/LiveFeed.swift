@@ -2,6 +2,9 @@ import Coordination
 import Events
 import Foundation
 
+/// The shared tail reader cannot read the log.
+struct FeedUnavailable: Error {}
+
 enum LiveFeed {
     static let parameters = [
         ListFilter("after", .integer(0...Int.max), "Resume after this position (or the Last-Event-ID header)"),
@@ -60,7 +63,18 @@ extension App {
                             for event in batch where !deliver(event, nil) { return }
                             position = batch.count < 500 ? until : batch.last!.position
                         case .events(let batch):
-                            if batch.isEmpty { await fanout.wait(after: position); continue }
+                            if batch.isEmpty {
+                                if fanout.isUnreadable {
+                                    // The shared reader is failing or backing off: read the store directly (a
+                                    // failure ends the feed), so a feed opened just after a recovery catches up.
+                                    let direct = try await store.read(after: position, limit: 500, filter: historyFilter)
+                                    for event in direct where !deliver(event, nil) { return }
+                                    if let last = direct.last { position = last.position } else { try await Task.sleep(nanoseconds: 250_000_000) }
+                                    continue
+                                }
+                                await fanout.wait(after: position)
+                                continue
+                            }
                             for (event, rendered) in batch {
                                 position = event.position
                                 if !deliver(event, rendered) { return }

@@ -24,7 +24,17 @@ final class Metrics: Sendable {
         s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: " ")
     }
 
-    func render(extra: [(String, String, Double)]) -> String {
+    /// A figure read at scrape time (pool use, lag...), with what Prometheus needs to know of it.
+    struct Sample {
+        enum Kind: String { case gauge, counter }
+        let name: String
+        let kind: Kind
+        let help: String
+        var labels = ""
+        let value: Double
+    }
+
+    func render(extra: [Sample]) -> String {
         var out = "# HELP coord_http_requests_total HTTP requests by route and status.\n# TYPE coord_http_requests_total counter\n"
         for (key, n) in requests.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             let parts = key.split(separator: "|", maxSplits: 1)
@@ -41,10 +51,20 @@ final class Metrics: Sendable {
             out += "coord_http_request_duration_seconds_sum{route=\"\(Self.label(route))\"} \(s.sum)\n"
             out += "coord_http_request_duration_seconds_count{route=\"\(Self.label(route))\"} \(s.total)\n"
         }
-        var typed = Set<String>()
-        for (name, labels, value) in extra {
-            if typed.insert(name).inserted { out += "# TYPE \(name) gauge\n" }
-            out += labels.isEmpty ? "\(name) \(value)\n" : "\(name){\(labels)} \(value)\n"
+        // Every sample of one name together, under one HELP and TYPE (the exposition format wants them grouped).
+        var order: [String] = []
+        var byName: [String: [Sample]] = [:]
+        for sample in extra {
+            if byName[sample.name] == nil { order.append(sample.name) }
+            byName[sample.name, default: []].append(sample)
+        }
+        for name in order {
+            let samples = byName[name]!
+            out += "# HELP \(name) \(samples[0].help)\n# TYPE \(name) \(samples[0].kind.rawValue)\n"
+            for s in samples {
+                let value = s.value == s.value.rounded() && abs(s.value) < 1e15 ? String(Int64(s.value)) : String(s.value)
+                out += s.labels.isEmpty ? "\(name) \(value)\n" : "\(name){\(s.labels)} \(value)\n"
+            }
         }
         return out
     }

@@ -9,6 +9,7 @@ final class ServerLink: @unchecked Sendable {
     private var server: HTTPServer?
     func set(_ s: HTTPServer) { lock.lock(); server = s; lock.unlock() }
     var connections: Int { lock.lock(); defer { lock.unlock() }; return server?.connectionCount ?? 0 }
+    var queuedOutput: Int { lock.lock(); defer { lock.unlock() }; return server?.queuedOutputBytes ?? 0 }
 }
 
 extension App {
@@ -40,20 +41,23 @@ extension App {
                 let principal = try await app.authenticate(ctx.request)
                 guard principal.role == .admin else { throw Problem(status: 403, detail: "this needs the admin role") }
             }
-            var extra: [(String, String, Double)] = []
+            typealias S = Metrics.Sample
+            var extra: [S] = []
             let usage = app.service.store.pool.usage
-            extra.append(("coord_db_pool_connections", "state=\"open\"", Double(usage.open)))
-            extra.append(("coord_db_pool_connections", "state=\"in_use\"", Double(usage.inUse)))
-            extra.append(("coord_db_pool_waiting", "", Double(usage.waiting)))
-            extra.append(("coord_events_appended_total", "", Double(app.service.store.writerStats.events)))
-            extra.append(("coord_append_batches_total", "", Double(app.service.store.writerStats.batches)))
-            extra.append(("coord_http_open_connections", "", Double(app.link.connections)))
+            extra.append(S(name: "coord_db_pool_connections", kind: .gauge, help: "Database connections of the pool, by state.", labels: "state=\"open\"", value: Double(usage.open)))
+            extra.append(S(name: "coord_db_pool_connections", kind: .gauge, help: "", labels: "state=\"in_use\"", value: Double(usage.inUse)))
+            extra.append(S(name: "coord_db_pool_waiting", kind: .gauge, help: "Callers waiting for a database connection.", value: Double(usage.waiting)))
+            extra.append(S(name: "coord_events_appended_total", kind: .counter, help: "Events appended by this process.", value: Double(app.service.store.writerStats.events)))
+            extra.append(S(name: "coord_append_batches_total", kind: .counter, help: "Append transactions (group commits) of this process.", value: Double(app.service.store.writerStats.batches)))
+            extra.append(S(name: "coord_http_open_connections", kind: .gauge, help: "Open client connections.", value: Double(app.link.connections)))
+            extra.append(S(name: "coord_http_queued_output_bytes", kind: .gauge, help: "Bytes of answers waiting for slow clients to read them.", value: Double(app.link.queuedOutput)))
             if let status = try? await app.runner.status() {
                 for s in status {
-                    extra.append(("coord_projection_lag_events", "projection=\"\(s.name)\"", Double(s.lagEvents)))
-                    extra.append(("coord_projection_lag_seconds", "projection=\"\(s.name)\"", s.lagSeconds))
-                    extra.append(("coord_projection_leader", "projection=\"\(s.name)\"", s.leader ? 1 : 0))
-                    extra.append(("coord_projection_failed", "projection=\"\(s.name)\"", s.status == "failed" ? 1 : 0))
+                    let label = "projection=\"\(Metrics.label(s.name))\""
+                    extra.append(S(name: "coord_projection_lag_events", kind: .gauge, help: "Events a projection has still to apply.", labels: label, value: Double(s.lagEvents)))
+                    extra.append(S(name: "coord_projection_lag_seconds", kind: .gauge, help: "Age of the oldest event a projection has still to apply.", labels: label, value: s.lagSeconds))
+                    extra.append(S(name: "coord_projection_leader", kind: .gauge, help: "1 when this process leads the projection.", labels: label, value: s.leader ? 1 : 0))
+                    extra.append(S(name: "coord_projection_failed", kind: .gauge, help: "1 when the projection stopped on a failing event.", labels: label, value: s.status == "failed" ? 1 : 0))
                 }
             }
             return .text(200, app.metrics.render(extra: extra), contentType: "text/plain; version=0.0.4; charset=utf-8")

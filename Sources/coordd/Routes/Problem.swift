@@ -61,7 +61,9 @@ struct Problem: Error, Sendable {
         case .rule: return (409, "rule-violation")
         case .stale: return (412, "stale")
         case .idempotencyMismatch: return (422, "idempotency-mismatch")
-        case .contention: return (409, "contention")
+        // Not a decision on the command but a moment's load: answered like any temporary unavailability (503,
+        // Retry-After), which clients already retry, and never kept as the key's answer.
+        case .contention: return (503, "contention")
         }
     }
 
