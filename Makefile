@@ -6,7 +6,7 @@ SWIFT ?= swift
 RELEASE_BIN = .build/release
 DEBUG_BIN = .build/debug
 
-.PHONY: run test build release prereqs bench fault clean stop
+.PHONY: run test build release prereqs bench fault fuzz clean stop
 
 prereqs:
 	@scripts/ensure-prereqs.sh
@@ -28,6 +28,13 @@ test: prereqs
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	scripts/check-deploy.sh
+	FUZZ_OPT=-Onone scripts/fuzz.sh --seconds 10
+
+# libFuzzer with the address sanitizer on the request decoder, JSON, percent-decoding, command bodies and import
+# lines, FUZZ_SECONDS each (make test runs 10 s each, unoptimised); crashes are kept in Tests/Fuzz/crashes/.
+FUZZ_SECONDS ?= 600
+fuzz:
+	scripts/fuzz.sh --seconds $(FUZZ_SECONDS)
 
 bench: release
 	$(RELEASE_BIN)/coordctl bench append --writers 32 --events 20000

@@ -92,7 +92,9 @@ public enum CommandCatalog {
         let unknown = keys.filter { !known.contains($0) && !ignoring.contains($0) }.sorted()
         if !unknown.isEmpty {
             // Named up to a point: a body of 95,000 made-up keys gets a short answer, not a 3 MB one.
-            var errors = unknown.prefix(Self.namedUnknownFields).map { FieldError(String($0.prefix(64)), "unknown field") }
+            var errors = unknown.prefix(Self.namedUnknownFields).map {
+                $0.isEmpty ? FieldError("body", "has a field with an empty name") : FieldError(String($0.prefix(64)), "unknown field")
+            }
             if unknown.count > Self.namedUnknownFields {
                 errors.append(FieldError("body", "has \(unknown.count - Self.namedUnknownFields) more unknown fields"))
             }
