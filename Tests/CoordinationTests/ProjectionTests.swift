@@ -92,6 +92,13 @@ func randomCommands(_ s: CoordinationService, count: Int, seed: UInt64) async th
 
 @Suite("Projections")
 struct ProjectionTests {
+    /// Two runners of every projection on one database, as two coordd processes have (each its own pool).
+    func twoRunners(_ s: CoordinationService) -> (ProjectionRunner, ProjectionRunner) {
+        let other = EventStore(pool: PostgresPool(configuration: s.store.pool.configuration))
+        return (ProjectionRunner(store: s.store, definitions: Coordination.projections, leaderPoll: 0.2),
+                ProjectionRunner(store: other, definitions: Coordination.projections, leaderPoll: 0.2))
+    }
+
     @Test("live read models equal a rebuild from the log after a long random command sequence")
     func liveEqualsRebuild() async throws {
         let s = try await makeService()
@@ -158,9 +165,7 @@ struct ProjectionTests {
     func failover() async throws {
         let s = try await makeService()
         try await seed(s)
-        let other = EventStore(pool: PostgresPool(configuration: s.store.pool.configuration))
-        let a = ProjectionRunner(store: s.store, definitions: Coordination.projections, leaderPoll: 0.2)
-        let b = ProjectionRunner(store: other, definitions: Coordination.projections, leaderPoll: 0.2)
+        let (a, b) = twoRunners(s)
         a.start()
         // The first runner takes every lead before the second starts (under a loaded suite that takes a moment).
         for _ in 0..<200 where !(try await a.status()).allSatisfy(\.leader) { try await Task.sleep(nanoseconds: 50_000_000) }
@@ -190,9 +195,7 @@ struct ProjectionTests {
     func leadershipLost() async throws {
         let s = try await makeService()
         try await seed(s)
-        let other = EventStore(pool: PostgresPool(configuration: s.store.pool.configuration))
-        let a = ProjectionRunner(store: s.store, definitions: Coordination.projections, leaderPoll: 0.2)
-        let b = ProjectionRunner(store: other, definitions: Coordination.projections, leaderPoll: 0.2)
+        let (a, b) = twoRunners(s)
         a.start()
         _ = try await waitCaughtUp(a) { $0.allSatisfy(\.leader) }
         b.start()
@@ -208,14 +211,16 @@ struct ProjectionTests {
         var lastOverlap = Date()
         var handedOver = false
         let started = Date()
-        while Date().timeIntervalSince(started) < 4 {
+        // Watched for 10 s: the overlap must end (within a probe, 0.2 s here, plus what a loaded machine adds) and
+        // not come back.
+        while Date().timeIntervalSince(started) < 10 {
             let (la, lb) = (try await a.status(), try await b.status())
             if zip(la, lb).contains(where: { $0.leader && $1.leader }) { lastOverlap = Date() }
             handedOver = zip(la, lb).allSatisfy { $0.leader != $1.leader } && lb.contains(where: \.leader)
             try await Task.sleep(nanoseconds: 50_000_000)
         }
         #expect(handedOver, "each projection is led by one of the two, the new leader among them")
-        #expect(lastOverlap.timeIntervalSince(started) < 2, "the old leader gave up within two seconds, for good")
+        #expect(lastOverlap.timeIntervalSince(started) < 6, "the old leader gave up within seconds, for good")
         // Whoever leads keeps the read models current.
         _ = try await s.execute(CreateTask(id: "T-9", response: "PHL-2026-TC-01", cluster: "WSH", title: "after", priority: "low"), ctx)
         var seen = false

@@ -16,32 +16,35 @@ enum Coordctl {
         return dir.appendingPathComponent("coordctl").path
     }
 
-    static func run(_ args: [String], env extra: [String: String] = [:]) throws -> Subprocess.Output {
+    /// Runs coordctl and waits for it off the cooperative pool (a test waiting on a process must not hold one of
+    /// the few threads every other test's tasks need).
+    static func run(_ args: [String], env extra: [String: String] = [:]) async throws -> Subprocess.Output {
         var env = ProcessInfo.processInfo.environment
         for key in ["DATABASE_URL", "PGHOST", "PGDATABASE", "PGSERVICE", "PGPORT", "PGUSER", "COORD_SCHEMA"] { env[key] = nil }
         env["NO_COLOR"] = "1"
         env.merge(extra) { _, new in new }
-        return try Subprocess.run([path] + args, environment: env)
+        let argv = [path] + args, environment = env
+        return try await runBlocking { try Subprocess.run(argv, environment: environment) }
     }
 }
 
 @Suite("coordctl")
 struct CoordctlTests {
     @Test("help at every level exits 0; usage errors exit 64 with Error: and the usage line")
-    func helpAndUsage() throws {
+    func helpAndUsage() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Coordctl.path), "build coordctl before the tests")
-        let help = try Coordctl.run(["--help"])
+        let help = try await Coordctl.run(["--help"])
         #expect(help.status == 0)
         for word in ["migrate", "status", "verify", "bench append", "db start"] { #expect(help.output.contains(word)) }
-        #expect(try Coordctl.run(["--version"]).output.hasPrefix("coordctl "))
-        let sub = try Coordctl.run(["verify", "--help"])
+        #expect(try await Coordctl.run(["--version"]).output.hasPrefix("coordctl "))
+        let sub = try await Coordctl.run(["verify", "--help"])
         #expect(sub.status == 0)
         #expect(sub.output.contains("--from POSITION"))
-        #expect(try Coordctl.run(["help", "bench"]).status == 0)
-        #expect(try Coordctl.run(["db", "-h"]).status == 0)
+        #expect(try await Coordctl.run(["help", "bench"]).status == 0)
+        #expect(try await Coordctl.run(["db", "-h"]).status == 0)
         for bad in [["frobnicate"], ["verify", "--bogus"], ["verify", "--from", "abc"], ["verify", "--from"],
                     ["bench"], ["bench", "nope"], ["status", "extra"], []] {
-            let out = try Coordctl.run(bad)
+            let out = try await Coordctl.run(bad)
             #expect(out.status == 64, "\(bad)")
             if !bad.isEmpty {
                 #expect(out.output.contains("Error: "), "\(bad)")
@@ -54,10 +57,10 @@ struct CoordctlTests {
     func migrateStatusVerify() async throws {
         let schema = "cli_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
         let env = ["DATABASE_URL": try TestDatabase.connectionString(), "COORD_SCHEMA": String(schema)]
-        let migrated = try Coordctl.run(["migrate"], env: env)
+        let migrated = try await Coordctl.run(["migrate"], env: env)
         #expect(migrated.status == 0, "\(migrated.output)")
         #expect(migrated.output.contains("Applied events v1"))
-        #expect(try Coordctl.run(["migrate"], env: env).output.contains("Schema is current"))
+        #expect(try await Coordctl.run(["migrate"], env: env).output.contains("Schema is current"))
 
         let pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: env["DATABASE_URL"]!, schema: String(schema)))
         defer { pool.close() }
@@ -65,14 +68,14 @@ struct CoordctlTests {
         defer { store.close() }
         for i in 0..<4 { try await store.append(sampleEvents(5), to: "cli-\(i)") }
 
-        let status = try Coordctl.run(["status", "--json"], env: env)
+        let status = try await Coordctl.run(["status", "--json"], env: env)
         #expect(status.status == 0)
         let json = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
         #expect(json?["head_position"] as? Int == 20)
         #expect(json?["streams"] as? Int == 4)
         #expect((json?["chain"] as? [String: Any])?["sound"] as? Bool == true)
 
-        let sound = try Coordctl.run(["verify"], env: env)
+        let sound = try await Coordctl.run(["verify"], env: env)
         #expect(sound.status == 0)
         #expect(sound.output.contains("20 events checked"))
 
@@ -80,16 +83,16 @@ struct CoordctlTests {
         defer { admin.close() }
         try admin.execute(unsafe: "SET session_replication_role = replica")
         try admin.execute(unsafe: #"UPDATE events SET data = '{"n": -1}' WHERE position = 13"#)
-        let broken = try Coordctl.run(["verify"], env: env)
+        let broken = try await Coordctl.run(["verify"], env: env)
         #expect(broken.status == 2)
         #expect(broken.output.contains("BROKEN at position 13"))
-        #expect(try Coordctl.run(["verify", "--from", "14"], env: env).status == 0)
-        #expect(try Coordctl.run(["status"], env: env).status == 2)
+        #expect(try await Coordctl.run(["verify", "--from", "14"], env: env).status == 0)
+        #expect(try await Coordctl.run(["status"], env: env).status == 2)
     }
 
     @Test("an unreachable DATABASE_URL fails with exit 1 and a clear message, without a password")
-    func unreachable() throws {
-        let out = try Coordctl.run(["status"], env: ["DATABASE_URL": "postgres://coord:hunter2@127.0.0.1:1/coord?connect_timeout=2"])
+    func unreachable() async throws {
+        let out = try await Coordctl.run(["status"], env: ["DATABASE_URL": "postgres://coord:hunter2@127.0.0.1:1/coord?connect_timeout=2"])
         #expect(out.status == 1)
         #expect(out.output.contains("Error: database connection failed"))
         #expect(!out.output.contains("hunter2"))
@@ -98,10 +101,10 @@ struct CoordctlTests {
 
 @Suite("coordctl import and export")
 struct CoordctlImportTests {
-    func freshSchema() throws -> [String: String] {
+    func freshSchema() async throws -> [String: String] {
         let schema = "cli_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
         let env = ["DATABASE_URL": try TestDatabase.connectionString(), "COORD_SCHEMA": String(schema)]
-        #expect(try Coordctl.run(["migrate"], env: env).status == 0)
+        #expect(try await Coordctl.run(["migrate"], env: env).status == 0)
         return env
     }
 
@@ -113,7 +116,7 @@ struct CoordctlImportTests {
 
     @Test("a bad line in the middle: reported with its number, nothing from it written; --continue goes past it; a re-run writes nothing")
     func importBadLine() async throws {
-        let env = try freshSchema()
+        let env = try await freshSchema()
         let file = try write([
             #"{"command":"warehouse.register","code":"MNL","name":"Manila","country":"PHL","kind":"global_hub"}"#,
             #"{"command":"item.register","code":"HSHETARPW406","name":"Tarpaulin","unit":"piece"}"#,
@@ -121,43 +124,44 @@ struct CoordctlImportTests {
             #"{"command":"stock.receive","warehouse":"MNL","item":"HSHETARPW406","quantity":100,"source":"donation"}"#,
         ])
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let stopped = try Coordctl.run(["import", file], env: env)
+        let stopped = try await Coordctl.run(["import", file], env: env)
         #expect(stopped.status == 1)
         #expect(stopped.output.contains("line 3: "))
         #expect(stopped.output.contains("quantity"))
         #expect(stopped.output.contains("Imported 2, already present 0, failed 1"))
-        let resumed = try Coordctl.run(["import", "--continue", file], env: env)
+        let resumed = try await Coordctl.run(["import", "--continue", file], env: env)
         #expect(resumed.status == 1)
         #expect(resumed.output.contains("Imported 1, already present 2, failed 1"))
-        let again = try Coordctl.run(["import", "--continue", "--json", file], env: env)
+        let again = try await Coordctl.run(["import", "--continue", "--json", file], env: env)
         #expect(again.output.contains("\"imported\" : 0"))
-        let events = try Coordctl.run(["events", "read"], env: env).output.split(separator: "\n")
+        let events = try await Coordctl.run(["events", "read"], env: env).output.split(separator: "\n")
         #expect(events.count == 3, "two registrations and one receipt; nothing from line 3")
     }
 
     @Test("export events, restore them into an empty store: the same events, hashes and recorded times at the same positions; a tampered file is refused naming its line")
     func exportImport() async throws {
-        let source = try freshSchema()
+        let source = try await freshSchema()
         let commands = try write(DemoScenario.lines.prefix(60).map(\.json))
         defer { try? FileManager.default.removeItem(atPath: commands) }
-        #expect(try Coordctl.run(["import", commands], env: source).status == 0)
-        let exported = try Coordctl.run(["export", "events"], env: source).output
+        #expect(try await Coordctl.run(["import", commands], env: source).status == 0)
+        let exported = try await Coordctl.run(["export", "events"], env: source).output
         let file = try write(exported.split(separator: "\n").map(String.init))
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let target = try freshSchema()
-        let imported = try Coordctl.run(["import", "--events", file], env: target)
+        let target = try await freshSchema()
+        let imported = try await Coordctl.run(["import", "--events", file], env: target)
         #expect(imported.status == 0, "\(imported.output)")
-        #expect(try Coordctl.run(["verify"], env: target).status == 0)
-        func content(_ env: [String: String]) throws -> [String] {
-            try Coordctl.run(["events", "read"], env: env).output.split(separator: "\n").map { line in
+        #expect(try await Coordctl.run(["verify"], env: target).status == 0)
+        func content(_ env: [String: String]) async throws -> [String] {
+            try await Coordctl.run(["events", "read"], env: env).output.split(separator: "\n").map { line in
                 let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
                 return "\(o["position"]!)|\(o["stream"]!)|\(o["version"]!)|\(o["id"]!)|\(o["type"]!)|\(o["occurred_at"]!)|\(o["recorded_at"]!)|\(o["hash"]!)|"
                     + String(decoding: try JSONSerialization.data(withJSONObject: o["data"]!, options: .sortedKeys), as: UTF8.self)
             }
         }
-        #expect(try content(target) == content(source), "positions, hashes and recorded times kept")
+        let (restored, original) = (try await content(target), try await content(source))
+        #expect(restored == original, "positions, hashes and recorded times kept")
         // A re-run writes nothing.
-        #expect(try Coordctl.run(["import", "--events", file], env: target).output.contains("Imported 0"))
+        #expect(try await Coordctl.run(["import", "--events", file], env: target).output.contains("Imported 0"))
 
         // One prepositioning target raised to 9000: the chain breaks at that line, and nothing is written.
         var lines = exported.split(separator: "\n").map(String.init)
@@ -165,17 +169,17 @@ struct CoordctlImportTests {
         lines[index] = lines[index].replacing(#/"target": ?\d+/#, with: "\"target\": 9000")
         let tampered = try write(lines)
         defer { try? FileManager.default.removeItem(atPath: tampered) }
-        let empty = try freshSchema()
-        let refused = try Coordctl.run(["import", "--events", tampered], env: empty)
+        let empty = try await freshSchema()
+        let refused = try await Coordctl.run(["import", "--events", tampered], env: empty)
         #expect(refused.status == 1)
         #expect(refused.output.contains("line \(index + 1)") && refused.output.contains("nothing was written"), "\(refused.output)")
-        #expect(try Coordctl.run(["events", "read"], env: empty).output.isEmpty)
+        #expect(try await Coordctl.run(["events", "read"], env: empty).output.isEmpty)
         // The file of another log does not continue this one.
-        let other = try freshSchema()
-        #expect(try Coordctl.run(["import", try write(Array(DemoScenario.lines.prefix(3).map(\.json)))], env: other).status == 0)
-        #expect(try Coordctl.run(["import", "--events", file], env: other).output.contains("does not continue this log"))
+        let other = try await freshSchema()
+        #expect(try await Coordctl.run(["import", try write(Array(DemoScenario.lines.prefix(3).map(\.json)))], env: other).status == 0)
+        #expect(try await Coordctl.run(["import", "--events", file], env: other).output.contains("does not continue this log"))
         // An event export given as commands: coordctl says what to run.
-        let misused = try Coordctl.run(["import", file], env: freshSchema())
+        let misused = try await Coordctl.run(["import", file], env: freshSchema())
         #expect(misused.status == 64 && misused.output.contains("coordctl import --events"), "\(misused.output)")
     }
 }

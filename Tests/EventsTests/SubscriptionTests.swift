@@ -82,14 +82,9 @@ struct SubscriptionTests {
 
     @Test("a subscription resumes after a PostgreSQL restart with nothing lost or repeated")
     func survivesRestart() async throws {
-        let directory = "/tmp/coord-test-restart-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let cluster = TestDatabase.makeCluster(at: directory)
-        try cluster.start()
-        defer {
-            try? cluster.stop(mode: "immediate")
-            try? FileManager.default.removeItem(atPath: directory)
-        }
-        let pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: cluster.connectionString, poolSize: 4))
+        let scratch = try await ScratchCluster.started("restart")
+        defer { scratch.remove() }
+        let pool = PostgresPool(configuration: try PostgresConfiguration(connectionString: scratch.connectionString, poolSize: 4))
         defer { pool.close() }
         _ = try await Migrator.migrate(pool, [EventStoreSchema.migrations])
         let store = EventStore(pool: pool)
@@ -100,9 +95,9 @@ struct SubscriptionTests {
         for i in 0..<5 { try await store.append(sampleEvents(2), to: "before-\(i)") }
         #expect(await collected.waitFor(10))
 
-        try cluster.stop(mode: "fast")
+        try await scratch.stop(mode: "fast")
         try await Task.sleep(nanoseconds: 300_000_000)
-        try cluster.start()
+        try await scratch.start()
 
         for i in 0..<5 { try await store.append(sampleEvents(2), to: "after-\(i)") }
         #expect(await collected.waitFor(20, timeout: 30))

@@ -71,6 +71,22 @@ public struct ScratchCluster: Sendable {
         try cluster.start()
     }
 
+    /// A started cluster, made off the cooperative pool (initdb and pg_ctl take seconds, and every test's tasks
+    /// share those few threads).
+    public static func started(_ label: String) async throws -> ScratchCluster {
+        try await runBlocking { try ScratchCluster(label) }
+    }
+
+    public func stop(mode: String) async throws {
+        let cluster = self.cluster
+        try await runBlocking { try cluster.stop(mode: mode) }
+    }
+
+    public func start() async throws {
+        let cluster = self.cluster
+        try await runBlocking { try cluster.start() }
+    }
+
     public var connectionString: String { cluster.connectionString }
 
     /// A pool on the cluster that gives up waiting for a connection after `acquireTimeout` seconds (an outage

@@ -189,6 +189,31 @@ struct APITests {
         #expect(paths["/v1/tasks/{id}/start"] != nil)
     }
 
+    @Test("the served OpenAPI document and the contract's hand-written route index (docs/API.md) name the same methods, paths and roles")
+    func openAPIMatchesContract() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        let doc = try await d.call("GET", "/v1/openapi.json").json
+        let paths = try #require(doc["paths"] as? [String: [String: Any]])
+        var served = Set<String>()
+        for (path, methods) in paths { for m in methods.keys { served.insert(m.uppercased() + " " + path) } }
+        let contract = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/API.md"), encoding: .utf8)
+        let index = try #require(contract.components(separatedBy: "## Route index").last?.components(separatedBy: "\n## ").first)
+        var documented: [String: String] = [:]
+        for line in index.split(separator: "\n") where line.hasPrefix("| GET") || line.hasPrefix("| POST") || line.hasPrefix("| PUT") || line.hasPrefix("| DELETE") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            let key = cells[0] + " " + cells[1]
+            #expect(documented[key] == nil, "\(key) is listed twice")
+            documented[key] = cells[2]
+        }
+        #expect(Set(documented.keys) == served, "in the contract only: \(Set(documented.keys).subtracting(served).sorted()); served only: \(served.subtracting(documented.keys).sorted())")
+        for route in App.routes {
+            let key = route.method + " /" + route.pattern.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+            #expect(documented[key] == (route.role.map { "\($0)" } ?? "none"), "\(key): the contract says \(documented[key] ?? "nothing")")
+        }
+    }
+
     @Test("/readyz, /metrics and a 503 while the database is unreachable")
     func operations() async throws {
         let d = try await TestDaemon()

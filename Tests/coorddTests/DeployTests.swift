@@ -39,8 +39,9 @@ struct DeployTests {
         func url(_ user: String) -> String { base.replacingOccurrences(of: "dbname=coord", with: "dbname=\(name)") + " user=\(user)" }
         // 1. The roles, by psql as a superuser, with the app's password from a variable.
         let psql = try EmbeddedPostgres.binDirectory() + "/psql"
-        let created = try Subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "app_password=s3cret'quote", "-d", url("coord"),
-                                          "-f", Self.repo + "/deploy/postgres/roles.sql"])
+        let argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "app_password=s3cret'quote", "-d", url("coord"),
+                    "-f", Self.repo + "/deploy/postgres/roles.sql"]
+        let created = try await runBlocking { try Subprocess.run(argv) }
         #expect(created.status == 0, "\(created.output)")
         let superuser = try PostgresConnection(configuration: try PostgresConfiguration(connectionString: url("coord")))
         defer { superuser.close() }

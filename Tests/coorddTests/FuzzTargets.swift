@@ -73,14 +73,20 @@ enum FuzzTargets {
     /// Percent-decoding agrees with Foundation's `removingPercentEncoding` (with `+` as a space, as queries have it).
     static func percent(_ bytes: [UInt8]) {
         guard let text = String(validating: bytes, as: UTF8.self) else { return }
+        // Ours refuses escapes that are not UTF-8 where Foundation sometimes substitutes U+FFFD ("%A9%6E" is "\u{FFFD}n"
+        // to it, a fuzzer find): a query we cannot read exactly is refused (400), never guessed at.
+        func agrees(_ ours: String?, _ foundation: String?) -> Bool {
+            if let ours { return ours == foundation }
+            return foundation == nil || (foundation!.contains("\u{FFFD}") && !text.contains("\u{FFFD}"))
+        }
         let ours = PercentEncoding.decode(text)
         let foundation = text.removingPercentEncoding
-        if ours != foundation { fatalError("percent-decoding differs from Foundation: \(String(describing: ours)) against \(String(describing: foundation))") }
+        if !agrees(ours, foundation) { fatalError("percent-decoding differs from Foundation: \(String(describing: ours)) against \(String(describing: foundation))") }
         // `+` replaced byte by byte: String's own replacement works on characters, and "+" followed by a combining
         // mark is one character (a fuzzer find).
         let spaced = String(decoding: bytes.map { $0 == 0x2b ? 0x20 : $0 }, as: UTF8.self)
         let query = PercentEncoding.decode(text, plusAsSpace: true)
-        if query != spaced.removingPercentEncoding {
+        if !agrees(query, spaced.removingPercentEncoding) {
             fatalError("query decoding differs from Foundation's with + as space")
         }
     }

@@ -38,43 +38,6 @@ struct HardeningTests {
         #expect(dispatch.status == 200, "the stream's own fold (for the availability check) does not trap either: \(dispatch.body)")
     }
 
-    @Test("20,000 pipelined requests from a client that reads nothing: the server holds at most its bound of answers (it grew to 1.75 GB)")
-    func pipeliningIsBounded() async throws {
-        let bound = 64 * 1024
-        let d = try await TestDaemon { $0.maxQueuedOutput = bound }
-        defer { Task { await d.stop() } }
-        let port = d.port
-        let document = try await d.call("GET", "/v1/openapi.json")
-        #expect(document.status == 200)
-        let count = 20_000
-        let client = try await offPool { SendableClient(try RawClient(port: port, receiveTimeout: 20)) }
-        let requests = Array(String(repeating: "GET /v1/openapi.json HTTP/1.1\r\nHost: t\r\n\r\n", count: count).utf8)
-        let sender = Thread { client.value.send(requests) }
-        sender.start()
-        // The client reads nothing for two seconds (20,000 answers would be ~\(count * document.body.utf8.count >> 20) MB).
-        var peak = 0
-        for _ in 0..<40 {
-            peak = max(peak, d.server.queuedOutputBytes)
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        #expect(peak > 0, "answers did back up")
-        #expect(peak <= bound + document.body.utf8.count + 1024, "queued \(peak) bytes against a bound of \(bound) and one answer")
-        let answered = try await offPool { () -> Int in
-            var n = 0
-            while n < 100, let r = client.value.response(), r.status == 200, r.body == document.body { n += 1 }
-            return n
-        }
-        #expect(answered == 100, "the answers come, whole and in order, as the client reads")
-        try await offPool { client.value.abort() }
-        var released = false
-        for _ in 0..<100 where !released {
-            released = d.server.queuedOutputBytes == 0 && d.server.connectionCount == 0
-            if !released { try await Task.sleep(nanoseconds: 50_000_000) }
-        }
-        #expect(released, "a client that goes away takes its queue with it")
-        #expect(try await d.call("GET", "/healthz").status == 200)
-    }
-
     @Test("a 1 MiB body of 95,000 keys is answered in one short 422, not after seconds of work; a repeated key is refused, not first-wins")
     func manyKeys() async throws {
         let d = try await TestDaemon()
@@ -110,45 +73,10 @@ struct HardeningTests {
         #expect(ratio < 30, "95,000 keys took \(ratio)× as long as 9,500")
     }
 
-    @Test("a full server closes its longest-idle keep-alive connection for a newcomer; only when all are working is the newcomer refused")
-    func idleEviction() async throws {
-        let d = try await TestDaemon { $0.maxConnections = 4 }
-        defer { Task { await d.stop() } }
-        let port = d.port
-        try await offPool {
-            var idle: [RawClient] = []
-            for _ in 0..<4 {
-                let c = try RawClient(port: port)
-                c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-                #expect(c.response()?.status == 200)
-                idle.append(c)
-            }
-            let newcomer = try RawClient(port: port)
-            newcomer.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(newcomer.response()?.status == 200, "an idle connection made room")
-            #expect(idle[0].readUntilClosed() == "", "the longest-idle one was closed")
-            // Now keep every connection mid-request: nobody is idle, so the next one is refused.
-            for c in idle.dropFirst() + [newcomer] { c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n") }
-            Thread.sleep(forTimeInterval: 0.3)
-            let refused = try RawClient(port: port)
-            refused.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(refused.response()?.status == 503)
-        }
-    }
-
-    @Test("wire forms the fuzzer found passing: two Host headers, a +3 chunk size, NUL or a non-UTF-8 escape in a query, the year 0 — each a 400 or 422")
-    func malformedForms() async throws {
+    @Test("queries and dates the fuzzer found passing: NUL or a non-UTF-8 escape in a query 400, the year 0 and 30 February 422")
+    func malformedQueries() async throws {
         let d = try await TestDaemon()
         defer { Task { await d.stop() } }
-        let port = d.port, token = d.viewer
-        try await offPool {
-            let host = try RawClient(port: port)
-            host.send("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
-            #expect(host.response()?.status == 400)
-            let chunk = try RawClient(port: port)
-            chunk.send("POST /v1/items HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\n{}x\r\n0\r\n\r\n")
-            #expect(chunk.response()?.status == 400)
-        }
         // A query that cannot be read is 400; one read but holding a value its filter refuses is 422, naming it.
         for (path, status) in [("/v1/stock?warehouse=a%00b", 400), ("/v1/stock?warehouse=%ff", 400),
                                ("/v1/deployments?active_on=0000-01-01", 422), ("/v1/deployments?active_on=2026-02-30", 422)] {
@@ -159,34 +87,5 @@ struct HardeningTests {
         let yearZero = try await d.call("POST", "/v1/deployments", token: d.operatorToken,
                                         body: #"{"person":"P","response":"R","profile":"WASH","start":"0000-01-01","end":"0000-01-02"}"#)
         #expect(yearZero.status == 422)
-    }
-
-    @Test("the body timeout is 30 s as documented; a body that stalls past it gets 408 and the connection closes")
-    func bodyTimeout() async throws {
-        #expect(HTTPServerConfiguration().bodyTimeout == 30)
-        let d = try await TestDaemon { $0.bodyTimeout = 1 }
-        defer { Task { await d.stop() } }
-        let port = d.port
-        try await offPool {
-            let c = try RawClient(port: port)
-            c.send("POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"code\":")
-            #expect(c.response()?.status == 408)
-            #expect(c.readUntilClosed() == "")
-        }
-    }
-
-    @Test("a shutdown that cuts a request off at the end of its grace says so (coordd then exits 1, not 0)")
-    func shutdownCut() async throws {
-        let d = try await TestDaemon()
-        let lock = try TestDatabase.connection(like: d.store.pool)
-        // A request that cannot finish: the log is locked by another session.
-        _ = try lock.execute(unsafe: "BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-        let port = d.port, token = d.viewer
-        let request = Task { try await runBlocking { try HTTPClient.call(port: port, "GET", "/v1/events?after=0", headers: ["Authorization": "Bearer \(token)"]) } }
-        try await Task.sleep(nanoseconds: 500_000_000)
-        let clean = await d.daemon.stop(grace: 1)
-        _ = try lock.execute(unsafe: "ROLLBACK")
-        _ = try? await request.value
-        #expect(clean == false, "the cut request is reported")
     }
 }

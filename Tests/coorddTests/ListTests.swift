@@ -57,7 +57,8 @@ struct ListTests {
             try answer.body.write(toFile: file, atomically: true, encoding: .utf8)
             files.append(file)
         }
-        guard let (status, output) = try HXLCheck.run(files) else { return }
+        let checked = files
+        guard let (status, output) = try await runBlocking({ try HXLCheck.run(checked) }) else { return }
         for line in output.split(separator: "\n") {
             let result = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             #expect((result["problems"] as? [String])?.isEmpty == true, "\(result["file"] ?? ""): \(result["problems"] ?? "")")

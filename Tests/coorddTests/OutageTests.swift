@@ -9,7 +9,7 @@ import TestSupport
 struct OutageTests {
     /// A coordd on a migrated cluster of its own, which the test may stop and start.
     static func daemonOnItsOwnCluster(_ label: String) async throws -> (ScratchCluster, TestDaemon) {
-        let scratch = try ScratchCluster(label)
+        let scratch = try await ScratchCluster.started(label)
         let pool = try scratch.makePool(poolSize: 8)
         _ = try await Migrator.migrate(pool, Coordination.migrationSets)
         return (scratch, try await TestDaemon(pool: pool))
@@ -19,12 +19,11 @@ struct OutageTests {
     func outage() async throws {
         let (scratch, d) = try await Self.daemonOnItsOwnCluster("outage")
         defer { Task { await d.stop() }; scratch.remove() }
-        let cluster = scratch.cluster
         try await d.settle()
         let body = #"{"code":"MNL","name":"Manila","country":"PHL","kind":"global_hub"}"#
         #expect(try await d.call("GET", "/v1/stock", token: d.viewer).status == 200)
 
-        try cluster.stop(mode: "fast")
+        try await scratch.stop(mode: "fast")
         let started = Date()
         let down = try await d.call("GET", "/v1/stock", token: d.viewer)
         #expect(down.status == 503)
@@ -36,7 +35,7 @@ struct OutageTests {
         #expect(try await d.call("GET", "/healthz").status == 200, "the process keeps running")
         #expect(try await d.call("GET", "/readyz").status == 503)
 
-        try cluster.start()
+        try await scratch.start()
         var recovered = false
         for _ in 0..<100 where !recovered {
             recovered = try await d.call("POST", "/v1/warehouses", token: d.operatorToken, body: body).status == 201
@@ -52,7 +51,6 @@ struct OutageTests {
     func liveFeedsDuringOutage() async throws {
         let (scratch, d) = try await Self.daemonOnItsOwnCluster("feed-outage")
         defer { Task { await d.stop() }; scratch.remove() }
-        let cluster = scratch.cluster
         let port = d.port, token = d.viewer
         try await d.store.append(sampleEvents(5), to: "feed-1")
         let open = try await offPool { () -> SendableClient in
@@ -62,7 +60,7 @@ struct OutageTests {
             return SendableClient(c)
         }
 
-        try cluster.stop(mode: "immediate")
+        try await scratch.stop(mode: "immediate")
         let ended = try await offPool { open.value.readUntilClosed() }
         #expect(ended.contains("event: unavailable"), "the open feed was told, then closed")
         let during = try await offPool { () -> String in
@@ -72,7 +70,7 @@ struct OutageTests {
         }
         #expect(during.hasPrefix("HTTP/1.1 503") || during.contains("event: unavailable"), "opened while down: \(during.prefix(200))")
 
-        try cluster.start()
+        try await scratch.start()
         var appended = false
         for _ in 0..<100 where !appended {
             appended = (try? await d.store.append(sampleEvents(300), to: "feed-2")) != nil

@@ -9,78 +9,8 @@ import TestSupport
 /// Runs blocking socket code off the cooperative pool (the server's handler tasks need it).
 func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T { try await runBlocking(body) }
 
-@Suite("HTTP server over sockets")
+@Suite("coordd over sockets: live feeds and shutdown")
 struct ServerTests {
-    @Test("keep-alive, pipelining in order, HEAD, and a malformed request answered 400 then closed")
-    func connectionBehaviour() async throws {
-        let d = try await TestDaemon()
-        defer { Task { await d.stop() } }
-        let port = d.port
-        try await offPool {
-            let c = try RawClient(port: port)
-            c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(c.response()?.status == 200)
-            c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(c.response()?.status == 200, "the connection was kept alive")
-            // Three pipelined requests in one write: three answers, in order.
-            c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            #expect(c.response()?.status == 200)
-            #expect(c.response()?.status == 404)
-            let head = c.response(head: true)
-            #expect(head?.status == 200)
-            #expect(head?.body == "")
-            c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n")
-            let bad = c.response()
-            #expect(bad?.status == 400)
-            #expect(bad?.headers["connection"] == "close")
-            #expect(c.readUntilClosed() == "")
-        }
-    }
-
-    @Test("limits: 431 for huge heads, 413 for huge bodies, 505 for HTTP/2; Connection: close honoured")
-    func limits() async throws {
-        let d = try await TestDaemon { $0.limits = HTTPLimits(maxHeaderBytes: 1024, maxHeaderCount: 10, maxBodyBytes: 2048) }
-        defer { Task { await d.stop() } }
-        let port = d.port
-        try await offPool {
-            let big = try RawClient(port: port)
-            big.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + String(repeating: "a", count: 2000) + "\r\n\r\n")
-            #expect(big.response()?.status == 431)
-            let body = try RawClient(port: port)
-            body.send("POST /v1/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 999999\r\n\r\n")
-            #expect(body.response()?.status == 413)
-            let v2 = try RawClient(port: port)
-            v2.send("GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n")
-            #expect(v2.response()?.status == 505)
-            let close = try RawClient(port: port)
-            close.send("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            #expect(close.response()?.headers["connection"] == "close")
-            #expect(close.readUntilClosed() == "")
-        }
-    }
-
-    @Test("a slow client is dropped with 408; Expect: 100-continue gets an interim answer")
-    func slowClientAndContinue() async throws {
-        let d = try await TestDaemon { $0.headerTimeout = 0.5; $0.bodyTimeout = 0.5 }
-        defer { Task { await d.stop() } }
-        let port = d.port
-        let token = d.operatorToken
-        try await offPool {
-            let slow = try RawClient(port: port)
-            slow.send("GET /healthz HTTP/1.1\r\nHost: t\r\n")  // never finishes its head
-            let r = slow.response()
-            #expect(r?.status == 408)
-            let c = try RawClient(port: port)
-            let body = #"{"code":"MNL","name":"Manila","country":"PHL","kind":"global_hub"}"#
-            c.send("POST /v1/warehouses HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\n"
-                   + "Expect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
-            #expect(c.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 100 Continue"))
-            _ = c.response()  // the interim 100
-            c.send(body)
-            #expect(c.response()?.status == 201)
-        }
-    }
-
     @Test("SSE: resume with Last-Event-ID skips nothing and repeats nothing")
     func liveFeedResume() async throws {
         let d = try await TestDaemon()
@@ -131,7 +61,7 @@ struct ServerTests {
             return SendableClient(c)
         }
         try await Task.sleep(nanoseconds: 200_000_000)
-        let stopping = Task { await d.stop() }
+        let stopping = Task { _ = await d.daemon.stop(grace: 10) }
         try await Task.sleep(nanoseconds: 300_000_000)
         try holder.execute(unsafe: "COMMIT")  // the write can now finish, during the shutdown
         await stopping.value

@@ -2,7 +2,8 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// Gathers concurrent appends of this process into one call of `coord_append`, one transaction.
+/// Gathers concurrent appends of this process into one call of `coord_write` (which runs `coord_append` and
+/// records receipts), one transaction.
 ///
 /// Throughput comes from here: one round trip and one WAL flush serve every request that arrived while
 /// the previous batch was committing. Each request keeps its own expected-version check inside the

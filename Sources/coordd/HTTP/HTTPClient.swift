@@ -29,6 +29,8 @@ final class HTTPClient {
     func abort() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        // Wakes a thread blocked sending on this socket (close alone would wait for it), then resets.
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
         fd = -1
     }

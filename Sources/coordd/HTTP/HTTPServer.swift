@@ -212,13 +212,15 @@ final class HTTPServer: @unchecked Sendable {
                 } else if p.fd == listener {
                     acceptAll()
                 } else if let c = connections[p.fd] {
-                    if p.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 && !c.busy && c.stream == nil { readFrom(c) }
+                    // Hung up or reset: no answer can reach the client any more. Closing now (a running handler's
+                    // answer is dropped by its generation) also stops poll reporting it again on every turn.
+                    if p.revents & Int16(POLLHUP | POLLERR) != 0 { closeConnection(c); continue }
+                    if p.revents & Int16(POLLIN) != 0 && !c.busy && c.stream == nil { readFrom(c) }
                     if connections[p.fd] != nil && p.revents & Int16(POLLOUT) != 0 {
                         flush(c)
                         // Room again: answer what was read while the output was backed up.
                         if connections[p.fd] != nil { processBuffered(c) }
                     }
-                    if connections[p.fd] != nil && c.stream != nil && p.revents & Int16(POLLHUP | POLLERR) != 0 { closeConnection(c) }
                 }
             }
             deliverCompletions()
