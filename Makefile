@@ -24,10 +24,13 @@ run: release
 	@$(RELEASE_BIN)/coordctl tokens create --role admin --subject demo-admin 2>/dev/null
 	exec $(RELEASE_BIN)/coordd
 
+# The outside judges (libhxl, libseccomp, promtool, nginx, openapi-spec-validator, schemathesis) are installed by
+# scripts/ensure-test-tools.sh; with COORD_REQUIRE_TOOLS=1 a missing one fails its test instead of skipping it.
 test: prereqs
+	scripts/ensure-test-tools.sh >/dev/null
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
-	scripts/check-deploy.sh
+	COORD_REQUIRE_TOOLS=1 $(SWIFT) test --skip-build
+	COORD_REQUIRE_TOOLS=1 scripts/check-deploy.sh
 	FUZZ_OPT=-Onone scripts/fuzz.sh --seconds 10
 
 # libFuzzer with the address sanitizer on the request decoder, JSON, percent-decoding, command bodies and import

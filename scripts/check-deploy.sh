@@ -21,10 +21,22 @@ else
 fi
 
 if command -v shellcheck >/dev/null 2>&1; then
-    if shellcheck scripts/*.sh .ci/run; then echo "deploy: shellcheck: ok"; else status=1; fi
+    if shellcheck scripts/*.sh .ci/run deploy/docker/*.sh; then echo "deploy: shellcheck: ok"; else status=1; fi
 else
     echo "deploy: shellcheck not available; scripts not checked"
 fi
+
+# nginx: the shipped config in a real nginx (scripts/check-nginx.sh). Missing tools fail under make test
+# (COORD_REQUIRE_TOOLS=1, which installs them).
+set +e
+scripts/check-nginx.sh
+rc=$?
+set -e
+if ((rc == 1)); then status=1
+elif ((rc == 2)); then
+    if [[ "${COORD_REQUIRE_TOOLS:-}" == "1" ]]; then status=1; else echo "deploy: nginx checks skipped"; fi
+fi
+if command -v bash >/dev/null && [[ -x deploy/docker/initdb-roles.sh ]]; then bash -n deploy/docker/initdb-roles.sh || status=1; fi
 
 # Every build command of the Dockerfile (the line after a '# README:' marker) must be one the README gives;
 # in CI (CI=true, or COORD_RUN_BUILD_STEPS=1) each is also run here, so the image's build steps are known to work.

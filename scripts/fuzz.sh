@@ -27,7 +27,7 @@ out=.build-fuzz
 mkdir -p "$out"
 opt="${FUZZ_OPT:--O}"
 binary="$out/coord-fuzz$opt"
-flags=(-sanitize=fuzzer,address "$opt" -g -swift-version 6 -parse-as-library -enable-testing -I "$out" -I Sources/CLibPQ)
+flags=("-sanitize=fuzzer,address" "$opt" -g -swift-version 6 -parse-as-library -enable-testing -I "$out" -I Sources/CLibPQ)
 for dir in $(pkg-config --cflags-only-I libpq 2>/dev/null | sed 's/-I//g'); do flags+=(-Xcc "-I$dir"); done
 
 build() {

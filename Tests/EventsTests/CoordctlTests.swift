@@ -20,7 +20,7 @@ enum Coordctl {
     /// the few threads every other test's tasks need).
     static func run(_ args: [String], env extra: [String: String] = [:]) async throws -> Subprocess.Output {
         var env = ProcessInfo.processInfo.environment
-        for key in ["DATABASE_URL", "PGHOST", "PGDATABASE", "PGSERVICE", "PGPORT", "PGUSER", "COORD_SCHEMA"] { env[key] = nil }
+        for key in Array(env.keys) where key.hasPrefix("PG") || key == "DATABASE_URL" || key == "COORD_SCHEMA" { env[key] = nil }
         env["NO_COLOR"] = "1"
         env.merge(extra) { _, new in new }
         let argv = [path] + args, environment = env

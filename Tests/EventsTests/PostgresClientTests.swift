@@ -241,4 +241,49 @@ struct PostgresClientTests {
         #expect(Date().timeIntervalSince(started) < 5)
         #expect(pool.usage.open == 0)
     }
+
+    @Test("what DATABASE_URL sets wins: its read-only options make writes fail, its application_name and connect_timeout are kept (URI and key=value alike)")
+    func userSettingsWin() async throws {
+        let pool = try await TestDatabase.makePool(poolSize: 1)
+        defer { pool.close() }
+        try await pool.withConnection { c in try c.query("CREATE TABLE scratch (n int)") }
+        let base = try TestDatabase.connectionString()
+        let schema = pool.configuration.schema
+        // The same server as key=value and as a URI (host as a socket directory, percent-encoded).
+        let words = Dictionary(uniqueKeysWithValues: base.split(separator: " ").map { pair in
+            let kv = pair.split(separator: "=", maxSplits: 1); return (String(kv[0]), String(kv[1]))
+        })
+        let host = words["host"]!.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let uri = "postgresql://\(words["user"]!)@/\(words["dbname"]!)?host=\(host)&port=\(words["port"]!)"
+            + "&options=-c%20default_transaction_read_only%3Don&application_name=field-hub-7&connect_timeout=3"
+        let keyValue = base + " options='-c default_transaction_read_only=on' application_name=field-hub-7 connect_timeout=3"
+        for connectionString in [uri, keyValue] {
+            let c = try PostgresConnection(configuration: try PostgresConfiguration(connectionString: connectionString, schema: schema))
+            defer { c.close() }
+            #expect(try c.query("SHOW default_transaction_read_only").decode(0, 0, as: String.self) == "on")
+            #expect(try c.query("SHOW application_name").decode(0, 0, as: String.self) == "field-hub-7")
+            #expect(try c.query("SHOW TimeZone").decode(0, 0, as: String.self) == "UTC", "coord's own settings still apply")
+            do {
+                try c.query("INSERT INTO scratch VALUES (1)")
+                Issue.record("a write went through a read-only DATABASE_URL")
+            } catch let error as PostgresError {
+                #expect(error.sqlState == "25006", "read_only_sql_transaction")
+            }
+            let keys = PostgresConnection.parameters(try PostgresConfiguration(connectionString: connectionString), environment: [:]).keys
+            #expect(!keys.contains("connect_timeout") && !keys.contains("application_name"), "the user's connect_timeout and name are not overridden")
+        }
+        // Without them, coord's defaults apply.
+        let plain = PostgresConnection.parameters(try PostgresConfiguration(connectionString: base, applicationName: "coord-x"), environment: [:])
+        #expect(plain.keys.contains("connect_timeout") && plain.values.contains("coord-x"))
+        #expect(!PostgresConnection.parameters(try PostgresConfiguration(connectionString: base), environment: ["PGCONNECT_TIMEOUT": "9"]).keys.contains("connect_timeout"))
+    }
+
+    @Test("any libpq variable that says how to connect (PGSSLMODE or PGPASSFILE alone) means libpq's defaults, not the embedded cluster")
+    func libpqVariablesChooseTheServer() {
+        for variable in ["PGSSLMODE", "PGPASSFILE", "PGHOST", "PGSERVICE", "PGTARGETSESSIONATTRS"] {
+            if case .environment = DatabaseLocator.resolve(environment: [variable: "x"]) {} else { Issue.record("\(variable) alone chose another target") }
+        }
+        if case .url = DatabaseLocator.resolve(environment: ["DATABASE_URL": "postgres://h/db", "PGSSLMODE": "require"]) {} else { Issue.record("DATABASE_URL first") }
+        if case .embedded = DatabaseLocator.resolve(environment: ["HOME": "/root"]) {} else { Issue.record("nothing set: the embedded cluster") }
+    }
 }

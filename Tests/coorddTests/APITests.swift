@@ -214,6 +214,23 @@ struct APITests {
         }
     }
 
+    @Test("/metrics passes promtool check metrics: every family with HELP and TYPE, counters named _total, families whole")
+    func metricsPassPromtool() async throws {
+        let d = try await seeded()
+        defer { Task { await d.stop() } }
+        _ = try await d.call("GET", "/v1/stock", token: d.viewer)
+        _ = try await d.call("GET", "/v1/nope", token: d.viewer)
+        let metrics = try await d.call("GET", "/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        guard let promtool = OutsideTools.find("promtool") else { OutsideTools.missing("promtool (Debian prometheus)"); return }
+        let file = NSTemporaryDirectory() + "metrics-\(UUID().uuidString).txt"
+        try metrics.body.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let out = try await runBlocking { try Subprocess.run(["/bin/sh", "-c", "\"$0\" check metrics < \"$1\"", promtool, file]) }
+        #expect(out.status == 0 && out.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(out.output)")
+    }
+
     @Test("/readyz, /metrics and a 503 while the database is unreachable")
     func operations() async throws {
         let d = try await TestDaemon()

@@ -13,16 +13,26 @@ final class ChildDaemon: @unchecked Sendable {
     let pid: pid_t
     let port: UInt16
 
-    init(schema: String, port: UInt16, databaseURL: String? = nil) throws {
+    /// `wrapper` runs before coordd (`seccomp-run.py UNIT --`, to serve under a unit's syscall filter).
+    /// `schema` nil: the server's search_path, as a production deployment runs.
+    init(schema: String?, port: UInt16, databaseURL: String? = nil, wrapper: [String] = []) throws {
         self.port = port
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let exe = [dir, dir.deletingLastPathComponent()].map { $0.appendingPathComponent("coordd").path }
-            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? dir.appendingPathComponent("coordd").path
+        let exe = OutsideTools.binary("coordd")
         var env = ProcessInfo.processInfo.environment
         env["DATABASE_URL"] = try databaseURL ?? TestDatabase.connectionString()
         env["COORD_SCHEMA"] = schema
         env["COORD_LOG_LEVEL"] = "warning"
-        pid = try Subprocess.spawn([exe, "--listen", "127.0.0.1:\(port)"], environment: env)
+        let argv = wrapper + [exe, "--listen", "127.0.0.1:\(port)"]
+        pid = try Subprocess.spawn(argv[0].hasPrefix("/") ? argv : ["/usr/bin/env"] + argv, environment: env)
+    }
+
+    /// Sends `signal` and waits: the raw wait status (WIFEXITED and friends).
+    func terminate(_ signal: Int32 = SIGTERM) -> Int32 {
+        exited = true
+        _ = Glibc.kill(pid, signal)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        return status
     }
 
     private(set) var exited = false

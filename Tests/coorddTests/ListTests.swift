@@ -273,21 +273,13 @@ struct ListTests {
     }
 }
 
-/// libhxl, run by `scripts/check-hxl.py`. Missing: the check fails under `make test` (COORD_REQUIRE_TOOLS=1,
-/// which installs it), and is skipped loudly elsewhere.
+/// libhxl, run by `scripts/check-hxl.py`.
 enum HXLCheck {
     static func run(_ files: [String]) throws -> (Int32, String)? {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/check-hxl.py").standardized.path
-        let probe = try Subprocess.run(["/usr/bin/env", "python3", "-c", "import hxl"])
-        if probe.status != 0 {
-            if ProcessInfo.processInfo.environment["COORD_REQUIRE_TOOLS"] == "1" {
-                Issue.record("libhxl is not installed (pip install libhxl): the HXL exports cannot be checked")
-            } else {
-                print("SKIPPED: libhxl is not installed (pip install libhxl); `make test` installs it")
-            }
-            return nil
-        }
-        let result = try Subprocess.run(["/usr/bin/env", "python3", script] + files)
+        let script = OutsideTools.repo + "/scripts/check-hxl.py"
+        let probe = try Subprocess.run(OutsideTools.pythonArgv + ["-c", "import hxl"])
+        if probe.status != 0 { OutsideTools.missing("libhxl (PyPI)"); return nil }
+        let result = try Subprocess.run(OutsideTools.pythonArgv + [script] + files)
         return (result.status, result.output)
     }
 }

@@ -8,11 +8,20 @@
 --   coord_app       what coordd runs as: appends only through the log's functions (it has no INSERT, UPDATE or
 --                   DELETE on events, streams or the head), moves checkpoints, creates and owns the read models.
 --   coord_readonly  BI tools and auditors: SELECT on everything, read-only sessions.
+-- Each role once, even when two databases of one cluster are set up at the same moment.
 DO $$
+DECLARE
+    r text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'coord_owner') THEN CREATE ROLE coord_owner LOGIN; END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'coord_app') THEN CREATE ROLE coord_app LOGIN; END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'coord_readonly') THEN CREATE ROLE coord_readonly LOGIN; END IF;
+    FOREACH r IN ARRAY ARRAY['coord_owner', 'coord_app', 'coord_readonly'] LOOP
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+                EXECUTE format('CREATE ROLE %I LOGIN', r);
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;  -- created by a concurrent run
+        END;
+    END LOOP;
 END $$;
 
 -- Passwords from psql variables (psql quotes them; they never appear in this file). Unset variables are skipped.

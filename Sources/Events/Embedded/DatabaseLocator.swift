@@ -17,7 +17,14 @@ public enum DatabaseLocator {
         }
     }
 
-    static let libpqVariables = ["PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPORT", "PGUSER"]
+    /// libpq's variables that say where or how to connect: any of them set means "use libpq's defaults with
+    /// these", never the embedded cluster (a `PGSSLMODE` or `PGPASSFILE` alone is a deliberate choice too).
+    static let libpqVariables = ["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGPASSFILE",
+                                 "PGSERVICE", "PGSERVICEFILE", "PGOPTIONS", "PGAPPNAME", "PGSSLMODE", "PGREQUIRESSL",
+                                 "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGSSLCRL", "PGSSLCRLDIR", "PGSSLSNI",
+                                 "PGREQUIREPEER", "PGSSLMINPROTOCOLVERSION", "PGSSLMAXPROTOCOLVERSION", "PGGSSENCMODE",
+                                 "PGKRBSRVNAME", "PGGSSLIB", "PGCONNECT_TIMEOUT", "PGTARGETSESSIONATTRS",
+                                 "PGLOADBALANCEHOSTS", "PGCHANNELBINDING"]
 
     public static func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) -> Target {
         if let url = environment["DATABASE_URL"], !url.isEmpty { return .url(url) }

@@ -23,19 +23,11 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Connects with `configuration` (a `postgres://` URI or libpq key/value string, merged with `PG*`
     /// environment variables by libpq). Sets UTF-8, ISO dates and UTC for the session, so decoding is
-    /// independent of the server's defaults.
+    /// independent of the server's defaults. What the user set wins: their `options` (or `PGOPTIONS`) come after
+    /// coord's, so a `-c default_transaction_read_only=on` holds; their `application_name` and `connect_timeout`
+    /// (or `PGAPPNAME`, `PGCONNECT_TIMEOUT`) replace coord's defaults.
     public init(configuration: PostgresConfiguration) throws {
-        var keys = ["dbname", "client_encoding", "options", "application_name", "connect_timeout"]
-        var options = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c client_min_messages=warning"
-        if let schema = configuration.schema {
-            // Validated to a plain identifier by PostgresConfiguration, so no escaping is needed here.
-            options += " -c search_path=\(schema)"
-        }
-        var values = [configuration.connectionString, "UTF8", options, configuration.applicationName,
-                      String(configuration.connectTimeoutSeconds)]
-        if configuration.connectionString.isEmpty {
-            keys.removeFirst(); values.removeFirst()
-        }
+        let (keys, values) = Self.parameters(configuration, environment: ProcessInfo.processInfo.environment)
         conn = withCStringArray(keys) { k in
             withCStringArray(values) { v in PQconnectdbParams(k, v, 1) }
         }
@@ -51,6 +43,48 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// The keywords and values `PQconnectdbParams` gets for `configuration`: the user's connection string first
+    /// (expanded by libpq), then coord's session settings, merged with what the user set rather than over it.
+    static func parameters(_ configuration: PostgresConfiguration, environment: [String: String]) -> (keys: [String], values: [String]) {
+        let given = userParameters(configuration.connectionString)
+        var options = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c client_min_messages=warning"
+        if let schema = configuration.schema {
+            // Validated to a plain identifier by PostgresConfiguration, so no escaping is needed here.
+            options += " -c search_path=\(schema)"
+        }
+        // Later -c settings win in the server, so the user's come last.
+        if let theirs = given["options"] ?? environment["PGOPTIONS"], !theirs.isEmpty { options += " " + theirs }
+        var keys = ["client_encoding", "options", "fallback_application_name"]
+        var values = ["UTF8", options, configuration.applicationName]
+        if given["connect_timeout"] == nil && (environment["PGCONNECT_TIMEOUT"] ?? "").isEmpty {
+            keys.append("connect_timeout")
+            values.append(String(configuration.connectTimeoutSeconds))
+        }
+        if !configuration.connectionString.isEmpty {
+            keys.insert("dbname", at: 0)
+            values.insert(configuration.connectionString, at: 0)
+        }
+        return (keys, values)
+    }
+
+    /// The keywords a connection string sets, with their values (libpq's own parser, URIs and key=value alike).
+    static func userParameters(_ connectionString: String) -> [String: String] {
+        guard !connectionString.isEmpty else { return [:] }
+        var error: UnsafeMutablePointer<CChar>?
+        guard let parsed = PQconninfoParse(connectionString, &error) else {
+            if let error { PQfreemem(error) }
+            return [:]
+        }
+        defer { PQconninfoFree(parsed) }
+        var out: [String: String] = [:]
+        var option = parsed
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val { out[String(cString: keyword)] = String(cString: value) }
+            option += 1
+        }
+        return out
+    }
 
     /// Closes the connection; further calls fail with a connection error.
     public func close() {

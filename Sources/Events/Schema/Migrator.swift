@@ -82,6 +82,9 @@ public enum Migrator {
 
     /// Same as `migrate(_:_:)` on one connection.
     public static func migrate(connection: PostgresConnection, schema: String?, _ sets: [MigrationSet]) throws -> [Applied] {
+        // A current schema is left alone with reads only: coordd runs as the application role, which may not
+        // create or alter anything, after the owner migrated (the systemd unit's ExecStartPre, compose's one-shot).
+        if try isCurrent(connection: connection, sets) { return [] }
         let lockName = "coord.migrations." + (schema ?? "(default)")
         try connection.query("SELECT pg_advisory_lock(hashtextextended(\(lockName), 0))")
         defer { _ = try? connection.query("SELECT pg_advisory_unlock(hashtextextended(\(lockName), 0))") }
@@ -118,6 +121,24 @@ public enum Migrator {
             }
         }
         return applied
+    }
+
+    /// True when every set's migrations are applied, each with this binary's checksum: nothing to do. Reads only.
+    static func isCurrent(connection: PostgresConnection, _ sets: [MigrationSet]) throws -> Bool {
+        let table = try connection.query("""
+            SELECT count(*) FROM pg_attribute
+            WHERE attrelid = to_regclass('schema_migrations') AND attname = 'checksum' AND NOT attisdropped
+            """)
+        guard try table.decode(0, 0, as: Int.self) == 1 else { return false }
+        for set in sets {
+            let rows = try connection.query("SELECT version, checksum FROM schema_migrations WHERE component = \(set.component) ORDER BY version")
+            let applied = try rows.rows.map { (try $0.decode(0, as: Int.self), try $0.decodeOptional(1, as: String.self)) }
+            guard applied.count == set.migrations.count else { return false }
+            for ((version, checksum), migration) in zip(applied, set.migrations) {
+                guard version == migration.version, checksum == migration.checksum else { return false }
+            }
+        }
+        return true
     }
 
     /// Refuses a database whose applied migrations are not this binary's texts. Rows applied before checksums
