@@ -50,7 +50,12 @@ enum Output {
         return String(decoding: data, as: UTF8.self)
     }
 
-    static var stderrIsTTY: Bool { isatty(2) == 1 }
+    /// Escape codes only for a terminal that understands them: not when stderr is a file or pipe, not for
+    /// TERM=dumb (Emacs shells, some CI consoles), not when NO_COLOR is set.
+    static var stderrIsTTY: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return isatty(2) == 1 && env["TERM"] != "dumb" && env["NO_COLOR"] == nil
+    }
 
     /// Progress on stderr when it is a terminal: rewritten in place, cleared by `progressDone`.
     static func progress(_ text: String) {

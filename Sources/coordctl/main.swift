@@ -26,6 +26,8 @@ enum Registry {
         "status": StatusCommand.command,
         "verify": VerifyCommand.command,
         "anchor": AnchorCommand.command,
+        "completion": ShellCommands.completion,
+        "man": ShellCommands.manual,
     ].merging(DataCommands.views) { a, _ in a }
 
     static let groups: [String: Group] = [
@@ -57,7 +59,7 @@ func topHelp() -> String {
     }
     let width = (rows.map(\.0.count).max() ?? 0) + 2
     for (name, summary) in rows { out += "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + summary + "\n" }
-    out += "\nOptions:\n  -h, --help     Show help.\n      --version  Show the version.\n\n" + databaseHelp + "\n"
+    out += "\nOptions:\n  -h, --help     Show help.\n  -V, --version  Show the version.\n\n" + databaseHelp + "\n"
     return out
 }
 
@@ -95,7 +97,7 @@ func main() async -> Int32 {
         print(topHelp(), terminator: "")
         return args.isEmpty ? 64 : 0
     }
-    if args == ["--version"] {
+    if args == ["--version"] || args == ["-V"] {
         print("coordctl \(Coordination.version)")
         return 0
     }

@@ -9,7 +9,7 @@ import Foundation
 let spec = CommandSpec(
     path: "coordd", summary: "coordd \(Coordination.version): the coord daemon.",
     options: [
-        .init("version", help: "Show the version."),
+        .init("version", short: "V", help: "Show the version."),
         .init("log-level", value: "LEVEL", help: "trace, debug, info (default), notice, warning, error, critical."),
         .init("listen", value: "HOST:PORT", help: "Address to serve on (default 127.0.0.1:8080; port 0 picks one)."),
         .init("max-connections", value: "N", help: "Concurrent connections (default 2048)."),

@@ -90,6 +90,38 @@ struct CoordctlTests {
         #expect(try await Coordctl.run(["status"], env: env).status == 2)
     }
 
+    @Test("completion (bash, zsh) and the man page come from the same specs as --help; -V prints the version")
+    func shellIntegration() async throws {
+        #expect(try await Coordctl.run(["-V"]).output.hasPrefix("coordctl "))
+        let bash = try await Coordctl.run(["completion", "bash"])
+        #expect(bash.status == 0)
+        let file = NSTemporaryDirectory() + "coordctl-completion-\(UUID().uuidString).bash"
+        try bash.output.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        func complete(_ words: [String]) async throws -> [String] {
+            let script = "source '\(file)'; COMP_WORDS=(\(words.map { "'\($0)'" }.joined(separator: " "))); COMP_CWORD=\(words.count - 1); _coordctl; printf '%s\\n' \"${COMPREPLY[@]}\""
+            let out = try await runBlocking { try Subprocess.run(["/bin/bash", "-c", script]) }
+            return out.output.split(separator: "\n").map(String.init)
+        }
+        #expect(try await complete(["coordctl", "mi"]) == ["migrate"])
+        #expect(try await complete(["coordctl", "db", "st"]).sorted() == ["start", "status", "stop"])
+        #expect(try await complete(["coordctl", "verify", "--anch"]).sorted() == ["--anchor-key-file", "--anchors"])
+        #expect(try await complete(["coordctl", "tokens", "create", "--ro"]) == ["--role"])
+        let zsh = try await Coordctl.run(["completion", "zsh"])
+        #expect(zsh.status == 0 && zsh.output.hasPrefix("#compdef coordctl") && zsh.output.contains("'db start'"))
+        #expect(try await Coordctl.run(["completion", "fish"]).status == 64)
+        let man = try await Coordctl.run(["man"])
+        #expect(man.status == 0 && man.output.hasPrefix(".TH COORDCTL 1"))
+        for path in ["coordctl migrate", "coordctl db start", "coordctl tokens create"] { #expect(man.output.contains(".SS \(path.replacingOccurrences(of: "-", with: "\\-"))")) }
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/groff") {
+            let manFile = NSTemporaryDirectory() + "coordctl-\(UUID().uuidString).1"
+            try man.output.write(toFile: manFile, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: manFile) }
+            let lint = try await runBlocking { try Subprocess.run(["/usr/bin/groff", "-man", "-Tutf8", "-ww", "-z", manFile]) }
+            #expect(lint.status == 0 && lint.output.isEmpty, "groff: \(lint.output)")
+        }
+    }
+
     @Test("an unreachable DATABASE_URL fails with exit 1 and a clear message, without a password")
     func unreachable() async throws {
         let out = try await Coordctl.run(["status"], env: ["DATABASE_URL": "postgres://coord:hunter2@127.0.0.1:1/coord?connect_timeout=2"])
@@ -101,6 +133,27 @@ struct CoordctlTests {
 
 @Suite("coordctl import and export")
 struct CoordctlImportTests {
+    @Test("progress lines use escape codes on a terminal, never with TERM=dumb or NO_COLOR")
+    func dumbTerminal() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { return }
+        var env = ProcessInfo.processInfo.environment
+        for key in Array(env.keys) where key.hasPrefix("PG") || key == "NO_COLOR" { env[key] = nil }
+        env.merge(try await freshSchema()) { _, new in new }
+        let base = env
+        func onTerminal(_ term: String) async throws -> String {
+            // script(1) gives coordctl a pseudo-terminal for stdout and stderr.
+            var e = base
+            e["TERM"] = term
+            let argv = ["/usr/bin/script", "-qec", Coordctl.path + " demo load", "/dev/null"], environment = e
+            return try await runBlocking { try Subprocess.run(argv, environment: environment) }.output
+        }
+        #expect(try await onTerminal("xterm").contains("\u{1B}["), "a real terminal gets the progress line")
+        let dumb = try await onTerminal("dumb")
+        #expect(!dumb.contains("\u{1B}"), "TERM=dumb: no escape codes")
+        #expect(dumb.contains("Demo scenario:"), "\(dumb.suffix(200))")
+    }
+
+
     func freshSchema() async throws -> [String: String] {
         let schema = "cli_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
         let env = ["DATABASE_URL": try TestDatabase.connectionString(), "COORD_SCHEMA": String(schema)]

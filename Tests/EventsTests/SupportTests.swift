@@ -136,3 +136,41 @@ struct BlockingThreadsTests {
         await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
     }
 }
+
+@Suite("gzip")
+struct GzipTests {
+    /// gzip(1) decompresses, and says whether the member is sound (CRC and size).
+    static func gunzip(_ data: [UInt8]) throws -> [UInt8]? {
+        let file = NSTemporaryDirectory() + "coord-gzip-\(UUID().uuidString).gz"
+        try Data(data).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let out = try Subprocess.run(["/bin/sh", "-c", "gzip -dc \"$0\" | od -An -v -tx1", file])
+        guard out.status == 0 else { return nil }
+        return out.output.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { UInt8($0, radix: 16) }
+    }
+
+    @Test("what Gzip.compress writes, gzip(1) reads back exactly: empty, tiny, random, repetitive, JSON, long runs")
+    func roundTrip() throws {
+        var rng = SystemRandomNumberGenerator()
+        let json = Array(("[" + (0..<3000).map { #"{"warehouse":"MNL","item":"HSHETARPW406","on_hand":\#($0 * 7 % 1000),"status":"ok"}"# }.joined(separator: ",") + "]").utf8)
+        let cases: [[UInt8]] = [[], [65], Array("abcabcabcabcabc".utf8), (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &rng) },
+                                [UInt8](repeating: 0x78, count: 100_000), json, Array(json.prefix(40_000)) + Array(json.prefix(40_000))]
+        for data in cases {
+            let compressed = Gzip.compress(data)
+            #expect(try Self.gunzip(compressed) == data, "\(data.count) bytes")
+        }
+        let ratio = Double(Gzip.compress(json).count) / Double(json.count)
+        #expect(ratio < 0.2, "JSON compresses to \(ratio) of its size")
+    }
+
+    @Test("Accept-Encoding: gzip, x-gzip or * with q above 0")
+    func accepted() {
+        #expect(Gzip.accepted(by: "gzip, deflate, br"))
+        #expect(Gzip.accepted(by: "br;q=1.0, gzip;q=0.8"))
+        #expect(Gzip.accepted(by: "*"))
+        #expect(!Gzip.accepted(by: "gzip;q=0"))
+        #expect(!Gzip.accepted(by: "identity"))
+        #expect(!Gzip.accepted(by: nil))
+        #expect(!Gzip.accepted(by: "*;q=0, br"))
+    }
+}

@@ -231,6 +231,27 @@ struct APITests {
         #expect(out.status == 0 && out.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(out.output)")
     }
 
+    @Test("gzip when the client asks: a list answers Content-Encoding gzip that gzip(1) reads back to the plain answer; Vary always; never with an ETag or on the live feed")
+    func gzipWhenAsked() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        _ = try await DemoScenario.load(into: d.service)
+        try await d.settle()
+        let plain = try await d.call("GET", "/v1/stock?limit=1000", token: d.viewer)
+        #expect(plain.status == 200 && plain.headers["content-encoding"] == nil && plain.headers["vary"] == "Accept-Encoding")
+        let zipped = try await d.call("GET", "/v1/stock?limit=1000", token: d.viewer, headers: ["Accept-Encoding": "br;q=1, gzip;q=0.5"])
+        #expect(zipped.headers["content-encoding"] == "gzip")
+        #expect(zipped.bytes.count < plain.bytes.count / 3, "\(zipped.bytes.count) of \(plain.bytes.count) bytes")
+        let file = NSTemporaryDirectory() + "coord-answer-\(UUID().uuidString).gz"
+        try Data(zipped.bytes).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let gunzipped = try await runBlocking { try Subprocess.run(["/bin/sh", "-c", "gzip -dc \"$0\"", file]) }
+        #expect(gunzipped.status == 0 && gunzipped.output == plain.body, "gzip -dc gives back the plain answer")
+        #expect(try await d.call("GET", "/v1/stock?limit=1000", token: d.viewer, headers: ["Accept-Encoding": "gzip;q=0"]).headers["content-encoding"] == nil)
+        let warehouse = try await d.call("GET", "/v1/warehouses/MNL", token: d.viewer, headers: ["Accept-Encoding": "gzip"])
+        #expect(warehouse.headers["etag"] != nil && warehouse.headers["content-encoding"] == nil)
+    }
+
     @Test("/readyz, /metrics and a 503 while the database is unreachable")
     func operations() async throws {
         let d = try await TestDaemon()

@@ -8,7 +8,11 @@ import Glibc
 struct HTTPClientResponse: @unchecked Sendable {
     let status: Int
     let headers: [String: String]
-    let body: String
+    /// The body as bytes (a gzipped answer is not text).
+    let bytes: [UInt8]
+    var body: String { String(decoding: bytes, as: UTF8.self) }
+    init(status: Int, headers: [String: String], body: String) { self.init(status: status, headers: headers, bytes: Array(body.utf8)) }
+    init(status: Int, headers: [String: String], bytes: [UInt8]) { (self.status, self.headers, self.bytes) = (status, headers, bytes) }
     var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
 }
 
@@ -70,19 +74,19 @@ final class HTTPClient {
                 }
                 if headers["transfer-encoding"]?.lowercased() == "chunked" {
                     guard let body = chunkedBody(from: end + 4) else { if !fill() { return nil }; continue }
-                    return HTTPClientResponse(status: status, headers: headers, body: String(decoding: body, as: UTF8.self))
+                    return HTTPClientResponse(status: status, headers: headers, bytes: body)
                 }
                 if let length = headers["content-length"].flatMap({ Int($0) }) {
                     if buffer.count >= end + 4 + length {
-                        let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+                        let body = Array(buffer[(end + 4)..<(end + 4 + length)])
                         buffer.removeFirst(end + 4 + length)
-                        return HTTPClientResponse(status: status, headers: headers, body: body)
+                        return HTTPClientResponse(status: status, headers: headers, bytes: body)
                     }
                 } else if !fill() {
                     // Framed by the connection's end (an event stream).
-                    let body = String(decoding: buffer[(end + 4)...], as: UTF8.self)
+                    let body = Array(buffer[(end + 4)...])
                     buffer.removeAll()
-                    return HTTPClientResponse(status: status, headers: headers, body: body)
+                    return HTTPClientResponse(status: status, headers: headers, bytes: body)
                 } else {
                     continue
                 }

@@ -36,6 +36,21 @@ final class App: Sendable {
 
     // MARK: Dispatch
 
+    /// Text answers of 1 KiB or more are gzipped for a client that asks (`Accept-Encoding`), and say that they vary
+    /// by it. Not: streams (the live feed, streamed exports), and answers with an ETag (a strong tag names one
+    /// representation, and `If-Match` compares it strongly), which are small anyway.
+    static func compressed(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
+        guard response.stream == nil, response.status != 304, response.status != 204,
+              let type = response.header("content-type")?.lowercased(),
+              type.hasPrefix("application/json") || type.hasPrefix("application/problem+json") || type.hasPrefix("text/") else { return response }
+        var r = response
+        r.headers.append(("Vary", "Accept-Encoding"))
+        guard r.body.count >= 1024, r.header("etag") == nil, Gzip.accepted(by: request.header("accept-encoding")) else { return r }
+        r.body = Gzip.compress(r.body)
+        r.headers.append(("Content-Encoding", "gzip"))
+        return r
+    }
+
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let started = DispatchTime.now().uptimeNanoseconds
         let requestID = Self.requestID(request.header("x-request-id"))
@@ -58,6 +73,7 @@ final class App: Sendable {
             response = problem(for: error, requestID: requestID).response
             if response.status == 503 { response.headers.append(("Retry-After", "2")) }
         }
+        response = Self.compressed(response, for: request)
         response.headers.append(("X-Request-ID", requestID))
         let micros = Double(DispatchTime.now().uptimeNanoseconds - started) / 1000
         metrics.record(route: routeName, status: response.status, seconds: micros / 1e6)
