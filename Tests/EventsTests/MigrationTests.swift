@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Coordination
 @testable import Events
 import TestSupport
 
@@ -12,6 +13,8 @@ private let shipped: [String: String] = [
     "events v2": "9ca22cc54529303fe9ad647c5c3adad098867137a360efd1da045cbde53bd7f2",
     "events v3": "f6c7f62d8bbd0f7ac21522b9f03c92784e20174153a3e2c99cb83d56adda7074",
     "events v4": "7b13b5f2ca7039816f18abf094629a840d5ff372f7b78b78cb5e7ae0fc744667",
+    "events v5": "4a9811d6bd2e9a8ba062d865eff1ed5b8376d2670b8e6f6c669652cadfbc426b",
+    "coordination v1": "187d83b1bad513505633ff1abd8d20a5fa66022ed51d8add5f01c7f232279c22",
 ]
 
 @Suite("Migrations")
@@ -53,13 +56,14 @@ struct MigrationTests {
 
     @Test("shipped migrations are frozen: their texts hash as released, and a database that applied another text is refused")
     func frozen() async throws {
-        for set in [EventStoreSchema.migrations] {
+        for set in [EventStoreSchema.migrations] + Coordination.migrationSets {
             for m in set.migrations {
                 let key = "\(set.component) v\(m.version)"
                 if let released = shipped[key] { #expect(m.checksum == released, "\(key) was edited after release: \(m.checksum)") }
             }
         }
-        #expect(Set(shipped.keys).isSubset(of: Set(EventStoreSchema.migrations.migrations.map { "events v\($0.version)" })), "no shipped migration is removed")
+        let present = Set(([EventStoreSchema.migrations] + Coordination.migrationSets).flatMap { set in set.migrations.map { "\(set.component) v\($0.version)" } })
+        #expect(Set(shipped.keys).isSubset(of: present), "no shipped migration is removed")
         let pool = try await TestDatabase.makePool(migrate: false)
         defer { pool.close() }
         _ = try await Migrator.migrate(pool, [EventStoreSchema.migrations])
