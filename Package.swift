@@ -20,7 +20,8 @@ let package = Package(
         ),
         .target(name: "Events", dependencies: ["CLibPQ"]),
         .target(name: "Coordination", dependencies: ["Events"]),
-        .executableTarget(name: "coordd", dependencies: ["Events", "Coordination"]),
+        // The console's HTML, CSS and JavaScript are embedded in the binary: coordd serves them with nothing beside it.
+        .executableTarget(name: "coordd", dependencies: ["Events", "Coordination"], resources: [.embedInCode("Console/assets")]),
         .executableTarget(name: "coordctl", dependencies: ["Events", "Coordination"]),
         // Shared by the test targets: the throwaway PostgreSQL and per-test schemas.
         .target(name: "TestSupport", dependencies: ["Events"], path: "Tests/TestSupport"),

@@ -23,6 +23,8 @@ final class TestDaemon: @unchecked Sendable {
     init(pool given: PostgresPool? = nil, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws {
         let pool: PostgresPool
         if let given { pool = given } else { pool = try await TestDatabase.makePool(poolSize: 12, sets: Coordination.migrationSets) }
+        // As coordd's main does: a write to a vanished peer is an error, not a signal that kills the process.
+        signal(SIGPIPE, SIG_IGN)
         var config = HTTPServerConfiguration()
         config.port = 0
         configure(&config)

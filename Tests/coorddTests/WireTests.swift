@@ -21,6 +21,7 @@ final class WireServer: @unchecked Sendable {
     static let big = String(repeating: "x", count: 1 << 20)
 
     init(configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws {
+        signal(SIGPIPE, SIG_IGN)  // as coordd's main does
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configure(&configuration)

@@ -49,6 +49,8 @@ final class HTTPServer: @unchecked Sendable {
     private let wakePending = Atomic<Bool>(false)
     private var wakeRead: Int32 = -1
     private var wakeWrite: Int32 = -1
+    /// True while the wake pipe is open.
+    private let wakeLock = Mutex(true)
     private(set) var boundPort: UInt16 = 0
     private var connections: [Int32: Connection] = [:]
     private var nextGeneration: UInt64 = 0
@@ -153,8 +155,13 @@ final class HTTPServer: @unchecked Sendable {
     /// send thousands of events a second).
     func wake() {
         if wakePending.exchange(true, ordering: .acquiringAndReleasing) { return }
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        // Under the lock that closes the pipe: a stream finishing after the loop ended must not write into a closed
+        // descriptor (SIGPIPE), or one the process has since reused for something else.
+        wakeLock.withLock { open in
+            guard open else { return }
+            var byte: UInt8 = 1
+            _ = write(wakeWrite, &byte, 1)
+        }
     }
 
     private func setNonBlocking(_ fd: Int32) {
@@ -228,8 +235,11 @@ final class HTTPServer: @unchecked Sendable {
             expire()
             queuedBytes.store(connections.values.reduce(0) { $0 + $1.output.count }, ordering: .relaxed)
         }
-        close(wakeRead)
-        close(wakeWrite)
+        wakeLock.withLock { open in
+            open = false
+            close(wakeRead)
+            close(wakeWrite)
+        }
         finished.signal()
     }
 

@@ -8,6 +8,7 @@ final class App: Sendable {
     let service: CoordinationService
     let lists: ListSource
     let tokens: TokenStore
+    let sessions: SessionStore
     let runner: ProjectionRunner
     let logger: Logger
     let metrics: Metrics
@@ -16,13 +17,14 @@ final class App: Sendable {
     let link = ServerLink()
     /// The log's tail, read once for all live feeds.
     let fanout: EventFanout
-    static let routes: [Route] = commandRoutes + readRoutes + listRoutes + operationRoutes
+    static let routes: [Route] = commandRoutes + readRoutes + listRoutes + operationRoutes + sessionRoutes + consoleRoutes
 
     init(service: CoordinationService, runner: ProjectionRunner, logger: Logger, metrics: Metrics, metricsOpen: Bool,
          readyLagThreshold: Int64 = 10_000) {
         self.service = service
         self.lists = ListSource(store: service.store, leads: { runner.leads($0) })
         self.tokens = TokenStore(pool: service.store.pool)
+        self.sessions = SessionStore(pool: service.store.pool, tokens: tokens)
         self.runner = runner
         self.logger = logger
         self.metrics = metrics
@@ -147,9 +149,25 @@ final class App: Sendable {
         return UUID.random().lowercasedString
     }
 
+    /// The caller: a bearer token (the API's clients), else the console's session cookie. A write authenticated by
+    /// the cookie must carry the session's CSRF value in `X-CSRF-Token` (a cross-site page can make the browser send
+    /// the cookie, never read the value).
     func authenticate(_ request: HTTPRequest) async throws -> Principal {
-        guard let header = request.header("authorization"), header.utf8.count > 7,
-              header.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 }) else {
+        guard let header = request.header("authorization") else {
+            if let cookie = Self.cookie(request, named: Self.sessionCookie) {
+                guard let session = try await sessions.session(cookie: cookie) else {
+                    throw Problem(status: 401, detail: "the session has ended; sign in again")
+                }
+                if !["GET", "HEAD"].contains(request.method), !Self.constantTimeEqual(request.header("x-csrf-token") ?? "", session.csrf) {
+                    throw Problem(status: 403, type: "csrf", detail: "a write from the console needs its X-CSRF-Token")
+                }
+                return session.principal
+            }
+            var p = Problem(status: 401, detail: "a bearer token is required")
+            p.headers = [("WWW-Authenticate", "Bearer")]
+            throw p
+        }
+        guard header.utf8.count > 7, header.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 }) else {
             var p = Problem(status: 401, detail: "a bearer token is required")
             p.headers = [("WWW-Authenticate", "Bearer")]
             throw p
@@ -162,5 +180,24 @@ final class App: Sendable {
             throw p
         }
         return principal
+    }
+
+    static let sessionCookie = "coord_session"
+
+    /// A cookie's value from the request's `Cookie` headers.
+    static func cookie(_ request: HTTPRequest, named name: String) -> String? {
+        for (headerName, value) in request.headers where headerName == "cookie" {
+            for pair in value.split(separator: ";") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                if kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces) == name { return kv[1].trimmingCharacters(in: .whitespaces) }
+            }
+        }
+        return nil
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let (x, y) = (Array(a.utf8), Array(b.utf8))
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }

@@ -10,6 +10,7 @@ enum OpenAPI {
     static let document: String = {
         var paths: [String: [String: Any]] = [:]
         for route in App.routes {
+            if case .page = route.kind { continue }
             paths[path(route), default: [:]][route.method.lowercased()] = operation(route)
         }
         let doc: [String: Any] = [
@@ -101,7 +102,11 @@ enum OpenAPI {
         case .resource:
             parameters.append(["name": "If-None-Match", "in": "header", "required": false, "schema": ["type": "string"],
                                "description": "ETags, weak or strong, comma-separated, or *: a match is 304"])
-        case .list, .other:
+        case .other where route.method == "POST" && route.pattern == "/v1/session":
+            operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": [
+                "type": "object", "additionalProperties": false, "required": ["token"],
+                "properties": ["token": ["type": "string", "minLength": 1, "maxLength": 200]]]]]]
+        case .list, .other, .page:
             break
         }
         if !parameters.isEmpty { operation["parameters"] = parameters }
@@ -218,8 +223,23 @@ enum OpenAPI {
             r["200"] = json("The resource, with its ETag")
             r["304"] = ["description": "Not modified (If-None-Match matched)"]
             r["404"] = problem("Unknown resource")
+        case .page:
+            r["200"] = ["description": "A console page or asset"]
         case .other:
             switch (route.method, route.pattern) {
+            case ("POST", "/v1/session"):
+                r["200"] = json("Signed in: the session cookie is set (HttpOnly, SameSite=Strict); send csrf as X-CSRF-Token on writes",
+                                ["type": "object", "required": ["role", "subject", "csrf", "expires_at"],
+                                 "properties": ["role": ["type": "string", "enum": ["viewer", "operator", "admin"]], "subject": ["type": "string"],
+                                                "csrf": ["type": "string"], "expires_at": ["type": "string", "format": "date-time"]]])
+                r["401"] = problem("The token is unknown or revoked")
+                r["415"] = problem("Not application/json")
+                r["422"] = problem("No token in the body")
+            case ("GET", "/v1/session"):
+                r["200"] = json("The session of the cookie", ["type": "object", "required": ["role", "subject", "csrf", "expires_at"]])
+                r["401"] = problem("No live session")
+            case ("DELETE", "/v1/session"):
+                r["204"] = ["description": "Signed out: the session ended and its cookie is cleared"]
             case ("GET", "/metrics"):
                 r["200"] = ["description": "Prometheus text format", "content": ["text/plain": ["schema": ["type": "string"]]]]
                 r["403"] = problem("From another host without an admin token")

@@ -24,6 +24,8 @@ struct Route: Sendable {
         case list(ListSpec)
         /// One resource (`ETag`, `If-None-Match`).
         case resource(String)
+        /// The console's pages and assets: served to browsers, not part of the API (nor of its OpenAPI document).
+        case page
         case other
     }
 
@@ -42,7 +44,8 @@ struct Route: Sendable {
          handler: @escaping @Sendable (App, RequestContext) async throws -> HTTPResponse) {
         (self.method, self.pattern, self.role, self.summary, self.kind, self.handler) = (method, pattern, role, summary, kind, handler)
         if case .list(let spec) = kind { self.query = spec.filters + Self.pagingParameters } else { self.query = query }
-        self.segments = pattern.split(separator: "/").map(String.init)
+        // A trailing slash is a segment of its own ("/console/" is not "/console").
+        self.segments = pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
     }
 
     /// What every list takes besides its filters.
