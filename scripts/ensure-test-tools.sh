@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the outside judges the test suite uses, if they are missing, and never anything the product needs to run:
 #   Debian: python3-venv, python3-seccomp (the unit's syscall filter applied to the binaries), prometheus (promtool),
-#           nginx-light (nginx -t on deploy/nginx), shellcheck, openssl (a throwaway certificate for nginx -t)
+#           nginx-light (nginx -t on deploy/nginx), shellcheck, openssl (a throwaway certificate for nginx -t),
+#           chromium and chromium-driver (the console's browser tests, over WebDriver)
 #   PyPI, in a virtual environment at .build-tools/venv: libhxl (HXL exports), openapi-spec-validator and
 #           schemathesis (the OpenAPI document and the API against it)
 # Prints the virtual environment's python on stdout. Debian/Ubuntu only; elsewhere it says what is missing.
@@ -20,6 +21,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if ((${#missing[@]})); then
     if command -v apt-get >/dev/null 2>&1 && { [[ $(id -u) -eq 0 ]] || ((${#sudo[@]})); }; then

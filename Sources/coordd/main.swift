@@ -25,6 +25,9 @@ let spec = CommandSpec(
           COORD_DB_POOL_SIZE  Database connections for requests (default 4 per CPU core, from 4 to 16).
           COORD_ANCHOR_FILE      Append the chain's head here every COORD_ANCHOR_INTERVAL seconds (default 300).
           COORD_ANCHOR_KEY_FILE  Sign those anchors with this key (HMAC-SHA256).
+          COORD_COOKIE_SECURE    1: the console's session cookie is always Secure (else behind X-Forwarded-Proto: https).
+
+        The console is served at / (sign in with a token); the API at /v1 (GET /v1/openapi.json).
         """)
 
 func runDaemon() async -> Int32 {

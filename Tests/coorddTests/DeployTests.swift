@@ -189,6 +189,9 @@ struct DeployTests {
         }
         #expect(listed == 200)
         #expect(try await runBlocking { try d.call("GET", "/metrics", token: nil).status } == 200)
+        // The binary a unit or an image runs carries the console (embedded at build time): nothing to copy beside it.
+        #expect(try await runBlocking { try d.call("GET", "/console/", token: nil).status } == 200)
+        #expect(try await runBlocking { try d.call("GET", "/console/assets/app.js", token: nil).body }.contains("EventSource"))
         let status = try await runBlocking { d.terminate(SIGTERM) }
         stopped = true
         // WIFEXITED: the low 7 bits are the terminating signal (31 is SIGSYS, a call the filter forbids).

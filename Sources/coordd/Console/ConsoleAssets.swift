@@ -1,3 +1,4 @@
+import Coordination
 import Events
 import Foundation
 
@@ -43,7 +44,35 @@ enum ConsoleAssets {
 
     static let all: [ConsoleAsset] = [
         ConsoleAsset("index.html", "text/html; charset=utf-8", PackageResources.index_html),
+        ConsoleAsset("app.css", "text/css; charset=utf-8", PackageResources.app_css),
+        ConsoleAsset("icon.svg", "image/svg+xml", PackageResources.icon_svg),
+        ConsoleAsset("app.js", "text/javascript; charset=utf-8", PackageResources.app_js),
+        ConsoleAsset("api.js", "text/javascript; charset=utf-8", PackageResources.api_js),
+        ConsoleAsset("ui.js", "text/javascript; charset=utf-8", PackageResources.ui_js),
+        ConsoleAsset("overview.js", "text/javascript; charset=utf-8", PackageResources.overview_js),
+        ConsoleAsset("surge.js", "text/javascript; charset=utf-8", PackageResources.surge_js),
+        ConsoleAsset("stock.js", "text/javascript; charset=utf-8", PackageResources.stock_js),
+        ConsoleAsset("tasks.js", "text/javascript; charset=utf-8", PackageResources.tasks_js),
+        ConsoleAsset("replay.js", "text/javascript; charset=utf-8", PackageResources.replay_js),
     ]
 
-    static let byName: [String: ConsoleAsset] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+    /// `schema.json`: what the console's forms and feed need to know of the API, derived from the same declarations
+    /// the server validates with (each command route's enum fields, and the live feed's event names), so no list of
+    /// choices is kept twice. A few kilobytes, where the OpenAPI document is 180.
+    static let schema: ConsoleAsset = {
+        var commands: [String: [String: [String]]] = [:]
+        for route in App.routes {
+            guard case .command(let command, _) = route.kind, let fields = CommandCatalog.schema(of: command) else { continue }
+            var enums: [String: [String]] = [:]
+            for f in fields {
+                if let allowed = f.allowed { enums[f.name] = allowed }
+            }
+            if !enums.isEmpty { commands[route.method + " " + OpenAPI.path(route)] = enums }
+        }
+        let doc: [String: Any] = ["enums": commands, "event_types": EventCodec.eventTypes]
+        let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return ConsoleAsset("schema.json", "application/json", Array(data))
+    }()
+
+    static let byName: [String: ConsoleAsset] = Dictionary(uniqueKeysWithValues: (all + [schema]).map { ($0.name, $0) })
 }

@@ -79,6 +79,11 @@ enum OpenAPI {
         } else {
             operation["security"] = [[String: Any]]()
         }
+        if route.pattern == "/v1/events/live" {
+            // The `event:` names the feed can send, for a client that must subscribe to each by name (a browser's
+            // EventSource): the console reads them here rather than keep its own copy of the list.
+            operation["x-event-types"] = EventCodec.eventTypes
+        }
         switch route.kind {
         case .command(let command, let collection):
             let fields = CommandCatalog.schema(of: command) ?? []
