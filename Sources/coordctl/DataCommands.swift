@@ -118,6 +118,7 @@ enum DataCommands {
                 let importer = CommandImporter(store: store, actor: ProcessInfo.processInfo.environment["COORD_ACTOR"] ?? "coordctl-import")
                 let total = all.count
                 report = try await importer.run(all, keepGoing: keepGoing) { done in Output.progress("import: line \(done)/\(total)") }
+                if report.imported > 0 { try await store.refreshStatistics() }
             }
             Output.progressDone()
             for failure in report.failures { printError("line \(failure.line): \(failure.reason)") }

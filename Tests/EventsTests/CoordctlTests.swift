@@ -191,6 +191,27 @@ struct CoordctlImportTests {
         #expect(events.count == 3, "two registrations and one receipt; nothing from line 3")
     }
 
+    @Test("an import leaves the log analysed, and a rebuild its new tables: the next reads are planned for the rows they now hold")
+    func importAnalyses() async throws {
+        let env = try await freshSchema()
+        let schema = env["COORD_SCHEMA"]!
+        let file = try write([
+            #"{"command":"warehouse.register","code":"MNL","name":"Manila","country":"PHL","kind":"global_hub"}"#,
+            #"{"command":"item.register","code":"HSHETARPW406","name":"Tarpaulin","unit":"piece"}"#,
+        ] + (1...300).map { #"{"command":"stock.receive","warehouse":"MNL","item":"HSHETARPW406","quantity":\#($0),"source":"donation"}"# })
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let statistics = { (table: String) async throws -> Int in
+            let sql = "SELECT count(*) FROM pg_stats WHERE schemaname = '\(schema)' AND tablename = '\(table)'"
+            let out = try await Coordctl.run(["db", "psql", "--", "-tAc", sql], env: env)
+            return Int(out.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        #expect(try await statistics("events") == 0, "a fresh log has no statistics")
+        #expect(try await Coordctl.run(["import", file], env: env).status == 0)
+        #expect(try await statistics("events") > 0, "the import analysed the log")
+        #expect(try await Coordctl.run(["projections", "rebuild", "--all"], env: env).status == 0)
+        #expect(try await statistics("rm_stock_ledger") > 0, "the rebuilt table was analysed before it was swapped in")
+    }
+
     @Test("export events, restore them into an empty store: the same events, hashes and recorded times at the same positions; a tampered file is refused naming its line")
     func exportImport() async throws {
         let source = try await freshSchema()

@@ -14,6 +14,7 @@ public protocol ProjectionDefinition: Sendable {
     /// The event types it reads (nil: all).
     var eventTypes: [String]? { get }
     /// DDL creating its tables with `suffix` appended to each table name. Constant text only.
+    /// (A rebuild runs the `CREATE INDEX` statements after it has copied the rows in.)
     func createTables(suffix: String) -> [String]
     /// An empty state.
     func makeState() -> any ProjectionState

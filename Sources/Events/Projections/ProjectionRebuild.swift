@@ -20,8 +20,14 @@ extension ProjectionRunner {
         try await store.pool.withConnection { c in
             try c.transaction { c in
                 for table in def.tables { try c.execute(unsafe: "DROP TABLE IF EXISTS \(table)\(shadow)") }
-                for ddl in def.createTables(suffix: shadow) { try c.execute(unsafe: ddl) }
+                // Secondary indexes after the rows: one sorted build each, not an index entry per copied row.
+                let ddl = def.createTables(suffix: shadow)
+                let isIndex = { (s: String) in s.hasPrefix("CREATE INDEX") || s.hasPrefix("CREATE UNIQUE INDEX") }
+                for statement in ddl where !isIndex(statement) { try c.execute(unsafe: statement) }
                 try box.value.copyAll(c, suffix: shadow)
+                for statement in ddl where isIndex(statement) { try c.execute(unsafe: statement) }
+                // Fresh tables have no statistics: the first reads after the swap would be planned blind.
+                for table in def.tables { try c.execute(unsafe: "ANALYZE \(table)\(shadow)") }
             }
         }
         // 3. Catch up with what was appended meanwhile (kept in memory, flushed in the swap).
