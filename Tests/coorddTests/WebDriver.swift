@@ -129,24 +129,21 @@ final class Browser: @unchecked Sendable {
     func clear(_ e: Element) async throws { try await call("POST", "/element/\(e.id)/clear") }
     func type(_ e: Element, _ text: String) async throws { try await call("POST", "/element/\(e.id)/value", ["text": text]) }
 
-    /// Finds and clicks `css`, again when a live refresh replaced the element between the two (stale element).
-    func click(_ css: String, timeout: Double = 10) async throws {
-        for attempt in 0..<5 {
-            do { return try await click(try await find(css, timeout: timeout)) } catch let f as Failure where f.description.contains("stale element") && attempt < 4 {
+    /// Finds `css` and acts on it, finding it again when a live refresh replaced the element between the two
+    /// (a stale element reference).
+    func onFresh<T>(_ css: String, timeout: Double = 10, _ act: (Element) async throws -> T) async throws -> T {
+        for attempt in 0... {
+            do { return try await act(try await find(css, timeout: timeout)) } catch let f as Failure where f.description.contains("stale element") && attempt < 4 {
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
         }
+        fatalError("unreachable")
     }
 
+    func click(_ css: String, timeout: Double = 10) async throws { try await onFresh(css, timeout: timeout) { try await click($0) } }
+
     /// The text of `css`, found afresh (a live refresh may replace elements at any time).
-    func text(_ css: String, timeout: Double = 10) async throws -> String {
-        for attempt in 0..<5 {
-            do { return try await text(try await find(css, timeout: timeout)) } catch let f as Failure where f.description.contains("stale element") && attempt < 4 {
-                try await Task.sleep(nanoseconds: 100_000_000)
-            }
-        }
-        return ""
-    }
+    func text(_ css: String, timeout: Double = 10) async throws -> String { try await onFresh(css, timeout: timeout) { try await text($0) } }
 
     /// Sets a field by typing into it as a user would (after clearing it).
     func fill(_ form: Element, _ name: String, _ value: String) async throws {

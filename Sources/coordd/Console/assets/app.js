@@ -34,7 +34,7 @@ function href(page, response) {
   return `/console/${page}` + (response ? `?response=${encodeURIComponent(response)}` : '');
 }
 
-function showSignIn(message) {
+function showSignIn(message, refused = true) {
   state.session = null;
   api.setSession(null);
   stopFeed();
@@ -43,7 +43,7 @@ function showSignIn(message) {
   const token = h('input', { id: 'signin-token', name: 'token', type: 'password', testid: 'signin-token', required: true,
     autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', 'aria-describedby': 'signin-hint' });
   const result = h('div', { class: 'result', role: 'status', 'aria-live': 'polite', testid: 'form-result' }, message || '');
-  if (message) result.className = 'result refused';
+  if (message) result.className = refused ? 'result refused' : 'result ok';
   const submit = h('button', { type: 'submit', testid: 'signin-submit' }, 'Sign in');
   const form = h('form', { novalidate: true, 'aria-label': 'Sign in' },
     h('div', { class: 'field' }, h('label', { for: 'signin-token' }, 'Access token'), token,
@@ -190,7 +190,7 @@ window.addEventListener('popstate', () => { if (state.session) show(); });
 document.getElementById('signout').addEventListener('click', async () => {
   try { await api.send('DELETE', '/v1/session'); } catch { /* signing out anyway */ }
   history.replaceState(null, '', '/console/');
-  showSignIn('Signed out.');
+  showSignIn('Signed out.', false);
 });
 
 (async () => {
