@@ -238,7 +238,8 @@ struct PostgresClientTests {
         } catch let error as PostgresError {
             #expect(error.kind == .connection)
         }
-        #expect(Date().timeIntervalSince(started) < 5)
+        // Fast: not libpq's connect timeout or a retry loop without end (a loaded CI machine took 5.9 s; 15 s holds).
+        #expect(Date().timeIntervalSince(started) < 15)
         #expect(pool.usage.open == 0)
     }
 
