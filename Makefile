@@ -29,10 +29,7 @@ run: release
 test: prereqs
 	scripts/ensure-test-tools.sh >/dev/null
 	$(SWIFT) build --build-tests
-	COORD_REQUIRE_TOOLS=1 $(SWIFT) test --skip-build --skip BrowserTests
-	@# The browser tests on their own, after the rest: chromium beside 180 other tests starves the ones that time
-	@# how fast something fails or recovers.
-	COORD_REQUIRE_TOOLS=1 $(SWIFT) test --skip-build --filter BrowserTests
+	COORD_REQUIRE_TOOLS=1 $(SWIFT) test --skip-build
 	COORD_REQUIRE_TOOLS=1 scripts/check-deploy.sh
 	FUZZ_OPT=-Onone scripts/fuzz.sh --seconds 10
 
