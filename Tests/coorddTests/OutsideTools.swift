@@ -45,4 +45,12 @@ enum OutsideTools {
         return [dir, dir.deletingLastPathComponent()].map { $0.appendingPathComponent(name).path }
             .first { FileManager.default.isExecutableFile(atPath: $0) } ?? dir.appendingPathComponent(name).path
     }
+
+    /// What gzip(1), a judge no one here wrote, reads back from `bytes`.
+    static func gunzip(_ bytes: [UInt8]) async throws -> Subprocess.Output {
+        let file = NSTemporaryDirectory() + "coord-gzip-\(UUID().uuidString).gz"
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        return try await runBlocking { try Subprocess.run(["/bin/sh", "-c", "gzip -dc \"$0\"", file]) }
+    }
 }

@@ -132,12 +132,13 @@ final class Browser: @unchecked Sendable {
     /// Finds `css` and acts on it, finding it again when a live refresh replaced the element between the two
     /// (a stale element reference).
     func onFresh<T>(_ css: String, timeout: Double = 10, _ act: (Element) async throws -> T) async throws -> T {
-        for attempt in 0... {
+        var attempt = 0
+        while true {
             do { return try await act(try await find(css, timeout: timeout)) } catch let f as Failure where f.description.contains("stale element") && attempt < 4 {
+                attempt += 1
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
         }
-        fatalError("unreachable")
     }
 
     func click(_ css: String, timeout: Double = 10) async throws { try await onFresh(css, timeout: timeout) { try await click($0) } }
