@@ -249,6 +249,7 @@ enum DataCommands {
         "transfers": view(Lists.transfers, "coordctl transfers", columns: ["id", "from", "to", "item", "quantity", "received", "lost", "status"]),
         "ledger": view(Lists.ledger, "coordctl ledger", columns: ["position", "id", "warehouse", "item", "occurred_at", "movement", "quantity",
                                                                   "balance", "reference", "reversed_by"]),
+        "alerts": view(Lists.alerts, "coordctl alerts", columns: ["id", "kind", "subject", "response", "status", "raised_at", "cleared_at", "detail"]),
         "import": Command(spec: importSpec, run: runImport),
         "export": Command(spec: exportSpec, run: runExport),
     ]

@@ -36,6 +36,7 @@ enum Registry {
         "demo": DemoCommands.group,
         "projections": ProjectionCommands.group,
         "tokens": TokenCommands.group,
+        "webhooks": WebhookCommands.group,
         "replay": ReplayCommands.group,
         "events": DataCommands.events,
         "streams": DataCommands.streams,

@@ -14,6 +14,7 @@ final class Daemon: Sendable {
     let app: App
     let server: HTTPServer
     private let anchoring: Task<Void, Never>?
+    private let clock: Task<Void, Never>?
 
     /// Where and how often the chain's head is anchored outside the database.
     struct Anchors: Sendable {
@@ -40,11 +41,13 @@ final class Daemon: Sendable {
     }
 
     /// Builds the parts on `pool` (already migrated) and starts the projections and the server.
-    init(pool: PostgresPool, http: HTTPServerConfiguration, logger: Logger, leaderPoll: Double = 1.0, anchors: Anchors = Anchors()) throws {
+    init(pool: PostgresPool, http: HTTPServerConfiguration, logger: Logger, leaderPoll: Double = 1.0, anchors: Anchors = Anchors(),
+         webhooks: WebhookSettings = WebhookSettings(), clockTicks: Bool = true) throws {
         store = EventStore(pool: pool)
         runner = ProjectionRunner(store: store, definitions: Coordination.projections, logger: logger, leaderPoll: leaderPoll)
         service = CoordinationService(store: store)
-        let app = App(service: service, runner: runner, logger: logger, metrics: Metrics(), metricsOpen: http.host.hasPrefix("127."))
+        let app = App(service: service, runner: runner, logger: logger, metrics: Metrics(), metricsOpen: http.host.hasPrefix("127."),
+                      webhookSettings: webhooks)
         self.app = app
         var http = http
         http.refusal = App.refusal
@@ -54,6 +57,28 @@ final class Daemon: Sendable {
         app.link.set(server)
         let store = self.store
         anchoring = Task { await Self.anchor(store, anchors, logger) }
+        clock = clockTicks ? Task { await Self.tickClock(store, logger) } : nil
+        app.deliverer.start()
+    }
+
+    /// Writes the day's `clock.ticked` once (the first coordd to try wins), checking every minute: the alert rules
+    /// that depend on the date are decided at a position of the log (AlertProjection).
+    static func tickClock(_ store: EventStore, _ logger: Logger) async {
+        var done: Day?
+        while !Task.isCancelled {
+            let today = Day(Date())
+            if done != today {
+                do {
+                    try await Clock.tick(store)
+                    done = today
+                } catch EventStoreError.wrongExpectedVersion(_, _, _) {
+                    done = today
+                } catch {
+                    // The database is away: the next minute tries again.
+                }
+            }
+            try? await Task.sleep(nanoseconds: 60_000_000_000)
+        }
     }
 
     /// Records the chain's head every `interval` seconds while it moves: in the log (`chain anchor`) and, when
@@ -87,6 +112,9 @@ final class Daemon: Sendable {
     func stop(grace: Double = 10) async -> Bool {
         let server = self.server
         anchoring?.cancel()
+        clock?.cancel()
+        app.deliverer.stop()
+        app.alertFeed.stop()
         let clean = (try? await runBlocking { server.shutdown(grace: grace) }) ?? false
         app.fanout.stop()
         await runner.stop()

@@ -26,6 +26,13 @@ let spec = CommandSpec(
           COORD_ANCHOR_FILE      Append the chain's head here every COORD_ANCHOR_INTERVAL seconds (default 300).
           COORD_ANCHOR_KEY_FILE  Sign those anchors with this key (HMAC-SHA256).
           COORD_COOKIE_SECURE    1: the console's session cookie is always Secure (else behind X-Forwarded-Proto: https).
+          COORD_SECRET_KEY_FILE  Key sealing webhook secrets (embedded cluster: COORD_DATA_DIR/secret.key, created).
+          COORD_WEBHOOK_ALLOW_PRIVATE  1: webhook URLs may reach loopback, link-local and private addresses.
+          COORD_WEBHOOK_DELIVERY       0: this coordd sends no webhooks (others do).
+          COORD_WEBHOOK_RETRY_BASE, _CAP, _WINDOW  Retry delays in seconds (5, 3600; retried for 86400).
+          COORD_WEBHOOK_TIMEOUT, COORD_WEBHOOK_CONNECT_TIMEOUT, COORD_WEBHOOK_CONCURRENCY  15 s, 5 s, 4 per endpoint.
+          COORD_ALERT_ENDING_DAYS, COORD_ALERT_TRANSIT_DAYS, COORD_ALERT_OVERDUE_DAYS  Alert thresholds
+                           (7, 7, urgent=0,high=2,normal=7); set them alike for coordd and coordctl.
 
         The console is served at / (sign in with a token); the API at /v1 (GET /v1/openapi.json).
         """)
@@ -81,7 +88,10 @@ func runDaemon() async -> Int32 {
                                                                      poolSize: poolSize))
         let applied = try await Migrator.migrate(pool, Coordination.migrationSets)
         for a in applied { logger.notice("migration applied", ["component": a.component, "version": String(a.version)]) }
-        daemon = try Daemon(pool: pool, http: http, logger: logger, anchors: try Daemon.Anchors.fromEnvironment())
+        _ = try AlertRules.fromEnvironment()
+        let webhooks = try WebhookSettings.fromEnvironment(target: target)
+        if webhooks.box == nil { logger.notice("webhooks cannot be created: no COORD_SECRET_KEY_FILE") }
+        daemon = try Daemon(pool: pool, http: http, logger: logger, anchors: try Daemon.Anchors.fromEnvironment(), webhooks: webhooks)
         let head = try await daemon.store.headPosition()
         SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.notice("ready", ["database": target.description, "events.head": String(head), "http.listen": "\(http.host):\(daemon.port)"])

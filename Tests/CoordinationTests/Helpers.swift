@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 func makeService(poolSize: Int = 8) async throws -> CoordinationService {
-    CoordinationService(store: try await TestDatabase.makeStore(poolSize: poolSize))
+    CoordinationService(store: EventStore(pool: try await TestDatabase.makePool(poolSize: poolSize, sets: Coordination.migrationSets)))
 }
 
 /// A context for one command, received now (a business time defaults to when its command arrived).

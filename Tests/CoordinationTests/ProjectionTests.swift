@@ -204,12 +204,13 @@ struct ProjectionTests {
         defer { c.close() }
         // Only this schema's leader sessions: the lock keys are the schema's (tryLead), so tests running beside this
         // one in other schemas keep theirs. A bigint advisory lock shows as classid (high half) and objid (low half).
+        let names = Coordination.projections.map(\.name)
         let killed = try c.query("""
             SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
             WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND a.application_name LIKE 'coord-projection-%'
               AND ((l.classid::bigint << 32) | l.objid::bigint) IN (
                 SELECT hashtextextended(current_schema() || '.coord.projection.' || n, 0)
-                FROM unnest(ARRAY['stock', 'surge', 'tasks', 'responses']) AS n)
+                FROM unnest(\(names)::text[]) AS n)
             """)
         #expect(killed.count == Coordination.projections.count, "the old leader's sessions, one per projection")
         // The old leader learns within a probe (and a wait for events) that its lock is gone; after that, exactly one of

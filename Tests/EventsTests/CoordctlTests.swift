@@ -212,6 +212,47 @@ struct CoordctlImportTests {
         #expect(try await statistics("rm_stock_ledger") > 0, "the rebuilt table was analysed before it was swapped in")
     }
 
+    @Test("webhooks add|list|test|deliveries|remove and alerts: the secret printed once, private addresses refused unless allowed, no key no subscription")
+    func webhooksAndAlerts() async throws {
+        var env = try await freshSchema()
+        let noKey = try await Coordctl.run(["webhooks", "add", "https://8.8.8.8/hooks"], env: env)
+        #expect(noKey.status == 1 && noKey.output.contains("COORD_SECRET_KEY_FILE"), "\(noKey.output)")
+        let key = NSTemporaryDirectory() + "coord-key-\(UUID().uuidString)"
+        try SecretBox.createKeyFile(key)
+        defer { try? FileManager.default.removeItem(atPath: key) }
+        env["COORD_SECRET_KEY_FILE"] = key
+        let refused = try await Coordctl.run(["webhooks", "add", "http://127.0.0.1:9/hooks"], env: env)
+        #expect(refused.status == 1 && refused.output.contains("private"), "\(refused.output)")
+        let added = try await Coordctl.run(["webhooks", "add", "http://127.0.0.1:9/hooks", "--allow-private", "--kinds", "stock.below_minimum",
+                                            "--description", "duty phone", "--json"], env: env)
+        #expect(added.status == 0, "\(added.output)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(added.output.utf8)) as? [String: Any])
+        let id = try #require(object["id"] as? String)
+        #expect((object["secret"] as? String)?.hasPrefix("whsec_") == true)
+        let list = try await Coordctl.run(["webhooks", "list"], env: env)
+        #expect(list.status == 0 && list.output.contains(id) && list.output.contains("stock.below_minimum") && !list.output.contains("whsec_"))
+        let ping = try await Coordctl.run(["webhooks", "test", id], env: env)
+        #expect(ping.status == 0 && ping.output.hasPrefix("msg_"))
+        let deliveries = try await Coordctl.run(["webhooks", "deliveries", id], env: env)
+        #expect(deliveries.status == 0 && deliveries.output.contains("ping") && deliveries.output.contains("pending"))
+        #expect(try await Coordctl.run(["webhooks", "test", "wh_nope"], env: env).status == 1)
+        #expect(try await Coordctl.run(["webhooks", "remove", id], env: env).status == 0)
+        #expect(try await Coordctl.run(["webhooks", "remove", id], env: env).status == 1)
+        // Alerts: levels over an empty card raise stock.below_minimum once the projections have run.
+        let file = try write([
+            #"{"command":"warehouse.register","code":"MNL","name":"Manila","country":"PHL","kind":"global_hub"}"#,
+            #"{"command":"item.register","code":"HSHETARPW406","name":"Tarpaulin","unit":"piece"}"#,
+            #"{"command":"levels.set","code":"MNL","item":"HSHETARPW406","minimum":100,"target":200}"#,
+        ])
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try await Coordctl.run(["import", file], env: env).status == 0)
+        #expect(try await Coordctl.run(["projections", "rebuild", "alerts"], env: env).status == 0)
+        let alerts = try await Coordctl.run(["alerts"], env: env)
+        #expect(alerts.status == 0 && alerts.output.contains("stock.below_minimum") && alerts.output.contains("MNL:HSHETARPW406"), "\(alerts.output)")
+        let cleared = try await Coordctl.run(["alerts", "--status", "cleared"], env: env)
+        #expect(cleared.status == 0 && !cleared.output.contains("MNL:HSHETARPW406"))
+    }
+
     @Test("export events, restore them into an empty store: the same events, hashes and recorded times at the same positions; a tampered file is refused naming its line")
     func exportImport() async throws {
         let source = try await freshSchema()

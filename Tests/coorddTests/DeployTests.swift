@@ -174,7 +174,14 @@ struct DeployTests {
             #expect(out.status == 0, "coordctl \(args.joined(separator: " ")) under the filter: status \(out.status) \(out.output.suffix(300))")
         }
         let token = try await TokenStore(pool: pool).create(subject: "officer", role: .operator).token
-        let d = try ChildDaemon(schema: schema, port: Loopback.freePort(), wrapper: ["/usr/bin/python3", runner, unit, "--"])
+        let admin = try await TokenStore(pool: pool).create(subject: "admin", role: .admin).token
+        let key = NSTemporaryDirectory() + "coord-seccomp-key-\(UUID().uuidString)"
+        try SecretBox.createKeyFile(key)
+        defer { try? FileManager.default.removeItem(atPath: key) }
+        let receiver = try Receiver()
+        defer { receiver.stop() }
+        let d = try ChildDaemon(schema: schema, port: Loopback.freePort(), wrapper: ["/usr/bin/python3", runner, unit, "--"],
+                                environment: ["COORD_SECRET_KEY_FILE": key, "COORD_WEBHOOK_ALLOW_PRIVATE": "1"])
         var stopped = false
         defer { if !stopped { d.kill(SIGKILL) } }
         try await runBlocking { try d.waitReady() }
@@ -192,6 +199,12 @@ struct DeployTests {
         // The binary a unit or an image runs carries the console (embedded at build time): nothing to copy beside it.
         #expect(try await runBlocking { try d.call("GET", "/console/", token: nil).status } == 200)
         #expect(try await runBlocking { try d.call("GET", "/console/assets/app.js", token: nil).body }.contains("EventSource"))
+        // A webhook delivery (URLSession and libcurl in coordd's process) under the filter too.
+        let hook = try await runBlocking { try d.call("POST", "/v1/webhooks", token: admin, body: #"{"url":"\#(receiver.url)"}"#) }
+        #expect(hook.status == 201, "\(hook.body)")
+        #expect(try await runBlocking { try d.call("POST", "/v1/webhooks/\(hook.json["id"] as? String ?? "")/test", token: admin, body: nil).status } == 202)
+        let pings = try await receiver.wait(15) { $0.contains { $0.type == "ping" } }
+        #expect(pings.contains { $0.type == "ping" }, "a ping delivered from under the filter")
         let status = try await runBlocking { d.terminate(SIGTERM) }
         stopped = true
         // WIFEXITED: the low 7 bits are the terminating signal (31 is SIGSYS, a call the filter forbids).

@@ -15,13 +15,14 @@ final class ChildDaemon: @unchecked Sendable {
 
     /// `wrapper` runs before coordd (`seccomp-run.py UNIT --`, to serve under a unit's syscall filter).
     /// `schema` nil: the server's search_path, as a production deployment runs.
-    init(schema: String?, port: UInt16, databaseURL: String? = nil, wrapper: [String] = []) throws {
+    init(schema: String?, port: UInt16, databaseURL: String? = nil, wrapper: [String] = [], environment: [String: String] = [:]) throws {
         self.port = port
         let exe = OutsideTools.binary("coordd")
         var env = ProcessInfo.processInfo.environment
         env["DATABASE_URL"] = try databaseURL ?? TestDatabase.connectionString()
         env["COORD_SCHEMA"] = schema
         env["COORD_LOG_LEVEL"] = "warning"
+        env.merge(environment) { _, new in new }
         let argv = wrapper + [exe, "--listen", "127.0.0.1:\(port)"]
         pid = try Subprocess.spawn(argv[0].hasPrefix("/") ? argv : ["/usr/bin/env"] + argv, environment: env)
     }
@@ -91,12 +92,12 @@ struct FailoverTests {
         var la: [Bool] = [], lb: [Bool] = []
         for _ in 0..<100 {
             la = try await leaders(a); lb = try await leaders(b)
-            if la.count == 4, lb.count == 4, zip(la, lb).allSatisfy({ $0 != $1 }) { break }
+            if la.count == 5, lb.count == 5, zip(la, lb).allSatisfy({ $0 != $1 }) { break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        #expect(la.count == 4 && zip(la, lb).allSatisfy { $0 != $1 }, "one leader per projection")
-        // Kill the one leading the tasks projection (the third in name order: responses, stock, surge, tasks).
-        let tasksIndex = 3
+        #expect(la.count == 5 && zip(la, lb).allSatisfy { $0 != $1 }, "one leader per projection")
+        // Kill the one leading the tasks projection (the last in name order: alerts, responses, stock, surge, tasks).
+        let tasksIndex = 4
         let (leader, survivor) = la[tasksIndex] ? (a, b) : (b, a)
         leader.kill(SIGKILL)
         for i in 20..<40 { #expect(try await create(survivor, i) == 201) }
@@ -105,7 +106,7 @@ struct FailoverTests {
         while Date().timeIntervalSince(started) < 20 {
             let r = try await runBlocking { try survivor.call("GET", "/v1/projections", token: token) }
             let items = r.json["items"] as? [[String: Any]] ?? []
-            if items.count == 4, items.allSatisfy({ ($0["leader_here"] as? Bool) == true && ($0["lag_events"] as? Int) == 0 }) { recovered = true; break }
+            if items.count == 5, items.allSatisfy({ ($0["leader_here"] as? Bool) == true && ($0["lag_events"] as? Int) == 0 }) { recovered = true; break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         #expect(recovered, "the survivor leads every projection and has caught up")

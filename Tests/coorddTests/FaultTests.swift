@@ -140,7 +140,7 @@ struct FaultTests {
         for _ in 0..<200 where !settled {
             let r = try await runBlocking { try survivor.call("GET", "/v1/projections", token: viewer) }
             let items = r.json["items"] as? [[String: Any]] ?? []
-            settled = items.count == 4 && items.allSatisfy { ($0["lag_events"] as? Int) == 0 && ($0["status"] as? String) == "running" }
+            settled = items.count == Coordination.projections.count && items.allSatisfy { ($0["lag_events"] as? Int) == 0 && ($0["status"] as? String) == "running" }
             if !settled { try await Task.sleep(nanoseconds: 100_000_000) }
         }
         #expect(settled, "projections caught up")
@@ -159,7 +159,7 @@ struct FaultTests {
         var one = false
         for _ in 0..<100 where !one {
             let (a, b) = (try await leaders(pair[0]), try await leaders(pair[1]))
-            one = a.count == 4 && b.count == 4 && zip(a, b).allSatisfy { $0 != $1 }
+            one = a.count == Coordination.projections.count && b.count == Coordination.projections.count && zip(a, b).allSatisfy { $0 != $1 }
             if !one { try await Task.sleep(nanoseconds: 100_000_000) }
         }
         #expect(one, "exactly one leader per projection")

@@ -20,7 +20,10 @@ final class TestDaemon: @unchecked Sendable {
     let operatorToken: String
     let viewer: String
 
-    init(pool given: PostgresPool? = nil, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws {
+    /// `clockTicks`: write the day's `clock.ticked` at start, as coordd does (off by default here, so that a test's
+    /// positions are its own writes').
+    init(pool given: PostgresPool? = nil, webhooks: WebhookSettings = WebhookSettings(), clockTicks: Bool = false,
+         configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws {
         let pool: PostgresPool
         if let given { pool = given } else { pool = try await TestDatabase.makePool(poolSize: 12, sets: Coordination.migrationSets) }
         // As coordd's main does: a write to a vanished peer is an error, not a signal that kills the process.
@@ -28,7 +31,7 @@ final class TestDaemon: @unchecked Sendable {
         var config = HTTPServerConfiguration()
         config.port = 0
         configure(&config)
-        daemon = try Daemon(pool: pool, http: config, logger: .silent, leaderPoll: 0.2)
+        daemon = try Daemon(pool: pool, http: config, logger: .silent, leaderPoll: 0.2, webhooks: webhooks, clockTicks: clockTicks)
         let tokens = TokenStore(pool: pool)
         admin = try await tokens.create(subject: "admin-1", role: .admin).token
         operatorToken = try await tokens.create(subject: "officer-7", role: .operator).token

@@ -71,6 +71,8 @@ public enum DomainEvent: Sendable, Equatable {
     case taskCancelled(TaskCancelled)
     case taskReopened(TaskReopened)
     case taskCommented(TaskCommented)
+    // The clock (stream clock-<day>)
+    case clockTicked(ClockTicked)
 
     /// The payload this case carries (what is encoded into the log).
     public var payload: any EventPayload {
@@ -121,6 +123,7 @@ public enum DomainEvent: Sendable, Equatable {
         case .taskCancelled(let p): return p
         case .taskReopened(let p): return p
         case .taskCommented(let p): return p
+        case .clockTicked(let p): return p
         }
     }
 
@@ -155,6 +158,7 @@ public enum DomainEvent: Sendable, Equatable {
         Entry(TaskBlocked.self, DomainEvent.taskBlocked), Entry(TaskCompleted.self, DomainEvent.taskCompleted),
         Entry(TaskVerified.self, DomainEvent.taskVerified), Entry(TaskCancelled.self, DomainEvent.taskCancelled),
         Entry(TaskReopened.self, DomainEvent.taskReopened), Entry(TaskCommented.self, DomainEvent.taskCommented),
+        Entry(ClockTicked.self, DomainEvent.clockTicked),
     ].map { ($0.type.eventType, $0) })
 
     /// A payload type and the case that carries it; decodes stored data into that case.

@@ -2,40 +2,24 @@ import Events
 import Foundation
 
 extension Lists {
-    /// What needs someone's attention now: stock below minimum, deployments ending with nobody to take over or
-    /// past their planned end, urgent tasks overdue.
+    /// What needs someone's attention: stock below minimum, deployments ending unreplaced or overdue, tasks and
+    /// transfers overdue, severity raised. The alert projection's rows (raised and cleared by events); open ones by default.
     public static let alerts = ListSpec(
-        "alerts", "Open alerts: stock below minimum, deployments ending unreplaced or overdue, urgent tasks overdue",
-        filters: [ListFilter("kind", .oneOf(AlertKinds.all), "Kind of alert"), ListFilter("response", .id, "Alerts of this response")],
+        "alerts", "Alerts raised and cleared by the log: open by default, ?status=cleared or all",
+        filters: [ListFilter("status", .oneOf(["open", "cleared", "all"]), "open (default), cleared or all"),
+                  ListFilter("kind", .oneOf(AlertKinds.all), "Kind of alert"), ListFilter("response", .id, "Alerts of this response")],
         hxl: ["id": "#meta+id", "kind": "#event+type", "subject": "#meta+subject", "response": "#crisis+code", "detail": "#description",
-              "raised_at": "#date+reported"],
+              "status": "#status", "raised_at": "#date+reported", "raised_position": "#meta+position+raised", "cleared_at": "#date+cleared",
+              "cleared_position": "#meta+position+cleared"],
         key: ListSpec.column("id")
     ) { source, a, limit, after in
         let (kind, response) = (a["kind"], a["response"])
-        let t = a.today.description
+        let status = a["status"] ?? "open"
         return try await source.queries.table("""
-            SELECT * FROM (
-                SELECT 'stock.below_minimum:' || s.key AS id, 'stock.below_minimum' AS kind, s.key AS subject, NULL::text AS response,
-                       'on hand ' || s.on_hand || ' below minimum ' || s.minimum AS detail, s.updated_at AS raised_at
-                FROM rm_stock s WHERE s.status = 'below_minimum'
-                UNION ALL
-                SELECT 'deployment.ending_unreplaced:' || d.id, 'deployment.ending_unreplaced', d.id, d.response,
-                       d.profile || ' ends ' || d.end_date || ' with no confirmed replacement', NULL::timestamptz
-                FROM rm_deployments d
-                WHERE d.status = 'deployed' AND d.end_date BETWEEN \(t)::date AND \(t)::date + 7
-                  AND NOT EXISTS (SELECT 1 FROM rm_deployments n WHERE n.response = d.response AND n.profile = d.profile AND n.id <> d.id
-                                  AND n.status IN ('confirmed', 'deployed') AND n.end_date > d.end_date AND n.start_date <= d.end_date + 3)
-                UNION ALL
-                SELECT 'deployment.overdue_end:' || d.id, 'deployment.overdue_end', d.id, d.response,
-                       d.profile || ' still deployed after the planned end ' || d.end_date, NULL::timestamptz
-                FROM rm_deployments d WHERE d.status = 'deployed' AND d.end_date < \(t)::date
-                UNION ALL
-                SELECT 'task.overdue:' || k.id, 'task.overdue', k.id, k.response, k.cluster || ' urgent task due ' || k.due, NULL::timestamptz
-                FROM rm_tasks k WHERE k.priority = 'urgent' AND k.due < \(t)::date AND k.status IN ('open', 'in_progress', 'blocked')
-            ) a
-            WHERE (\(kind)::text IS NULL OR a.kind = \(kind)) AND (\(response)::text IS NULL OR a.response = \(response))
-              AND (\(after)::text IS NULL OR a.id > \(after))
-            ORDER BY a.id LIMIT \(limit)
+            SELECT id, kind, subject, response, detail, status, raised_at, raised_position, cleared_at, cleared_position FROM rm_alerts
+            WHERE (\(status) = 'all' OR status = \(status)) AND (\(kind)::text IS NULL OR kind = \(kind))
+              AND (\(response)::text IS NULL OR response = \(response)) AND (\(after)::text IS NULL OR id > \(after))
+            ORDER BY id LIMIT \(limit)
             """)
     }
 

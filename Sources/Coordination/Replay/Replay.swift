@@ -231,6 +231,7 @@ public struct Replay: Sendable {
         case .taskCancelled(let e): return "Task \(e.task) cancelled"
         case .taskReopened(let e): return "Task \(e.task) reopened"
         case .taskCommented(let e): return "Task \(e.task) comment\(by): \(e.text)"
+        case .clockTicked(let e): return "Day \(e.day) began"
         }
     }
 

@@ -95,5 +95,5 @@ public final class ResponseReadModel: ProjectionState {
 
 extension Coordination {
     /// Every read model coord keeps.
-    public static let projections: [any ProjectionDefinition] = [StockProjection(), SurgeProjection(), TaskProjection(), ResponseProjection()]
+    public static let projections: [any ProjectionDefinition] = [StockProjection(), SurgeProjection(), TaskProjection(), ResponseProjection(), AlertProjection()]
 }

@@ -17,10 +17,15 @@ final class App: Sendable {
     let link = ServerLink()
     /// The log's tail, read once for all live feeds.
     let fanout: EventFanout
-    static let routes: [Route] = commandRoutes + readRoutes + listRoutes + operationRoutes + sessionRoutes + consoleRoutes
+    /// Alert transitions, read once for all live feeds.
+    let alertFeed: AlertFeed
+    let webhooks: WebhookStore
+    let webhookSettings: WebhookSettings
+    let deliverer: WebhookDeliverer
+    static let routes: [Route] = commandRoutes + readRoutes + listRoutes + operationRoutes + webhookRoutes + sessionRoutes + consoleRoutes
 
     init(service: CoordinationService, runner: ProjectionRunner, logger: Logger, metrics: Metrics, metricsOpen: Bool,
-         readyLagThreshold: Int64 = 10_000) {
+         readyLagThreshold: Int64 = 10_000, webhookSettings: WebhookSettings = WebhookSettings()) {
         self.service = service
         self.lists = ListSource(store: service.store, leads: { runner.leads($0) })
         self.tokens = TokenStore(pool: service.store.pool)
@@ -31,6 +36,10 @@ final class App: Sendable {
         self.metricsOpen = metricsOpen
         self.readyLagThreshold = readyLagThreshold
         self.fanout = EventFanout(store: service.store, render: App.sseMessage)
+        self.alertFeed = AlertFeed(pool: service.store.pool)
+        self.webhooks = WebhookStore(pool: service.store.pool)
+        self.webhookSettings = webhookSettings
+        self.deliverer = WebhookDeliverer(pool: service.store.pool, settings: webhookSettings, logger: logger)
     }
 
     /// The wire layer's refusals (malformed requests, timeouts, too many connections), in the API's format.

@@ -19,7 +19,7 @@ extension App {
     /// The live feed: history after the resume point, then live events, each once, in position order. A feed
     /// that cannot read the log (the database is down) ends, so its client reconnects and resumes, rather than
     /// idling on heartbeats while events pass it by.
-    func liveFeed(_ ctx: RequestContext) throws -> HTTPResponse {
+    func liveFeed(_ ctx: RequestContext) async throws -> HTTPResponse {
         let resume = ctx.request.header("last-event-id") ?? ctx.query["after"] ?? "0"
         guard ListSpec.isDecimalText(resume), let after = Int64(resume) else {
             throw Problem(status: 422, errors: [FieldError("after", "must be a position")])
@@ -37,6 +37,12 @@ extension App {
         let fanout = self.fanout
         let logger = self.logger
         let requestID = ctx.requestID
+        // Alerts come on every feed that does not narrow the events to types, streams or categories, or that names
+        // `alert` among its types; `?response=` keeps that response's alerts.
+        let wantsAlerts = (ctx.query["type"] == nil && ctx.query["stream"] == nil && ctx.query["category"] == nil)
+            || (ctx.query["type"]?.split(separator: ",").contains("alert") ?? false)
+        let alertFeed = self.alertFeed
+        let alertCursor = wantsAlerts ? try? await alertFeed.open() : nil
         return .streamed(200, headers: [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"),
                                         ("X-Accel-Buffering", "no")], framing: .eventStream) { stream in
             stream.send(Array("retry: 2000\n\n".utf8))
@@ -87,6 +93,17 @@ extension App {
                 }
                 stream.finish()
             }
+            let alerts = Task {
+                guard var cursor = alertCursor else { return }
+                while stream.isOpen, !Task.isCancelled {
+                    for m in alertFeed.messages(after: cursor) {
+                        cursor = m.seq
+                        if let response, m.response != response { continue }
+                        if !stream.send(Self.alertMessage(m)) { return }
+                    }
+                    try? await Task.sleep(nanoseconds: 250_000_000)
+                }
+            }
             // Heartbeats keep proxies from closing an idle feed, and notice when the client is gone: then the
             // reader, which may be waiting for the next event, is cancelled.
             while stream.isOpen {
@@ -94,7 +111,13 @@ extension App {
                 stream.send(Array(": heartbeat\n\n".utf8))
             }
             work.cancel()
+            alerts.cancel()
         }
+    }
+
+    /// An alert raised or cleared: `event: alert`, no id (the feed's ids are the log's positions).
+    static func alertMessage(_ m: AlertOutbox.Message) -> [UInt8] {
+        Array("event: alert\ndata: {\"type\":\(JSONWriter.quote(m.type)),\"alert\":\(m.alert)}\n\n".utf8)
     }
 
     /// One Server-Sent Events message: the position as id, the type as event name, the event as data.

@@ -38,6 +38,16 @@ enum OpenAPI {
                         "properties": ["position": ["type": "integer", "minimum": 1], "version": ["type": "integer", "minimum": 1],
                                        "id": ["type": "string"]],
                     ],
+                    "Webhook": [
+                        "type": "object", "required": ["id", "url", "kinds", "enabled", "created_at", "deliveries"],
+                        "properties": ["id": ["type": "string"], "url": ["type": "string"],
+                                       "kinds": ["type": ["array", "null"], "items": ["type": "string"]],
+                                       "description": ["type": ["string", "null"]], "enabled": ["type": "boolean"],
+                                       "created_at": ["type": "string", "format": "date-time"], "created_by": ["type": "string"],
+                                       "disabled_at": ["type": ["string", "null"]], "disabled_reason": ["type": ["string", "null"]],
+                                       "deliveries": ["type": "object"],
+                                       "secret": ["type": "string", "description": "Only in the answer to POST /v1/webhooks: whsec_ + base64"]],
+                    ],
                     "Page": [
                         "type": "object", "required": ["items", "next"],
                         "properties": ["items": ["type": "array", "items": ["type": "object"]],
@@ -111,6 +121,15 @@ enum OpenAPI {
             operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": [
                 "type": "object", "additionalProperties": false, "required": ["token"],
                 "properties": ["token": ["type": "string", "minLength": 1, "maxLength": 200]]]]]]
+        case .other where route.method == "POST" && route.pattern == "/v1/webhooks":
+            let properties: [String: Any] = [
+                "url": ["type": "string", "format": "uri", "maxLength": 2048, "description": "http or https; not a private address"],
+                "kinds": ["type": "array", "minItems": 1, "items": ["type": "string", "enum": AlertKinds.all], "description": "Only these alert kinds (default: all)"],
+                "description": ["type": "string", "maxLength": 500],
+            ]
+            let schema: [String: Any] = ["type": "object", "additionalProperties": false, "required": ["url"], "properties": properties]
+            let example: [String: Any] = ["url": "https://alerts.example.org/coord", "kinds": ["stock.below_minimum"], "description": "logistics duty phone"]
+            operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": schema, "example": example]]]
         case .list, .other, .page:
             break
         }
@@ -255,6 +274,26 @@ enum OpenAPI {
             case ("POST", "/v1/projections/:name/rebuild"):
                 r["202"] = json("Rebuild requested of the projection's leader")
                 r["404"] = problem("Unknown projection")
+            case ("POST", "/v1/webhooks"):
+                r["201"] = json("Subscribed: the answer has the signing secret (whsec_...), shown only this once", ["$ref": "#/components/schemas/Webhook"])
+                r["415"] = problem("Not application/json")
+                r["422"] = problem("Invalid fields, each named: an unknown kind, a URL that is not http(s) or reaches a private address")
+            case ("GET", "/v1/webhooks"):
+                r["200"] = json("Subscriptions (never their secrets)", ["type": "object", "required": ["items"],
+                                                                         "properties": ["items": ["type": "array", "items": ["$ref": "#/components/schemas/Webhook"]]]])
+            case ("GET", "/v1/webhooks/:id"):
+                r["200"] = json("The subscription", ["$ref": "#/components/schemas/Webhook"])
+                r["404"] = problem("Unknown webhook")
+            case ("DELETE", "/v1/webhooks/:id"):
+                r["204"] = ["description": "Deleted, with its deliveries"]
+                r["404"] = problem("Unknown webhook")
+            case ("GET", "/v1/webhooks/:id/deliveries"):
+                r["200"] = json("Deliveries, newest first, each with its attempts", ["type": "object", "required": ["items"]])
+                r["404"] = problem("Unknown webhook")
+                r["422"] = problem("A parameter value that cannot be used, named")
+            case ("POST", "/v1/webhooks/:id/test"):
+                r["202"] = json("A ping delivery is queued", ["type": "object", "required": ["delivery"]])
+                r["404"] = problem("Unknown webhook")
             case ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/openapi.json"):
                 r["200"] = json("OK")
             default:

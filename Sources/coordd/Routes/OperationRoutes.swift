@@ -60,6 +60,17 @@ extension App {
                     extra.append(S(name: "coord_projection_failed", kind: .gauge, help: "1 when the projection stopped on a failing event.", labels: label, value: s.status == "failed" ? 1 : 0))
                 }
             }
+            for (outcome, n) in app.deliverer.outcomes.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+                extra.append(S(name: "coord_webhook_attempts_total", kind: .counter, help: "Webhook delivery attempts of this process, by outcome (delivered, failed, gone, exhausted).",
+                               labels: "outcome=\"\(outcome)\"", value: Double(n)))
+            }
+            if let q = try? await app.webhooks.queue() {
+                extra.append(S(name: "coord_webhook_queue_depth", kind: .gauge, help: "Webhook deliveries waiting to be delivered (all processes).", value: Double(q.pending)))
+                extra.append(S(name: "coord_webhook_oldest_pending_seconds", kind: .gauge, help: "Age of the oldest webhook delivery still pending.", value: q.oldestSeconds))
+                extra.append(S(name: "coord_webhook_deliveries", kind: .gauge, help: "Webhook deliveries kept, by status.", labels: "status=\"delivered\"", value: Double(q.delivered)))
+                extra.append(S(name: "coord_webhook_deliveries", kind: .gauge, help: "", labels: "status=\"failed\"", value: Double(q.failed)))
+                extra.append(S(name: "coord_webhook_deliveries", kind: .gauge, help: "", labels: "status=\"pending\"", value: Double(q.pending)))
+            }
             return .text(200, app.metrics.render(extra: extra), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
         Route("GET", "/v1/openapi.json", role: nil, "This API as OpenAPI 3.1") { _, _ in
@@ -73,7 +84,7 @@ extension App {
         },
         Route("GET", "/v1/events/live", role: .viewer, "Server-Sent Events; id is the position; Last-Event-ID or ?after= resumes",
               query: LiveFeed.parameters) { app, ctx in
-            try app.liveFeed(ctx)
+            try await app.liveFeed(ctx)
         },
     ]
 }

@@ -156,6 +156,8 @@ async function startFeed() {
   };
   const onEvent = e => { state.pending = Math.max(state.pending, Number(e.lastEventId) || 0); scheduleRefresh(); };
   for (const t of types) feed.addEventListener(t, onEvent);
+  // Alerts raised or cleared (no id: they follow the events already counted): the page shows the new list.
+  feed.addEventListener('alert', () => scheduleRefresh());
   for (const t of ['shutdown', 'unavailable']) feed.addEventListener(t, () => { liveStatus.classList.remove('on'); liveStatus.textContent = 'reconnecting'; });
 }
 
