@@ -6,6 +6,26 @@ import TestSupport
 
 @Suite("Commands")
 struct CommandTests {
+    @Test("a retry that meets the original's events without finding its receipt answers the original's state, not today's")
+    func retryAnswersTheOriginal() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 100, source: "donation"), ctx)
+        var keyed = ctx
+        keyed.idempotencyKey = "waybill-1"
+        let dispatch = DispatchStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 1, destination: "Tacloban")
+        let first = try await s.execute(dispatch, keyed)
+        // The race of a retry that arrives while the original's transaction commits: it finds no receipt, decides
+        // again and meets the stored events. (Here the receipt is removed, which is the same from the retry's side.)
+        try await s.store.pool.withConnection { c in _ = try c.query("DELETE FROM command_receipts") }
+        for _ in 0..<4 { _ = try await s.execute(dispatch, ctx) }
+        let again = try await s.execute(dispatch, keyed)
+        #expect(again.duplicate)
+        #expect(again.position == first.position && again.version == first.version)
+        #expect(again.state == first.state, "\(again.state) against \(first.state)")
+        #expect(try await onHand(s, "MNL", "HSHETARPW406") == 95, "the retry wrote nothing")
+    }
+
     func decode(_ name: String, _ json: String) -> DomainError? {
         do { _ = try CommandCatalog.decode(name: name, json: Data(json.utf8)); return nil } catch let e as DomainError { return e } catch { return .rule("\(error)") }
     }

@@ -242,10 +242,36 @@ final class CommandRunner: Sendable {
         guard let head = stored.first(where: { $0.id == first }), let last = stored.last else { return nil }
         guard head.decodedMetadata.requestHash == requestHash else { throw DomainError.idempotencyMismatch(key: ctx.idempotencyKey ?? "") }
         let primary = head.stream
-        let (current, _) = try await load(primary, as: S.self, fresh: true)
+        let version = head.stream == last.stream ? last.version : head.version
+        // The original's answer, not today's state: its receipt when one was written with its events (a retry can
+        // arrive while the original's transaction is still committing: it found no receipt, decided again, and met
+        // the stored events), else the aggregate folded up to the original's own version.
+        let rendered: JSONText
+        if let receipt = try await store.receipt(id: ids.receipt), receipt.requestHash == requestHash,
+           case .done(_, _, _, let state, _)? = CommandAnswer(json: receipt.answer) {
+            rendered = JSONText(state)
+        } else {
+            rendered = try Self.render(try await aggregate(of: primary, through: version, as: S.self))
+        }
         let (kind, resource) = Self.kindAndID(of: primary)
-        return CommandResult(kind: kind, id: resource, created: creates, position: last.position, version: head.stream == last.stream ? last.version : head.version,
-                             duplicate: true, state: try Self.render(current), eventID: head.id)
+        return CommandResult(kind: kind, id: resource, created: creates, position: last.position, version: version,
+                             duplicate: true, state: rendered, eventID: head.id)
+    }
+
+    /// The aggregate as it was at `version` of its stream (the cached state when it is at that version).
+    private func aggregate<S: AggregateState>(of stream: String, through target: Int64, as: S.Type) async throws -> S {
+        if let (cached, version) = cache.get(stream, as: S.self), version == target { return cached }
+        var state = S()
+        var version: Int64 = 0
+        while version < target {
+            let events = try await store.read(stream: stream, from: version + 1, limit: Int(min(1000, target - version)))
+            for event in events where event.version <= target {
+                state.apply(try EventCodec.decode(event), event)
+                version = event.version
+            }
+            if events.isEmpty { break }
+        }
+        return state
     }
 
     static func kindAndID(of stream: String) -> (String, String) {
