@@ -21,7 +21,7 @@ run: release
 	$(RELEASE_BIN)/coordctl migrate
 	$(RELEASE_BIN)/coordctl demo load
 	@echo "Demo admin token (use as: curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8080/v1/stock):"
-	@$(RELEASE_BIN)/coordctl tokens create --role admin --subject demo-admin 2>/dev/null
+	@$(RELEASE_BIN)/coordctl tokens create --role admin --subject demo-admin --personal-data 2>/dev/null
 	exec $(RELEASE_BIN)/coordd
 
 # The outside judges (libhxl, libseccomp, promtool, nginx, openapi-spec-validator, schemathesis) are installed by

@@ -8,19 +8,29 @@ enum TokenCommands {
             path: "coordctl tokens create", summary: "Create a token and print it once.",
             options: [.init("role", value: "ROLE", help: "viewer, operator or admin (required)."),
                       .init("subject", value: "NAME", help: "Who uses it; recorded as the actor of the events it writes (required)."),
+                      .init("personal-data", help: "It may see people's names, emails and unavailability reasons (operators and admins only)."),
+                      .init("expires", value: "DURATION", help: "It stops working after 90s, 10m, 12h, 30d... (default: when revoked)."),
                       .json],
-            details: "The token is printed once and cannot be shown again; only its digest is stored.\n\n" + databaseHelp)) { args in
+            details: "The token is printed once and cannot be shown again; only its digest is stored. Without --personal-data it sees\n"
+                + "person ids where names, emails and reasons would be (docs/PRIVACY.md).\n\n" + databaseHelp)) { args in
             try args.requirePositionals(0...0)
             let usage = "Usage: coordctl tokens create --role ROLE --subject NAME"
             guard let roleName = args.value("role") else { throw UsageError("--role is required", usage: usage) }
             guard let role = Role(rawValue: roleName) else { throw UsageError("--role must be viewer, operator or admin", usage: usage) }
             guard let subject = args.value("subject"), !subject.isEmpty else { throw UsageError("--subject is required", usage: usage) }
+            let personalData = args.flag("personal-data")
+            if personalData && role == .viewer { throw UsageError("--personal-data is for operator and admin tokens: a viewer never has it", usage: usage) }
+            var expiresIn: Double?
+            if let text = args.value("expires") {
+                guard let seconds = TokenStore.duration(text) else { throw UsageError("--expires must be a duration such as 90s, 10m, 12h or 30d", usage: usage) }
+                expiresIn = seconds
+            }
             let session = try Session.open()
             defer { session.close() }
             try await Migrator.requireCurrent(session.pool, Coordination.migrationSets)
-            let (id, token) = try await TokenStore(pool: session.pool).create(subject: subject, role: role)
+            let (id, token) = try await TokenStore(pool: session.pool).create(subject: subject, role: role, personalData: personalData, expiresIn: expiresIn)
             if args.flag("json") {
-                print(Output.json(["id": id, "token": token, "role": role.rawValue, "subject": subject]))
+                print(Output.json(["id": id, "token": token, "role": role.rawValue, "subject": subject, "personal_data": personalData]))
             } else {
                 print(token)
                 FileHandle.standardError.write(Data("Created \(role.rawValue) token \(id) for \(subject). Store it now: it is not shown again.\n".utf8))
@@ -36,10 +46,12 @@ enum TokenCommands {
             let tokens = try await TokenStore(pool: session.pool).list()
             if args.flag("json") {
                 print(Output.json(tokens.map { ["id": $0.id, "subject": $0.subject, "role": $0.role, "created_at": Timestamp.format($0.createdAt),
-                                                "revoked_at": $0.revokedAt.map(Timestamp.format) as Any? ?? NSNull()] }))
+                                                "revoked_at": $0.revokedAt.map(Timestamp.format) as Any? ?? NSNull(), "personal_data": $0.personalData,
+                                                "expires_at": $0.expiresAt.map(Timestamp.format) as Any? ?? NSNull()] }))
             } else {
-                print(Output.table(["id", "subject", "role", "created", "revoked"], tokens.map {
-                    [$0.id, $0.subject, $0.role, Timestamp.format($0.createdAt), $0.revokedAt.map(Timestamp.format) ?? ""]
+                print(Output.table(["id", "subject", "role", "personal data", "created", "expires", "revoked"], tokens.map {
+                    [$0.id, $0.subject, $0.role, $0.personalData ? "yes" : "no", Timestamp.format($0.createdAt), $0.expiresAt.map(Timestamp.format) ?? "",
+                     $0.revokedAt.map(Timestamp.format) ?? ""]
                 }))
             }
             return 0

@@ -212,6 +212,23 @@ struct CoordctlImportTests {
         #expect(try await statistics("rm_stock_ledger") > 0, "the rebuilt table was analysed before it was swapped in")
     }
 
+    @Test("tokens create --personal-data and --expires: a viewer never has personal-data access; a bad duration is a usage error; list shows both")
+    func tokenOptions() async throws {
+        let env = try await freshSchema()
+        let viewer = try await Coordctl.run(["tokens", "create", "--role", "viewer", "--subject", "donor", "--personal-data"], env: env)
+        #expect(viewer.status == 64 && viewer.output.contains("never"), "\(viewer.output)")
+        let bad = try await Coordctl.run(["tokens", "create", "--role", "operator", "--subject", "x", "--expires", "soon"], env: env)
+        #expect(bad.status == 64 && bad.output.contains("--expires"))
+        let made = try await Coordctl.run(["tokens", "create", "--role", "operator", "--subject", "surge-desk", "--personal-data", "--expires", "30d"], env: env)
+        #expect(made.status == 0 && made.output.contains("coord_"), "\(made.output)")
+        let list = try await Coordctl.run(["tokens", "list", "--json"], env: env)
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(list.output.utf8)) as? [[String: Any]])
+        let row = try #require(rows.first { $0["subject"] as? String == "surge-desk" })
+        #expect(row["personal_data"] as? Bool == true)
+        let expires = try #require((row["expires_at"] as? String).flatMap(Timestamp.parse))
+        #expect(abs(expires.timeIntervalSinceNow - 30 * 86_400) < 600)
+    }
+
     @Test("webhooks add|list|test|deliveries|remove and alerts: the secret printed once, private addresses refused unless allowed, no key no subscription")
     func webhooksAndAlerts() async throws {
         var env = try await freshSchema()

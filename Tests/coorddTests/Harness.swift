@@ -22,7 +22,7 @@ final class TestDaemon: @unchecked Sendable {
 
     /// `clockTicks`: write the day's `clock.ticked` at start, as coordd does (off by default here, so that a test's
     /// positions are its own writes').
-    init(pool given: PostgresPool? = nil, webhooks: WebhookSettings = WebhookSettings(), clockTicks: Bool = false,
+    init(pool given: PostgresPool? = nil, webhooks: WebhookSettings = WebhookSettings(), clockTicks: Bool = false, logger: Logger = .silent,
          configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws {
         let pool: PostgresPool
         if let given { pool = given } else { pool = try await TestDatabase.makePool(poolSize: 12, sets: Coordination.migrationSets) }
@@ -31,10 +31,11 @@ final class TestDaemon: @unchecked Sendable {
         var config = HTTPServerConfiguration()
         config.port = 0
         configure(&config)
-        daemon = try Daemon(pool: pool, http: config, logger: .silent, leaderPoll: 0.2, webhooks: webhooks, clockTicks: clockTicks)
+        daemon = try Daemon(pool: pool, http: config, logger: logger, leaderPoll: 0.2, webhooks: webhooks, clockTicks: clockTicks)
         let tokens = TokenStore(pool: pool)
-        admin = try await tokens.create(subject: "admin-1", role: .admin).token
-        operatorToken = try await tokens.create(subject: "officer-7", role: .operator).token
+        // As tokens made before personal-data access existed (the migration gave it to operators and admins).
+        admin = try await tokens.create(subject: "admin-1", role: .admin, personalData: true).token
+        operatorToken = try await tokens.create(subject: "officer-7", role: .operator, personalData: true).token
         viewer = try await tokens.create(subject: "viewer-1", role: .viewer).token
     }
 

@@ -139,8 +139,11 @@ struct ListTests {
         let freeIDs = (free.json["items"] as! [[String: Any]]).map { $0["id"] as! String }
         #expect(!freeIDs.isEmpty && !freeIDs.contains("SURGE-004"))
         #expect((free.json["items"] as! [[String: Any]]).allSatisfy { ($0["profiles"] as! [String]).contains("WASH") })
-        let search = try await d.call("GET", "/v1/people?q=member%2012", token: d.viewer)
+        // Names are searched only with personal-data access (docs/PRIVACY.md): a viewer's search matches ids.
+        let search = try await d.call("GET", "/v1/people?q=member%2012", token: d.admin)
         #expect((search.json["items"] as! [[String: Any]]).map { $0["id"] as! String } == ["SURGE-012"])
+        #expect((try await d.call("GET", "/v1/people?q=member%2012", token: d.viewer).json["items"] as! [Any]).isEmpty)
+        #expect((try await d.call("GET", "/v1/people?q=surge-012", token: d.viewer).json["items"] as! [[String: Any]]).map { $0["id"] as! String } == ["SURGE-012"])
         let record = try await d.call("GET", "/v1/people/SURGE-004", token: d.viewer)
         #expect((record.json["unavailability"] as? [[String: Any]])?.count == 1)
         let withDeployment = try await d.call("GET", "/v1/people/SURGE-001", token: d.viewer)

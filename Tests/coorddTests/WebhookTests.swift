@@ -349,6 +349,15 @@ struct WebhookTests {
         #expect(delivery["status"] as? String == "pending" && delivery["last_status"] as? Int == 307, "\(delivery)")
     }
 
+    @Test("an attempt after coordd began stopping fails as one (FoundationNetworking traps on a task of an invalidated session)")
+    func attemptAfterStop() async throws {
+        let sender = WebhookSender(connectTimeout: 1, timeout: 2, perHost: 1)
+        sender.invalidate()
+        sender.invalidate()
+        let (status, error) = await sender.post(URL(string: "http://127.0.0.1:9/x")!, headers: [], body: [])
+        #expect(status == nil && error == "coordd is stopping")
+    }
+
     @Test("coordd writes the day's clock.ticked once, also with two coordd on one database")
     func clockTicksOnce() async throws {
         let pool = try await TestDatabase.makePool(poolSize: 12, sets: Coordination.migrationSets)
@@ -462,11 +471,15 @@ struct WebhookProcessTests {
         #expect(created.status == 201)
         let secret = created.json["secret"] as? String ?? ""
         #expect(try await Self.overdueTask(first, officer, 1) == 201)
-        // Enqueued, and attempted against a receiver that is not there yet.
+        // Enqueued, and an attempt against a receiver that is not there yet recorded (so no lease of the dead process
+        // holds it: a lease it held would lapse only after the attempt's timeout and 30 s).
         var attempted = false
-        for _ in 0..<200 where !attempted {
+        for _ in 0..<400 where !attempted {
             attempted = try await pool.withConnection { c in
-                try c.query("SELECT count(*)::int FROM webhook_deliveries WHERE status = 'pending' AND attempts >= 1").decode(0, 0, as: Int.self) == 1
+                try c.query("""
+                    SELECT count(*)::int FROM webhook_deliveries d WHERE d.status = 'pending' AND d.lease_until IS NULL
+                      AND EXISTS (SELECT 1 FROM webhook_attempts a WHERE a.delivery = d.id)
+                    """).decode(0, 0, as: Int.self) == 1
             }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
@@ -475,7 +488,7 @@ struct WebhookProcessTests {
         try receiver.start()
         let second = try ChildDaemon(schema: schema, port: Loopback.freePort(), environment: env)
         defer { second.kill(SIGKILL) }
-        let got = try await receiver.wait(30) { $0.contains { $0.type == "alert.raised" } }
+        let got = try await receiver.wait(60) { $0.contains { $0.type == "alert.raised" } }
         let raised = try #require(got.first { $0.type == "alert.raised" })
         #expect(raised.alert["kind"] as? String == "task.overdue")
         #expect(try await ReferenceVerifier.verify(secret: secret, raised) == "ok", "the restarted coordd signs with the same sealed secret")

@@ -14,6 +14,17 @@ public struct Principal: Sendable, Equatable {
     /// Recorded as the `actor` of every event the caller writes.
     public let subject: String
     public let role: Role
+    /// Sees people's names, emails and unavailability reasons (docs/PRIVACY.md); others see person ids only.
+    public var personalData: Bool
+    /// When the token stops working; nil: until revoked.
+    public var expiresAt: Date?
+
+    public init(tokenID: String, subject: String, role: Role, personalData: Bool = false, expiresAt: Date? = nil) {
+        (self.tokenID, self.subject, self.role, self.personalData, self.expiresAt) = (tokenID, subject, role, personalData, expiresAt)
+    }
+
+    /// Still valid at `now`.
+    public func isLive(at now: Date = Date()) -> Bool { expiresAt.map { $0 > now } ?? true }
 }
 
 /// Bearer tokens, stored only as SHA-256 digests. A token is shown once, at creation; the digest is computed
@@ -41,8 +52,26 @@ public final class TokenStore: Sendable {
         return text.withUTF8 { Hex.string(SHA256.hash($0)) }
     }
 
-    /// Creates a token and returns it in clear, with its id. The clear token is never stored.
-    public func create(subject: String, role: Role) async throws -> (id: String, token: String) {
+    /// A duration such as `90s`, `10m`, `12h` or `30d`, in seconds; nil when it is not one (at most 10 years).
+    public static func duration(_ text: String) -> Double? {
+        guard let unit = text.last, let n = Int(text.dropLast()), n > 0, String(text.dropLast()) == String(n) else { return nil }
+        let seconds: Double
+        switch unit {
+        case "s": seconds = Double(n)
+        case "m": seconds = Double(n) * 60
+        case "h": seconds = Double(n) * 3600
+        case "d": seconds = Double(n) * 86_400
+        default: return nil
+        }
+        return seconds <= 3650 * 86_400 ? seconds : nil
+    }
+
+    /// Creates a token and returns it in clear, with its id. The clear token is never stored. `personalData`: it may
+    /// see people's personal data (never a viewer's); `expiresIn`: seconds until it stops working (nil: never).
+    public func create(subject: String, role: Role, personalData: Bool = false, expiresIn: Double? = nil) async throws -> (id: String, token: String) {
+        if personalData && role == .viewer {
+            throw DomainError.invalid("personal_data", "a viewer token never has personal-data access")
+        }
         var rng = SystemRandomNumberGenerator()
         let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
         let token = "coord_" + secret
@@ -52,7 +81,8 @@ public final class TokenStore: Sendable {
         }
         try await pool.withConnection { c in
             try c.query("""
-                INSERT INTO api_tokens (id, subject, role, digest) VALUES (\(id), \(subject), \(role.rawValue), \(Self.digest(token)))
+                INSERT INTO api_tokens (id, subject, role, digest, personal_data, expires_at)
+                VALUES (\(id), \(subject), \(role.rawValue), \(Self.digest(token)), \(personalData), \(expiresIn.map { Date().addingTimeInterval($0) }))
                 """)
         }
         return (id, token)
@@ -62,12 +92,15 @@ public final class TokenStore: Sendable {
         public let id, subject, role: String
         public let createdAt: Date
         public let revokedAt: Date?
+        public let personalData: Bool
+        public let expiresAt: Date?
     }
 
     public func list() async throws -> [Listed] {
         try await pool.withConnection { c in
-            try c.query("SELECT id, subject, role, created_at, revoked_at FROM api_tokens ORDER BY created_at, id").rows.map {
-                Listed(id: try $0.decode(0), subject: try $0.decode(1), role: try $0.decode(2), createdAt: try $0.decode(3), revokedAt: try $0.decodeOptional(4))
+            try c.query("SELECT id, subject, role, created_at, revoked_at, personal_data, expires_at FROM api_tokens ORDER BY created_at, id").rows.map {
+                Listed(id: try $0.decode(0), subject: try $0.decode(1), role: try $0.decode(2), createdAt: try $0.decode(3), revokedAt: try $0.decodeOptional(4),
+                       personalData: try $0.decode(5), expiresAt: try $0.decodeOptional(6))
             }
         }
     }
@@ -81,17 +114,21 @@ public final class TokenStore: Sendable {
         return changed == 1
     }
 
-    /// The principal for a presented token, or nil when it is unknown or revoked.
+    /// The principal for a presented token, or nil when it is unknown, revoked or expired.
     public func authenticate(_ token: String) async throws -> Principal? {
         guard token.hasPrefix("coord_"), token.count == 70 else { return nil }
         let digest = Self.digest(token)
         let now = Date()
-        if let (principal, at) = cache.withLock({ $0[digest] }), now.timeIntervalSince(at) < cacheSeconds { return principal }
+        if let (principal, at) = cache.withLock({ $0[digest] }), now.timeIntervalSince(at) < cacheSeconds, principal.isLive(at: now) { return principal }
         if let at = unknown.withLock({ $0[digest] }), now.timeIntervalSince(at) < negativeSeconds { return nil }
         let found = try await pool.withConnection(retryOnConnectionFailure: true) { c -> Principal? in
-            let r = try c.query("SELECT id, subject, role FROM api_tokens WHERE digest = \(digest) AND revoked_at IS NULL")
+            let r = try c.query("""
+                SELECT id, subject, role, personal_data, expires_at FROM api_tokens
+                WHERE digest = \(digest) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                """)
             guard r.count == 1, let role = Role(rawValue: try r.decode(0, 2)) else { return nil }
-            return Principal(tokenID: try r.decode(0, 0), subject: try r.decode(0, 1), role: role)
+            return Principal(tokenID: try r.decode(0, 0), subject: try r.decode(0, 1), role: role, personalData: try r.decode(0, 3),
+                             expiresAt: try r.decodeOptional(0, 4))
         }
         if let found {
             cache.withLock { c in

@@ -7,11 +7,13 @@ public enum CoordinationSchema {
         Migration(version: 1, name: "api tokens", sql: v1),
         Migration(version: 2, name: "browser sessions", sql: v2),
         Migration(version: 3, name: "alerts and webhooks", sql: v3),
+        Migration(version: 4, name: "token expiry, personal-data access and its log", sql: v4),
     ], appGrants: [
         ("SELECT", "TABLE api_tokens"),
         ("SELECT, INSERT, DELETE", "TABLE api_sessions"),
         ("SELECT, INSERT", "TABLE alert_transitions, webhook_attempts"),
         ("SELECT, UPDATE", "TABLE alert_outbox"),
         ("SELECT, INSERT, UPDATE, DELETE", "TABLE webhooks, webhook_deliveries"),
+        ("SELECT, INSERT", "TABLE personal_data_reads"),
     ])
 }

@@ -66,6 +66,8 @@ public struct ListArguments: Sendable {
     private var values: [String: String] = [:]
     /// When the list's date-relative filters are evaluated (tests pin it).
     public var today: Day
+    /// The caller may see personal data: the log's person events keep their names, a people search matches names.
+    public var personalData = true
 
     public init(_ values: [String: String] = [:], today: Day = Day(Date())) { (self.values, self.today) = (values, today) }
 

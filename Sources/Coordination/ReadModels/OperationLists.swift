@@ -41,7 +41,8 @@ extension Lists {
         if let c = a["category"] { filter.categories = c.split(separator: ",").map(String.init) }
         if let actor = a["actor"] { filter.actors = [actor] }
         let start = max(Int64(a.int("after") ?? 0), after.flatMap { Int64($0) } ?? 0)
-        return ResultTable(events: try await source.store.read(after: start, limit: limit, filter: filter))
+        let events = try await source.store.read(after: start, limit: limit, filter: filter)
+        return ResultTable(events: a.personalData ? events : events.map(PersonalData.redact))
     }
 
     /// The projections, their checkpoints and lag.

@@ -5,7 +5,7 @@ import Foundation
 /// HXL or an aligned table. jsonb columns (arrays, objects) keep their shape in JSON and flatten in CSV.
 public struct ResultTable: Sendable, Equatable {
     public let columns: [String]
-    public let rows: [[String?]]
+    public internal(set) var rows: [[String?]]
     /// Columns holding numbers or booleans (rendered unquoted in JSON).
     public var numeric: Set<String> = []
     public var boolean: Set<String> = []

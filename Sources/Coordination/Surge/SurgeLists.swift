@@ -12,7 +12,7 @@ extension Lists {
                   ListFilter("available_to", .date, "Last day of the period to check (default: available_from)"),
                   ListFilter("available", .flag, "With a period: only those free (true) or booked (false) for it"),
                   ListFilter("home_country", .id, "Home country (ISO 3166-1 alpha-3)"),
-                  ListFilter("q", .text, "Search the id and name (case-insensitive)")],
+                  ListFilter("q", .text, "Search the id, and the name with personal-data access (case-insensitive)")],
         hxl: ["id": "#contact+id", "name": "#contact+name", "email": "#contact+email", "profiles": "#contact+role+list",
               "home_country": "#country+code", "available": "#status+available", "conflicts": "#meta+conflicts"],
         key: ListSpec.column("id")
@@ -21,6 +21,8 @@ extension Lists {
         let to = (a.day("available_to") ?? a.day("available_from"))?.description
         if let from, let to, from > to { throw DomainError.invalid("available_to", "must not be before available_from") }
         let (profile, country, q, available) = (a["profile"], a["home_country"], a["q"]?.lowercased(), a["available"])
+        // Without personal-data access a search cannot probe names: it matches ids only.
+        let byName = a.personalData
         return try await source.queries.table("""
             SELECT p.id, p.name, p.email, p.profiles, p.home_country, c.available, c.conflicts
             FROM rm_people p
@@ -33,7 +35,7 @@ extension Lists {
                       WHERE u.person = p.id AND u.from_date <= \(to)::date AND u.to_date >= \(from)::date) x
             ) c ON \(from)::date IS NOT NULL
             WHERE (\(profile)::text IS NULL OR p.profiles ? \(profile)) AND (\(country)::text IS NULL OR p.home_country = \(country))
-              AND (\(q)::text IS NULL OR strpos(lower(p.id), \(q)) > 0 OR strpos(lower(p.name), \(q)) > 0)
+              AND (\(q)::text IS NULL OR strpos(lower(p.id), \(q)) > 0 OR (\(byName) AND strpos(lower(p.name), \(q)) > 0))
               AND (\(available)::boolean IS NULL OR c.available = \(available)::boolean)
               AND (\(after)::text IS NULL OR p.id > \(after))
             ORDER BY p.id LIMIT \(limit)

@@ -81,7 +81,9 @@ extension App {
         let result = try await service.execute(name: name, value: value, context)
         var headers: [(String, String)] = [("ETag", "\"\(result.version)\"")]
         if result.created, let collection { headers.append(("Location", "\(collection)/\(result.id)")) }
-        return .json(result.created ? 201 : 200, result.body, headers: headers)
+        // A person's answer shows what the caller may see of them (it may not be what they sent).
+        let body = result.kind == "person" && ctx.principal?.personalData != true ? PersonalData.redact(personState: result.body) : result.body
+        return .json(result.created ? 201 : 200, body, headers: headers)
     }
 
     /// The version an `If-Match` names. It is compared strongly (RFC 9110 §13.1.1): a weak tag (`W/"8"`) never

@@ -20,10 +20,15 @@ extension App {
         let format = ctx.query["format"] ?? "json"
         let limit = ctx.query["limit"].flatMap { Int($0) }
         let after = try ctx.query["next"].map(Self.decodeCursor)
-        let arguments = try spec.arguments(ctx.query)
+        let arguments = try { () throws -> ListArguments in
+            var a = try spec.arguments(ctx.query)
+            a.personalData = ctx.principal?.personalData == true
+            return a
+        }()
         let hxl = format == "hxl" ? spec.hxl : nil
+        let route = "GET " + ctx.request.path
         if format == "json" {
-            let (table, next) = try await spec.page(lists, arguments, limit: limit ?? 100, after: after)
+            let (table, next) = try await personal(spec.page(lists, arguments, limit: limit ?? 100, after: after), spec, ctx, route: route)
             // The log keeps its v1 shape: `events`, and `next` as the position to pass as `after`.
             if spec.name == "events" { return .json(200, "{\"events\":\(table.jsonArray),\"next\":\(next ?? "null")}") }
             return .json(200, "{\"items\":\(table.jsonArray),\"next\":\(next.map { JSONWriter.quote(Self.encodeCursor($0)) } ?? "null")}")
@@ -32,7 +37,7 @@ extension App {
         let filename = "\(spec.name).\(format == "hxl" ? "hxl.csv" : "csv")"
         let disposition = ("Content-Disposition", "inline; filename=\"\(filename)\"")
         if let limit {
-            let (table, next) = try await spec.page(lists, arguments, limit: limit, after: after)
+            let (table, next) = try await personal(spec.page(lists, arguments, limit: limit, after: after), spec, ctx, route: route)
             var response = HTTPResponse.text(200, table.csv(hxl: hxl), contentType: contentType)
             response.headers.append(disposition)
             if let next { response.headers.append(("Link", "<\(Self.pageLink(ctx, next: Self.encodeCursor(next)))>; rel=\"next\"")) }
@@ -42,7 +47,7 @@ extension App {
         let lists = self.lists
         let logger = self.logger
         let requestID = ctx.requestID
-        let first = try await spec.page(lists, arguments, limit: 1000, after: after)
+        let first = try await personal(spec.page(lists, arguments, limit: 1000, after: after), spec, ctx, route: route)
         return .streamed(200, headers: [("Content-Type", contentType), disposition], framing: .chunked) { stream in
             var header = true
             var page = first
@@ -52,7 +57,7 @@ extension App {
                     header = false
                     text += page.table.csvRows
                     guard await stream.write(Array(text.utf8)), let next = page.next else { break }
-                    page = try await spec.page(lists, arguments, limit: 1000, after: next)
+                    page = try await self.personal(spec.page(lists, arguments, limit: 1000, after: next), spec, ctx, route: route)
                 }
             } catch {
                 // The head is sent: the export ends short, and the client sees no final chunk of a complete one.
@@ -62,6 +67,34 @@ extension App {
             }
             stream.finish()
         }
+    }
+
+    /// A page as the caller may see it: personal columns emptied without personal-data access; with it, the read
+    /// recorded (whose data, by whom, through which route). The log's person events are redacted by the list itself.
+    func personal(_ page: (table: ResultTable, next: String?), _ spec: ListSpec, _ ctx: RequestContext,
+                  route: String) async throws -> (table: ResultTable, next: String?) {
+        guard let principal = ctx.principal else { return page }
+        if spec.name == "events" {
+            if principal.personalData, let i = page.table.columns.firstIndex(of: "type"), let s = page.table.columns.firstIndex(of: "stream") {
+                let people = Set(page.table.rows.filter { PersonalData.isPersonal($0[i] ?? "") }.compactMap { $0[s].map { String($0.drop { $0 != "-" }.dropFirst()) } })
+                try await PersonalData.recordRead(service.store.pool, principal: principal, route: route, people: people.sorted(), requestID: ctx.requestID)
+            }
+            return page
+        }
+        guard PersonalData.columns[spec.name] != nil else { return page }
+        guard principal.personalData else { return (PersonalData.redact(page.table, list: spec.name), page.next) }
+        try await PersonalData.recordRead(service.store.pool, principal: principal, route: route,
+                                          people: PersonalData.people(in: page.table, list: spec.name), requestID: ctx.requestID)
+        return page
+    }
+
+    /// Events as the caller may see them: person events redacted without personal-data access, the read recorded with it.
+    func personal(_ events: [RecordedEvent], _ ctx: RequestContext, route: String) async throws -> [RecordedEvent] {
+        guard let principal = ctx.principal else { return events }
+        guard principal.personalData else { return events.map(PersonalData.redact) }
+        try await PersonalData.recordRead(service.store.pool, principal: principal, route: route, people: PersonalData.people(in: events),
+                                          requestID: ctx.requestID)
+        return events
     }
 
     /// The request's own path and query with `next` replaced: the Link to the next page.

@@ -42,6 +42,9 @@ extension App {
         let wantsAlerts = (ctx.query["type"] == nil && ctx.query["stream"] == nil && ctx.query["category"] == nil)
             || (ctx.query["type"]?.split(separator: ",").contains("alert") ?? false)
         let alertFeed = self.alertFeed
+        let principal = ctx.principal
+        let personalData = principal?.personalData == true
+        let pool = service.store.pool
         let alertCursor = wantsAlerts ? try? await alertFeed.open() : nil
         return .streamed(200, headers: [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"),
                                         ("X-Accel-Buffering", "no")], framing: .eventStream) { stream in
@@ -54,15 +57,28 @@ extension App {
                     // History from the store up to the shared window of recent events, then the window: the tail is
                     // read once for every feed (EventFanout). Positions only move forward: nothing skipped or repeated.
                     var position = after
+                    // People whose personal data this feed has shown since the last record of it (personal-data access).
+                    var shown: [String] = []
                     func deliver(_ event: RecordedEvent, _ rendered: [UInt8]?) -> Bool {
                         if membership != nil {
                             guard let decoded = try? EventCodec.decode(event), membership!.concerns(decoded), selected.matches(event) else { return true }
                         } else if !selected.matches(event) {
                             return true
                         }
+                        if PersonalData.isPersonal(event.type) {
+                            guard personalData else { return stream.send(Self.sseMessage(PersonalData.redact(event))) }
+                            shown.append(contentsOf: PersonalData.people(in: [event]))
+                        }
                         return stream.send(rendered ?? Self.sseMessage(event))
                     }
+                    func recordShown() async throws {
+                        guard let principal, !shown.isEmpty else { return }
+                        try await PersonalData.recordRead(pool, principal: principal, route: "GET /v1/events/live", people: Array(Set(shown)).sorted(),
+                                                          requestID: requestID)
+                        shown.removeAll()
+                    }
                     while stream.isOpen, !Task.isCancelled {
+                        try await recordShown()
                         switch fanout.events(after: position, limit: 500) {
                         case .history(let until):
                             let batch = try await store.read(after: position, limit: 500, filter: historyFilter, until: .position(until))

@@ -9,6 +9,9 @@ extension App {
         guard let (state, version) = try await app.service.state(kind: kind, id: id) else {
             throw Problem(status: 404, detail: "\(kind) \(id) not found")
         }
+        guard kind == "person", let principal = ctx.principal else { return try tagged(ctx, version: version, body: state.text) }
+        if !principal.personalData { return try tagged(ctx, version: version, body: PersonalData.redact(personState: state.text)) }
+        try await PersonalData.recordRead(app.service.store.pool, principal: principal, route: "GET /v1/people/:id", people: [id], requestID: ctx.requestID)
         return try tagged(ctx, version: version, body: state.text)
     }
 
@@ -111,8 +114,9 @@ extension App {
             guard EventStore.isValidStreamName(stream) else { throw Problem(status: 404, detail: "no such stream") }
             let from = Int64(ctx.query["from_version"].flatMap { Int($0) } ?? 1)
             let limit = ctx.query["limit"].flatMap { Int($0) } ?? 100
-            let events = try await app.service.store.read(stream: stream, from: from, limit: limit)
+            var events = try await app.service.store.read(stream: stream, from: from, limit: limit)
             if events.isEmpty, try await app.service.store.version(of: stream) == 0 { throw Problem(status: 404, detail: "no such stream") }
+            events = try await app.personal(events, ctx, route: "GET /v1/streams/:stream")
             return .json(200, "{\"stream\":" + JSONWriter.quote(stream) + ",\"events\":[" + events.map { $0.json() }.joined(separator: ",") + "]}")
         },
     ]

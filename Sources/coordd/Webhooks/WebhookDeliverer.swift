@@ -69,6 +69,9 @@ enum StandardWebhooks {
 /// endpoint cannot bounce a delivery to an address the policy refuses), no cookies, no cache.
 final class WebhookSender: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
     private var session: URLSession!
+    /// Set when coordd stops: a task asked of an invalidated session is a fatal error in FoundationNetworking, so
+    /// tasks are created, and the session invalidated, under this lock.
+    private let invalidated = Mutex(false)
 
     init(connectTimeout: Double, timeout: Double, perHost: Int) {
         super.init()
@@ -83,7 +86,13 @@ final class WebhookSender: NSObject, URLSessionTaskDelegate, @unchecked Sendable
         session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
     }
 
-    func invalidate() { session.invalidateAndCancel() }
+    func invalidate() {
+        invalidated.withLock { gone in
+            guard !gone else { return }
+            gone = true
+            session.invalidateAndCancel()
+        }
+    }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
                     newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
@@ -98,14 +107,18 @@ final class WebhookSender: NSObject, URLSessionTaskDelegate, @unchecked Sendable
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let session = self.session!
         return await withCheckedContinuation { continuation in
-            let task = session.dataTask(with: request) { _, response, error in
-                if let http = response as? HTTPURLResponse {
-                    continuation.resume(returning: (http.statusCode, nil))
-                } else {
-                    continuation.resume(returning: (nil, Self.describe(error)))
-                }
+            let started = invalidated.withLock { gone -> Bool in
+                guard !gone else { return false }
+                session.dataTask(with: request) { _, response, error in
+                    if let http = response as? HTTPURLResponse {
+                        continuation.resume(returning: (http.statusCode, nil))
+                    } else {
+                        continuation.resume(returning: (nil, Self.describe(error)))
+                    }
+                }.resume()
+                return true
             }
-            task.resume()
+            if !started { continuation.resume(returning: (nil, "coordd is stopping")) }
         }
     }
 

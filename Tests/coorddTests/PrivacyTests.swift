@@ -1,0 +1,125 @@
+import Coordination
+import Events
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+@testable import coordd
+
+/// Who may see personal data, and for how long a token works (API.md v1.1 "Scopes and personal data"; docs/PRIVACY.md).
+@Suite("Personal data and token expiry")
+struct PrivacyTests {
+    static let name = "Maria Dela Cruz"
+    static let email = "maria.delacruz@example.org"
+    static let reason = "medical leave"
+
+    /// A daemon with one person (name, email, a leave reason) deployed to a response.
+    static func seeded(logger: Logger = .silent) async throws -> TestDaemon {
+        let d = try await TestDaemon(logger: logger)
+        let t = d.operatorToken
+        #expect(try await d.call("POST", "/v1/responses", token: t,
+                                 body: #"{"id":"R1","name":"Floods","country":"PHL","hazard":"flood","severity":"orange","declared_at":"2026-11-08T06:30:00Z"}"#).status == 201)
+        #expect(try await d.call("POST", "/v1/people", token: t,
+                                 body: #"{"id":"P-1","name":"\#(name)","email":"\#(email)","profiles":["WASH"]}"#).status == 201)
+        #expect(try await d.call("POST", "/v1/people/P-1/unavailability", token: t,
+                                 body: #"{"from":"2027-01-10","to":"2027-01-20","reason":"\#(reason)"}"#).status == 200)
+        #expect(try await d.call("POST", "/v1/deployments", token: t,
+                                 body: #"{"id":"D-1","person":"P-1","response":"R1","profile":"WASH","start":"2026-12-05","end":"2026-12-30"}"#).status == 201)
+        try await d.settle()
+        return d
+    }
+
+    static func hasPersonalData(_ text: String) -> Bool { text.contains(name) || text.contains(email) || text.contains(reason) }
+
+    @Test("a viewer (and an operator without personal-data access) sees person ids only: lists, exports, the person, the log, a stream, the feed, answers")
+    func viewerSeesIDs() async throws {
+        let d = try await Self.seeded()
+        defer { Task { await d.stop() } }
+        let plainOperator = try await TokenStore(pool: d.store.pool).create(subject: "partner", role: .operator).token
+        for token in [d.viewer, plainOperator] {
+            for path in ["/v1/deployments?format=csv", "/v1/deployments?format=hxl", "/v1/deployments", "/v1/people", "/v1/people?format=csv",
+                         "/v1/people/P-1", "/v1/events", "/v1/events?format=csv", "/v1/streams/person-P-1"] {
+                let r = try await d.call("GET", path, token: token)
+                #expect(r.status == 200, "\(path): \(r.status)")
+                #expect(!Self.hasPersonalData(r.body), "\(path) shows personal data: \(r.body.prefix(400))")
+                #expect(r.body.contains("P-1"), "\(path) shows the person id")
+            }
+            #expect(!Self.hasPersonalData(try await d.call("GET", "/v1/responses/R1/timeline", token: token).body))
+            // A search cannot probe names.
+            let search = try await d.call("GET", "/v1/people?q=maria", token: token)
+            #expect((search.json["items"] as? [Any])?.isEmpty == true)
+            #expect((try await d.call("GET", "/v1/people?q=p-1", token: token).json["items"] as? [Any])?.count == 1)
+            // The live feed, from the start of the log.
+            let port = d.port
+            let feed = try await offPool { () -> String in
+                let c = try HTTPClient(port: port)
+                c.send("GET /v1/events/live?after=0 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\n\r\n")
+                return c.read(until: "deployment.requested")
+            }
+            #expect(feed.contains("person.registered") && feed.contains("person.unavailability_added"))
+            #expect(!Self.hasPersonalData(feed), "the feed shows personal data")
+        }
+        // An operator without the access registers someone: its answer does not echo the name.
+        let answer = try await d.call("POST", "/v1/people", token: plainOperator, body: #"{"id":"P-2","name":"\#(Self.name)","profiles":["IM"]}"#)
+        #expect(answer.status == 201 && !Self.hasPersonalData(answer.body) && answer.body.contains("\"name\":null"))
+        // Nothing was recorded as a read of personal data.
+        let reads: Int = try await d.store.pool.withConnection { c in try c.query("SELECT count(*)::int FROM personal_data_reads").decode(0, 0) }
+        #expect(reads == 0)
+    }
+
+    @Test("with personal-data access the names are there, and every read is recorded: who, which people, which route; the record holds no name")
+    func readsAreRecorded() async throws {
+        let lines = Mutex<[String]>([])
+        let d = try await Self.seeded(logger: Logger(label: "coordd", level: .debug) { line in lines.withLock { $0.append(line) } })
+        defer { Task { await d.stop() } }
+        // A refusal about the person names ids only.
+        let overlap = try await d.call("POST", "/v1/deployments", token: d.operatorToken,
+                                       body: #"{"id":"D-2","person":"P-1","response":"R1","profile":"WASH","start":"2026-12-10","end":"2026-12-20"}"#)
+        #expect(overlap.status == 409 && overlap.body.contains("D-1") && !Self.hasPersonalData(overlap.body))
+        for path in ["/v1/people", "/v1/people/P-1", "/v1/deployments?format=csv", "/v1/events", "/v1/streams/person-P-1"] {
+            let r = try await d.call("GET", path, token: d.admin)
+            #expect(r.status == 200 && r.body.contains(Self.name), "\(path)")
+        }
+        #expect((try await d.call("GET", "/v1/people?q=maria", token: d.admin).json["items"] as? [Any])?.count == 1)
+        let rows = try await d.store.pool.withConnection { c in
+            try c.query("SELECT subject, route, people::text, request_id FROM personal_data_reads ORDER BY id").rows.map {
+                [try $0.decode(0, as: String.self), try $0.decode(1, as: String.self), try $0.decode(2, as: String.self), try $0.decode(3, as: String.self)]
+            }
+        }
+        #expect(rows.count == 6, "\(rows)")
+        #expect(rows.allSatisfy { $0[0] == "admin-1" && $0[2] == "{P-1}" && !$0[3].isEmpty })
+        #expect(Set(rows.map { $0[1] }) == ["GET /v1/people", "GET /v1/people/:id", "GET /v1/deployments", "GET /v1/events", "GET /v1/streams/:stream"])
+        let leaked: Int = try await d.store.pool.withConnection { c in
+            try c.query("SELECT count(*)::int FROM personal_data_reads r WHERE r::text LIKE '%' || \(Self.name) || '%'").decode(0, 0)
+        }
+        #expect(leaked == 0)
+        let logged = lines.withLock { $0 }
+        #expect(logged.count > 10, "requests were logged")
+        #expect(!logged.contains(where: Self.hasPersonalData), "no log line holds a name, an email or a reason")
+    }
+
+    @Test("an expired token is refused, and so is the console session it opened; a viewer never gets personal-data access")
+    func expiry() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        try await d.settle()
+        let tokens = TokenStore(pool: d.store.pool, cacheSeconds: 60)
+        // Long enough for the checks below on a loaded machine; the wait after them is until it has lapsed.
+        let lapses = Date().addingTimeInterval(8)
+        let (_, short) = try await tokens.create(subject: "visiting-team", role: .operator, expiresIn: 8)
+        let app = d.app
+        let session = try await app.sessions.open(token: short)
+        #expect(session != nil)
+        #expect(try await d.call("GET", "/v1/stock", token: short).status == 200)
+        #expect(try await tokens.authenticate(short) != nil)
+        while Date() < lapses.addingTimeInterval(0.5) { try await Task.sleep(nanoseconds: 100_000_000) }
+        #expect(try await d.call("GET", "/v1/stock", token: short).status == 401)
+        #expect(try await tokens.authenticate(short) == nil, "not even from the cache")
+        if let (cookie, _) = session {
+            #expect(try await d.call("GET", "/v1/stock", headers: ["Cookie": "coord_session=\(cookie)"]).status == 401)
+        }
+        await #expect(throws: DomainError.self) { _ = try await tokens.create(subject: "donor", role: .viewer, personalData: true) }
+        #expect(TokenStore.duration("90s") == 90 && TokenStore.duration("12h") == 43_200 && TokenStore.duration("30d") == 2_592_000)
+        for bad in ["", "10", "h", "-5m", "5w", "1.5h", "99999d"] { #expect(TokenStore.duration(bad) == nil, "\(bad)") }
+    }
+}
