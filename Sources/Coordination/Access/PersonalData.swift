@@ -57,7 +57,13 @@ public enum PersonalData {
     }
 
     public static func people(in events: [RecordedEvent]) -> [String] {
-        Array(Set(events.filter { isPersonal($0.type) }.map { String($0.stream.drop { $0 != "-" }.dropFirst()) })).sorted()
+        Array(Set(events.filter { isPersonal($0.type) }.map { CommandRunner.kindAndID(of: $0.stream).1 })).sorted()
+    }
+
+    /// The same, of the log's rows as `/v1/events` lists them (`type` and `stream` columns).
+    public static func people(inEventRows table: ResultTable) -> [String] {
+        guard let t = table.columns.firstIndex(of: "type"), let s = table.columns.firstIndex(of: "stream") else { return [] }
+        return Array(Set(table.rows.filter { isPersonal($0[t] ?? "") }.compactMap { $0[s].map { CommandRunner.kindAndID(of: $0).1 } })).sorted()
     }
 
     /// Records that `principal` was shown the personal data of `people` (ids only): who, when, through which route.

@@ -10,10 +10,14 @@ public enum AlertOutbox {
     /// Stores the transitions past the outbox's mark, a delivery for each subscription that wants its kind, and moves
     /// the mark to `through`, in the caller's transaction (the projection's checkpoint transaction). A transition at
     /// or below the mark was enqueued before: a rebuild, which finds every transition of history again, adds nothing.
+    static let markLag: Int64 = 10_000
+
     static func enqueue(_ c: PostgresConnection, _ transitions: [AlertReadModel.Transition], through: Int64) throws {
         let mark: Int64 = try c.query("SELECT enqueued_through FROM alert_outbox WHERE id = 1 FOR UPDATE").decode(0, 0)
-        guard through > mark else { return }
         let fresh = transitions.filter { $0.position > mark }
+        // Nothing to enqueue: the mark need not move with every checkpoint (a row write per batch). It lags by at most
+        // `markLag` positions, none of which held a transition, so a fold that finds the same transitions finds none there.
+        guard !fresh.isEmpty || through - mark >= markLag else { return }
         if !fresh.isEmpty {
             let ids = fresh.map(\.alert.id), kinds = fresh.map(\.alert.kind), types = fresh.map(\.type)
             let responses = fresh.map { $0.alert.response ?? "" }, positions = fresh.map(\.position)
@@ -37,14 +41,13 @@ public enum AlertOutbox {
                 ORDER BY t.seq, w.id
                 """)
         }
-        try c.query("UPDATE alert_outbox SET enqueued_through = \(through) WHERE id = 1")
+        try c.query("UPDATE alert_outbox SET enqueued_through = greatest(enqueued_through, \(through)) WHERE id = 1")
     }
 
     /// One transition as the live feed sends it.
     public struct Message: Sendable {
         public let seq: Int64
         public let type: String
-        public let kind: String
         public let response: String?
         /// The alert, as JSON.
         public let alert: String
@@ -53,8 +56,8 @@ public enum AlertOutbox {
     /// Transitions after `seq`, in order.
     public static func transitions(_ pool: PostgresPool, after seq: Int64, limit: Int = 500) async throws -> [Message] {
         try await pool.withConnection(retryOnConnectionFailure: true) { c in
-            try c.query("SELECT seq, type, kind, response, alert::text FROM alert_transitions WHERE seq > \(seq) ORDER BY seq LIMIT \(limit)")
-                .rows.map { r in Message(seq: try r.decode(0), type: try r.decode(1), kind: try r.decode(2), response: try r.decodeOptional(3), alert: try r.decode(4)) }
+            try c.query("SELECT seq, type, response, alert::text FROM alert_transitions WHERE seq > \(seq) ORDER BY seq LIMIT \(limit)")
+                .rows.map { r in Message(seq: try r.decode(0), type: try r.decode(1), response: try r.decodeOptional(2), alert: try r.decode(3)) }
         }
     }
 
@@ -350,18 +353,17 @@ public struct WebhookStore: Sendable {
                         """)
                 }
                 let r = try c.query("""
-                    UPDATE webhook_deliveries SET
-                        status = CASE WHEN \(delivered) THEN 'delivered' WHEN \(gone) THEN 'failed'
-                                      WHEN created_at + make_interval(secs => \(window)) <= now() + make_interval(secs => \(retryIn)) THEN 'failed'
-                                      ELSE 'pending' END,
+                    UPDATE webhook_deliveries d SET status = o.status, finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
                         next_attempt_at = now() + make_interval(secs => \(retryIn)),
                         last_status = \(code), last_error = \(error), lease_until = NULL, leased_by = NULL
-                    WHERE id = \(claimed.id) AND leased_by = \(owner)
-                    RETURNING status
+                    FROM (SELECT id, CASE WHEN \(delivered) THEN 'delivered' WHEN \(gone) THEN 'failed'
+                                          WHEN created_at + make_interval(secs => \(window)) <= now() + make_interval(secs => \(retryIn)) THEN 'failed'
+                                          ELSE 'pending' END AS status
+                          FROM webhook_deliveries WHERE id = \(claimed.id)) o
+                    WHERE d.id = o.id AND d.leased_by = \(owner)
+                    RETURNING d.status
                     """)
-                guard let status: String = try r.rows.first?.decode(0) else { return "pending" }
-                if status != "pending" { try c.query("UPDATE webhook_deliveries SET finished_at = now() WHERE id = \(claimed.id)") }
-                return status
+                return try r.rows.first?.decode(0) ?? "pending"
             }
         }
     }

@@ -75,9 +75,9 @@ extension App {
                   route: String) async throws -> (table: ResultTable, next: String?) {
         guard let principal = ctx.principal else { return page }
         if spec.name == "events" {
-            if principal.personalData, let i = page.table.columns.firstIndex(of: "type"), let s = page.table.columns.firstIndex(of: "stream") {
-                let people = Set(page.table.rows.filter { PersonalData.isPersonal($0[i] ?? "") }.compactMap { $0[s].map { String($0.drop { $0 != "-" }.dropFirst()) } })
-                try await PersonalData.recordRead(service.store.pool, principal: principal, route: route, people: people.sorted(), requestID: ctx.requestID)
+            if principal.personalData {
+                try await PersonalData.recordRead(service.store.pool, principal: principal, route: route,
+                                                  people: PersonalData.people(inEventRows: page.table), requestID: ctx.requestID)
             }
             return page
         }
