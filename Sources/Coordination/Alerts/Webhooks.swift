@@ -166,7 +166,9 @@ public struct WebhookStore: Sendable {
         }
         if let description, description.count > 500 { errors.append(FieldError("description", "must be at most 500 characters")) }
         if !errors.isEmpty { throw DomainError.validation(errors) }
-        _ = try Self.validate(url: url, allowPrivate: allowPrivate)
+        // Resolving the host can wait seconds on DNS: on a thread of its own, never one of the few the server's
+        // tasks run on.
+        _ = try await runBlocking { try Self.validate(url: url, allowPrivate: allowPrivate) }
         var rng = SystemRandomNumberGenerator()
         let secretBytes = (0..<24).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let secret = "whsec_" + Data(secretBytes).base64EncodedString()

@@ -164,8 +164,10 @@ final class WebhookDeliverer: Sendable {
         self.sender = WebhookSender(connectTimeout: settings.connectTimeout, timeout: settings.timeout, perHost: settings.perEndpoint)
     }
 
+    /// Without the key this coordd could sign nothing: it leaves the deliveries to a coordd that has it, rather than
+    /// spend their attempts failing.
     func start() {
-        guard settings.enabled else { return }
+        guard settings.enabled, settings.box != nil else { return }
         task.withLock { $0 = Task.detached { [self] in await self.loop() } }
     }
 
