@@ -66,6 +66,8 @@ extension TestDaemon {
     static func blockingCall(port: UInt16, _ method: String, _ path: String, token: String?, body: String?, headers: [String: String]) throws -> RawResponse {
         var headers = headers
         if let token { headers["Authorization"] = "Bearer \(token)" }
-        return try HTTPClient.call(port: port, method, path, headers: headers, body: body)
+        // A minute: the suite's start-up burst can keep two cores busy for many seconds, and a slow answer is not
+        // what these tests judge (a lost one is).
+        return try HTTPClient.call(port: port, method, path, headers: headers, body: body, receiveTimeout: 60)
     }
 }

@@ -104,14 +104,17 @@ struct PrivacyTests {
         defer { Task { await d.stop() } }
         try await d.settle()
         let tokens = TokenStore(pool: d.store.pool, cacheSeconds: 60)
-        // Long enough for the checks below on a loaded machine; the wait after them is until it has lapsed.
-        let lapses = Date().addingTimeInterval(8)
-        let (_, short) = try await tokens.create(subject: "visiting-team", role: .operator, expiresIn: 8)
+        // A check that ends before the token lapses must pass; one that ends after it may be refused either way (a
+        // loaded machine can take that long), so only the former is judged. The wait after them is until it lapsed.
+        let lapses = Date().addingTimeInterval(20)
+        let (_, short) = try await tokens.create(subject: "visiting-team", role: .operator, expiresIn: 20)
         let app = d.app
         let session = try await app.sessions.open(token: short)
-        #expect(session != nil)
-        #expect(try await d.call("GET", "/v1/stock", token: short).status == 200)
-        #expect(try await tokens.authenticate(short) != nil)
+        if Date() < lapses { #expect(session != nil) }
+        let before = try await d.call("GET", "/v1/stock", token: short).status
+        if Date() < lapses { #expect(before == 200) }
+        let cached = try await tokens.authenticate(short)
+        if Date() < lapses { #expect(cached != nil) }
         while Date() < lapses.addingTimeInterval(0.5) { try await Task.sleep(nanoseconds: 100_000_000) }
         #expect(try await d.call("GET", "/v1/stock", token: short).status == 401)
         #expect(try await tokens.authenticate(short) == nil, "not even from the cache")

@@ -68,7 +68,7 @@ final class Browser: @unchecked Sendable {
     @discardableResult
     static func request(port: UInt16, _ method: String, _ path: String, _ body: Any?) async throws -> Any {
         let text = try body.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
-        let r = try await runBlocking { try HTTPClient.call(port: port, method, path, headers: ["Content-Type": "application/json; charset=utf-8"], body: text) }
+        let r = try await runBlocking { try HTTPClient.call(port: port, method, path, headers: ["Content-Type": "application/json; charset=utf-8"], body: text, receiveTimeout: 60) }
         let json = try JSONSerialization.jsonObject(with: Data(r.body.utf8), options: [.fragmentsAllowed]) as? [String: Any]
         let value = json?["value"] ?? NSNull()
         if r.status != 200 {

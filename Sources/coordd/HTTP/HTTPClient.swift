@@ -134,8 +134,10 @@ final class HTTPClient {
     }
 
     /// One request on a fresh connection: method, path, headers and an optional body (JSON unless said).
-    static func call(port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:], body: String? = nil) throws -> HTTPClientResponse {
-        let client = try HTTPClient(port: port)
+    /// `receiveTimeout`: seconds without a byte before the answer counts as lost.
+    static func call(port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:], body: String? = nil,
+                     receiveTimeout: Int = 10) throws -> HTTPClientResponse {
+        let client = try HTTPClient(port: port, receiveTimeout: receiveTimeout)
         var text = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n"
         var hs = headers
         if let body {
