@@ -65,6 +65,7 @@ extension DomainError {
         case .stale: return "stale"
         case .idempotencyMismatch: return "idempotency-mismatch"
         case .contention: return "contention"
+        case .outOfScope: return "out-of-scope"
         }
     }
 }

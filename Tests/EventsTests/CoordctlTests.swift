@@ -227,6 +227,19 @@ struct CoordctlImportTests {
         #expect(row["personal_data"] as? Bool == true)
         let expires = try #require((row["expires_at"] as? String).flatMap(Timestamp.parse))
         #expect(abs(expires.timeIntervalSinceNow - 30 * 86_400) < 600)
+        // Scopes: repeatable, checked, never on an admin token; listed.
+        let scoped = try await Coordctl.run(["tokens", "create", "--role", "operator", "--subject", "manila-desk", "--country", "PHL",
+                                             "--warehouse", "KTM", "--warehouse=DAC", "--response", "PHL-2026-TC-01"], env: env)
+        #expect(scoped.status == 0, "\(scoped.output)")
+        let admin = try await Coordctl.run(["tokens", "create", "--role", "admin", "--subject", "a", "--country", "PHL"], env: env)
+        #expect(admin.status == 64 && admin.output.contains("unscoped"), "\(admin.output)")
+        let unknown = try await Coordctl.run(["tokens", "create", "--role", "viewer", "--subject", "a", "--country", "XYZ"], env: env)
+        #expect(unknown.status == 64 && unknown.output.contains("country"), "\(unknown.output)")
+        let table = try await Coordctl.run(["tokens", "list"], env: env)
+        #expect(table.output.contains("countries PHL; responses PHL-2026-TC-01; warehouses DAC,KTM"), "\(table.output)")
+        let json = try JSONSerialization.jsonObject(with: Data(try await Coordctl.run(["tokens", "list", "--json"], env: env).output.utf8)) as? [[String: Any]]
+        let scope = json?.first { $0["subject"] as? String == "manila-desk" }?["scope"] as? [String: [String]]
+        #expect(scope?["warehouses"] == ["DAC", "KTM"] && scope?["countries"] == ["PHL"])
     }
 
     @Test("webhooks add|list|test|deliveries|remove and alerts: the secret printed once, private addresses refused unless allowed, no key no subscription")

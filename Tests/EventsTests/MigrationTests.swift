@@ -18,6 +18,7 @@ private let shipped: [String: String] = [
     "coordination v2": "0ff5750e4b22c3b81f211c046d46ab8525c42681c6fa011b4951b4da2b00eda8",
     "coordination v3": "afc40f91d9739ffef9a91585caef7042ac5aaea77be2ba731fb2fe2cd027f134",
     "coordination v4": "81d6082dcc6fe407f458b81453afd28688fd685bd9220cec710fc4b6f08f7a4e",
+    "coordination v5": "f84996c355328907a8b5df5bed82e5dbc1a22f336d2a727420a888b8ab314d6e",
 ]
 
 @Suite("Migrations")

@@ -59,13 +59,11 @@ public final class SessionStore: Sendable {
         if let (s, at) = cache.withLock({ $0[digest] }), now.timeIntervalSince(at) < cacheSeconds, s.expiresAt > now { return s }
         let found = try await pool.withConnection(retryOnConnectionFailure: true) { c -> Session? in
             let r = try c.query("""
-                SELECT t.id, t.subject, t.role, s.csrf, s.expires_at, t.personal_data, t.expires_at FROM api_sessions s JOIN api_tokens t ON t.id = s.token_id
+                SELECT s.csrf, s.expires_at, \(Principal.columns("t.")) FROM api_sessions s JOIN api_tokens t ON t.id = s.token_id
                 WHERE s.digest = \(digest) AND s.expires_at > now() AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
                 """)
-            guard r.count == 1, let role = Role(rawValue: try r.decode(0, 2)) else { return nil }
-            return Session(principal: Principal(tokenID: try r.decode(0, 0), subject: try r.decode(0, 1), role: role, personalData: try r.decode(0, 5),
-                                                expiresAt: try r.decodeOptional(0, 6)),
-                           csrf: try r.decode(0, 3), expiresAt: try r.decode(0, 4))
+            guard r.count == 1, let principal = try Principal(r, at: 2) else { return nil }
+            return Session(principal: principal, csrf: try r.decode(0, 0), expiresAt: try r.decode(0, 1))
         }
         cache.withLock { c in
             if c.count >= TokenStore.cacheLimit { c.removeAll() }

@@ -18,9 +18,25 @@ public struct Principal: Sendable, Equatable {
     public var personalData: Bool
     /// When the token stops working; nil: until revoked.
     public var expiresAt: Date?
+    /// What it may reach (docs/PRIVACY.md, "Scopes"); admins are unscoped.
+    public var scope: Scope
 
-    public init(tokenID: String, subject: String, role: Role, personalData: Bool = false, expiresAt: Date? = nil) {
-        (self.tokenID, self.subject, self.role, self.personalData, self.expiresAt) = (tokenID, subject, role, personalData, expiresAt)
+    public init(tokenID: String, subject: String, role: Role, personalData: Bool = false, expiresAt: Date? = nil, scope: Scope = .unscoped) {
+        (self.tokenID, self.subject, self.role, self.personalData, self.expiresAt, self.scope) = (tokenID, subject, role, personalData, expiresAt, scope)
+    }
+
+    /// The token columns a principal is read from, prefixed by the table's alias (`t.`), in `init(row:at:)`'s order.
+    static func columns(_ alias: SQL) -> SQL {
+        "\(alias)id, \(alias)subject, \(alias)role, \(alias)personal_data, \(alias)expires_at, array_to_string(\(alias)scope_countries, ','), array_to_string(\(alias)scope_responses, ','), array_to_string(\(alias)scope_warehouses, ',')"
+    }
+
+    /// The principal of a row whose columns `at` onwards are `columns`; nil for an unknown role.
+    init?(_ r: PostgresResult, row: Int = 0, at first: Int = 0) throws {
+        guard let role = Role(rawValue: try r.decode(row, first + 2)) else { return nil }
+        self.init(tokenID: try r.decode(row, first), subject: try r.decode(row, first + 1), role: role, personalData: try r.decode(row, first + 3),
+                  expiresAt: try r.decodeOptional(row, first + 4),
+                  scope: Scope(countries: Scope.list(try r.decode(row, first + 5)), responses: Scope.list(try r.decode(row, first + 6)),
+                               warehouses: Scope.list(try r.decode(row, first + 7))))
     }
 
     /// Still valid at `now`.
@@ -68,10 +84,13 @@ public final class TokenStore: Sendable {
 
     /// Creates a token and returns it in clear, with its id. The clear token is never stored. `personalData`: it may
     /// see people's personal data (never a viewer's); `expiresIn`: seconds until it stops working (nil: never).
-    public func create(subject: String, role: Role, personalData: Bool = false, expiresIn: Double? = nil) async throws -> (id: String, token: String) {
+    public func create(subject: String, role: Role, personalData: Bool = false, expiresIn: Double? = nil,
+                       scope: Scope = .unscoped) async throws -> (id: String, token: String) {
         if personalData && role == .viewer {
             throw DomainError.invalid("personal_data", "a viewer token never has personal-data access")
         }
+        if role == .admin && !scope.isUnscoped { throw DomainError.invalid("scope", "admin tokens are unscoped") }
+        try scope.validate()
         var rng = SystemRandomNumberGenerator()
         let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
         let token = "coord_" + secret
@@ -81,8 +100,9 @@ public final class TokenStore: Sendable {
         }
         try await pool.withConnection { c in
             try c.query("""
-                INSERT INTO api_tokens (id, subject, role, digest, personal_data, expires_at)
-                VALUES (\(id), \(subject), \(role.rawValue), \(Self.digest(token)), \(personalData), \(expiresIn.map { Date().addingTimeInterval($0) }))
+                INSERT INTO api_tokens (id, subject, role, digest, personal_data, expires_at, scope_countries, scope_responses, scope_warehouses)
+                VALUES (\(id), \(subject), \(role.rawValue), \(Self.digest(token)), \(personalData), \(expiresIn.map { Date().addingTimeInterval($0) }),
+                        \(scope.countries)::text[], \(scope.responses)::text[], \(scope.warehouses)::text[])
                 """)
         }
         return (id, token)
@@ -94,13 +114,19 @@ public final class TokenStore: Sendable {
         public let revokedAt: Date?
         public let personalData: Bool
         public let expiresAt: Date?
+        public let scope: Scope
     }
 
     public func list() async throws -> [Listed] {
         try await pool.withConnection { c in
-            try c.query("SELECT id, subject, role, created_at, revoked_at, personal_data, expires_at FROM api_tokens ORDER BY created_at, id").rows.map {
+            try c.query("""
+                SELECT id, subject, role, created_at, revoked_at, personal_data, expires_at, array_to_string(scope_countries, ','),
+                       array_to_string(scope_responses, ','), array_to_string(scope_warehouses, ',')
+                FROM api_tokens ORDER BY created_at, id
+                """).rows.map {
                 Listed(id: try $0.decode(0), subject: try $0.decode(1), role: try $0.decode(2), createdAt: try $0.decode(3), revokedAt: try $0.decodeOptional(4),
-                       personalData: try $0.decode(5), expiresAt: try $0.decodeOptional(6))
+                       personalData: try $0.decode(5), expiresAt: try $0.decodeOptional(6),
+                       scope: Scope(countries: Scope.list(try $0.decode(7)), responses: Scope.list(try $0.decode(8)), warehouses: Scope.list(try $0.decode(9))))
             }
         }
     }
@@ -123,12 +149,11 @@ public final class TokenStore: Sendable {
         if let at = unknown.withLock({ $0[digest] }), now.timeIntervalSince(at) < negativeSeconds { return nil }
         let found = try await pool.withConnection(retryOnConnectionFailure: true) { c -> Principal? in
             let r = try c.query("""
-                SELECT id, subject, role, personal_data, expires_at FROM api_tokens
+                SELECT \(Principal.columns("")) FROM api_tokens
                 WHERE digest = \(digest) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
                 """)
-            guard r.count == 1, let role = Role(rawValue: try r.decode(0, 2)) else { return nil }
-            return Principal(tokenID: try r.decode(0, 0), subject: try r.decode(0, 1), role: role, personalData: try r.decode(0, 3),
-                             expiresAt: try r.decodeOptional(0, 4))
+            guard r.count == 1 else { return nil }
+            return try Principal(r)
         }
         if let found {
             cache.withLock { c in

@@ -16,6 +16,8 @@ public struct CommandContext: Sendable {
     public var expectedVersion: Int64?
     /// When the command arrived; the default `occurred_at`.
     public var receivedAt: Date
+    /// What the caller's token may touch (unscoped: everything).
+    public var scope: Scope = .unscoped
 
     public init(actor: String, correlationID: String = UUID.random().lowercasedString, causationID: String? = nil,
                 source: String, idempotencyKey: String? = nil, expectedVersion: Int64? = nil, receivedAt: Date = Date()) {

@@ -41,6 +41,8 @@ public final class CoordinationService: Sendable {
         command.validate(&v)
         v.text(ctx.actor, "actor")
         try v.check()
+        // Before the receipt: a refusal of the token, not of the command, is never kept as the key's answer.
+        try await authorize(command, scope: ctx.scope)
         return try await withReceipt(command, ctx) { try await command.run(self, ctx) }
     }
 

@@ -34,6 +34,8 @@ public enum DomainError: Error, Sendable, Equatable, CustomStringConvertible {
     case idempotencyMismatch(key: String)
     /// Concurrent writers kept winning; the caller may retry.
     case contention(stream: String)
+    /// The caller's token is scoped and the command touches something outside its scope (what, by id).
+    case outOfScope(String)
 
     public var description: String {
         switch self {
@@ -56,6 +58,8 @@ public enum DomainError: Error, Sendable, Equatable, CustomStringConvertible {
             return "this idempotency key was already used for a different request"
         case .contention(let stream):
             return "too many concurrent changes to \(stream); retry"
+        case .outOfScope(let subject):
+            return "\(subject) is outside this token's scope"
         }
     }
 

@@ -41,6 +41,7 @@ extension DomainError {
     /// Whether this refusal is the command's answer (kept for retries) rather than a passing condition.
     var isAnswer: Bool {
         if case .contention = self { return false }
+        if case .outOfScope = self { return false }
         return true
     }
 
@@ -57,6 +58,7 @@ extension DomainError {
         case let .stale(k, id, e, a): return ["case": "stale", "kind": k, "id": id, "expected": e, "actual": a]
         case .idempotencyMismatch(let key): return ["case": "idempotencyMismatch", "key": key]
         case .contention(let stream): return ["case": "contention", "stream": stream]
+        case .outOfScope(let subject): return ["case": "outOfScope", "subject": subject]
         }
     }
 
@@ -84,6 +86,7 @@ extension DomainError {
             self = .stale(kind: k, id: id, expected: e, actual: a)
         case "idempotencyMismatch": self = .idempotencyMismatch(key: s("key") ?? "")
         case "contention": guard let st = s("stream") else { return nil }; self = .contention(stream: st)
+        case "outOfScope": guard let st = s("subject") else { return nil }; self = .outOfScope(st)
         default: return nil
         }
     }

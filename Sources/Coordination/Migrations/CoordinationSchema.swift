@@ -8,6 +8,7 @@ public enum CoordinationSchema {
         Migration(version: 2, name: "browser sessions", sql: v2),
         Migration(version: 3, name: "alerts and webhooks", sql: v3),
         Migration(version: 4, name: "token expiry, personal-data access and its log", sql: v4),
+        Migration(version: 5, name: "scoped tokens", sql: v5),
     ], appGrants: [
         ("SELECT", "TABLE api_tokens"),
         ("SELECT, INSERT, DELETE", "TABLE api_sessions"),

@@ -68,6 +68,11 @@ public struct ListArguments: Sendable {
     public var today: Day
     /// The caller may see personal data: the log's person events keep their names, a people search matches names.
     public var personalData = true
+    /// What a scoped token reaches; nil: everything.
+    public var scope: ReadScope?
+    /// The warehouses and responses rows must belong to, as bind values (NULL when unscoped).
+    var warehousesInScope: [String]? { scope?.warehouseList }
+    var responsesInScope: [String]? { scope?.responseList }
 
     public init(_ values: [String: String] = [:], today: Day = Day(Date())) { (self.values, self.today) = (values, today) }
 

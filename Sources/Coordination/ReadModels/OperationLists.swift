@@ -13,12 +13,16 @@ extension Lists {
               "cleared_position": "#meta+position+cleared"],
         key: ListSpec.column("id")
     ) { source, a, limit, after in
-        let (kind, response) = (a["kind"], a["response"])
+        let (kind, response, warehouses, responses) = (a["kind"], a["response"], a.warehousesInScope, a.responsesInScope)
         let status = a["status"] ?? "open"
         return try await source.queries.table("""
             SELECT id, kind, subject, response, detail, status, raised_at, raised_position, cleared_at, cleared_position FROM rm_alerts
             WHERE (\(status) = 'all' OR status = \(status)) AND (\(kind)::text IS NULL OR kind = \(kind))
               AND (\(response)::text IS NULL OR response = \(response)) AND (\(after)::text IS NULL OR id > \(after))
+              AND (\(responses)::text[] IS NULL OR response = ANY(\(responses)::text[])
+                   OR (kind = 'stock.below_minimum' AND split_part(subject, ':', 1) = ANY(\(warehouses)::text[]))
+                   OR (kind = 'transfer.overdue' AND EXISTS (SELECT 1 FROM rm_transfers t WHERE t.id = rm_alerts.subject
+                       AND (t.from_warehouse = ANY(\(warehouses)::text[]) OR t.to_warehouse = ANY(\(warehouses)::text[])))))
             ORDER BY id LIMIT \(limit)
             """)
     }
@@ -40,8 +44,19 @@ extension Lists {
         if let s = a["stream"] { filter.streams = [s] }
         if let c = a["category"] { filter.categories = c.split(separator: ",").map(String.init) }
         if let actor = a["actor"] { filter.actors = [actor] }
-        let start = max(Int64(a.int("after") ?? 0), after.flatMap { Int64($0) } ?? 0)
-        let events = try await source.store.read(after: start, limit: limit, filter: filter)
+        var start = max(Int64(a.int("after") ?? 0), after.flatMap { Int64($0) } ?? 0)
+        var events = try await source.store.read(after: start, limit: limit, filter: filter)
+        if let scope = a.scope {
+            // Only what the scope reaches: read on past what it does not, until the page is full or the log ends.
+            var shown: [RecordedEvent] = []
+            while true {
+                shown += try await scope.filter(events, queries: source.queries).prefix(limit - shown.count)
+                guard shown.count < limit, events.count == limit, let last = events.last else { break }
+                start = last.position
+                events = try await source.store.read(after: start, limit: limit, filter: filter)
+            }
+            events = shown
+        }
         return ResultTable(events: a.personalData ? events : events.map(PersonalData.redact))
     }
 

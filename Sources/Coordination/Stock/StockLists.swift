@@ -12,11 +12,12 @@ extension Lists {
               "adm1": "#adm1+code", "adm2": "#adm2+code", "lat": "#geo+lat", "lon": "#geo+lon", "capacity_m3": "#capacity+m3"],
         key: ListSpec.column("code")
     ) { source, a, limit, after in
-        let (country, kind) = (a["country"], a["kind"])
+        let (country, kind, scoped) = (a["country"], a["kind"], a.warehousesInScope)
         return try await source.queries.table("""
             SELECT code, name, country, kind, pcode, \(PCodeLevels.columns("pcode")), lat, lon, capacity_m3
             FROM rm_warehouses
             WHERE (\(country)::text IS NULL OR country = \(country)) AND (\(kind)::text IS NULL OR kind = \(kind))
+              AND (\(scoped)::text[] IS NULL OR code = ANY(\(scoped)::text[]))
               AND (\(after)::text IS NULL OR code > \(after))
             ORDER BY code LIMIT \(limit)
             """)
@@ -52,13 +53,14 @@ extension Lists {
               "updated_at": "#date+reported"],
         key: ListSpec.columns("warehouse", "item")
     ) { source, a, limit, after in
-        let (warehouse, item, status, country) = (a["warehouse"], a["item"], a["status"], a["country"])
+        let (warehouse, item, status, country, scoped) = (a["warehouse"], a["item"], a["status"], a["country"], a.warehousesInScope)
         return try await source.queries.table("""
             SELECT s.warehouse, w.name AS warehouse_name, w.country, w.pcode, \(PCodeLevels.columns("w.pcode")), s.item, i.name AS item_name,
                    i.unit, s.on_hand, s.in_transit_in, s.in_transit_out, s.minimum, s.target, s.status, s.households, s.updated_at
             FROM rm_stock s JOIN rm_warehouses w ON w.code = s.warehouse JOIN rm_items i ON i.code = s.item
             WHERE (\(warehouse)::text IS NULL OR s.warehouse = \(warehouse)) AND (\(item)::text IS NULL OR s.item = \(item))
               AND (\(status)::text IS NULL OR s.status = \(status)) AND (\(country)::text IS NULL OR w.country = \(country))
+              AND (\(scoped)::text[] IS NULL OR s.warehouse = ANY(\(scoped)::text[]))
               AND (\(after)::text IS NULL OR s.key > \(after))
             ORDER BY s.key LIMIT \(limit)
             """)
@@ -79,7 +81,7 @@ extension Lists {
               "actor": "#meta+actor"],
         key: ListSpec.columns("position", "warehouse")
     ) { source, a, limit, after in
-        let (warehouse, item, response, movement) = (a["warehouse"], a["item"], a["response"], a["movement"])
+        let (warehouse, item, response, movement, scoped) = (a["warehouse"], a["item"], a["response"], a["movement"], a.warehousesInScope)
         let cursor = after.map(PositionCursor.init)
         return try await source.queries.table("""
             SELECT l.position, l.id, l.warehouse, l.item, l.occurred_at, l.recorded_at, l.movement, l.quantity, l.balance, l.lost, l.reference,
@@ -87,6 +89,7 @@ extension Lists {
             FROM rm_stock_ledger l LEFT JOIN rm_stock_ledger r ON r.reverses = l.id
             WHERE (\(warehouse)::text IS NULL OR l.warehouse = \(warehouse)) AND (\(item)::text IS NULL OR l.item = \(item))
               AND (\(response)::text IS NULL OR l.response = \(response)) AND (\(movement)::text IS NULL OR l.movement = \(movement))
+              AND (\(scoped)::text[] IS NULL OR l.warehouse = ANY(\(scoped)::text[]))
               AND (\(cursor?.position)::bigint IS NULL OR (l.position, l.warehouse) > (\(cursor?.position)::bigint, \(cursor?.rest)::text))
             ORDER BY l.position, l.warehouse LIMIT \(limit)
             """)
@@ -104,7 +107,7 @@ extension Lists {
               "received_at": "#date+end", "cancelled_at": "#date+cancelled", "cancel_reason": "#description+reason"],
         key: ListSpec.column("id")
     ) { source, a, limit, after in
-        let (status, from, to, item, response) = (a["status"], a["from"], a["to"], a["item"], a["response"])
+        let (status, from, to, item, response, scoped) = (a["status"], a["from"], a["to"], a["item"], a["response"], a.warehousesInScope)
         return try await source.queries.table("""
             SELECT id, from_warehouse AS "from", to_warehouse AS "to", item, quantity, status, received, lost, receipts, reference, transport,
                    response, sent_at, received_at, cancelled_at, cancel_reason
@@ -112,6 +115,7 @@ extension Lists {
             WHERE (\(status)::text IS NULL OR status = \(status)) AND (\(from)::text IS NULL OR from_warehouse = \(from))
               AND (\(to)::text IS NULL OR to_warehouse = \(to)) AND (\(item)::text IS NULL OR item = \(item))
               AND (\(response)::text IS NULL OR response = \(response)) AND (\(after)::text IS NULL OR id > \(after))
+              AND (\(scoped)::text[] IS NULL OR from_warehouse = ANY(\(scoped)::text[]) OR to_warehouse = ANY(\(scoped)::text[]))
             ORDER BY id LIMIT \(limit)
             """)
     }

@@ -67,6 +67,7 @@ extension Lists {
         let endBy = a.int("ending_within_days").map { a.today.adding(days: $0).description }
         let startBy = a.int("arriving_within_days").map { a.today.adding(days: $0).description }
         let (response, person, status, profile, cluster, overdue) = (a["response"], a["person"], a["status"], a["profile"], a["cluster"], a["overdue_end"])
+        let scoped = a.responsesInScope
         return try await source.queries.table("""
             SELECT d.id, d.person, p.name AS person_name, d.response, r.country AS response_country, d.profile, d.cluster,
                    d.start_date AS "start", d.end_date AS "end", d.duty_station, d.status, d.requested_at, d.confirmed_at, d.arrived_at,
@@ -75,7 +76,7 @@ extension Lists {
             FROM rm_deployments d LEFT JOIN rm_people p ON p.id = d.person LEFT JOIN rm_responses r ON r.id = d.response
             WHERE (\(response)::text IS NULL OR d.response = \(response)) AND (\(person)::text IS NULL OR d.person = \(person))
               AND (\(status)::text IS NULL OR d.status = \(status)) AND (\(profile)::text IS NULL OR d.profile = \(profile))
-              AND (\(cluster)::text IS NULL OR d.cluster = \(cluster))
+              AND (\(cluster)::text IS NULL OR d.cluster = \(cluster)) AND (\(scoped)::text[] IS NULL OR d.response = ANY(\(scoped)::text[]))
               AND (\(activeOn)::date IS NULL OR (d.arrived_at::date <= \(activeOn)::date AND (
                        (d.status = 'deployed' AND d.end_date >= \(activeOn)::date)
                     OR (d.status = 'completed' AND d.completed_at::date >= \(activeOn)::date))))

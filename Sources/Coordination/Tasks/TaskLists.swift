@@ -21,11 +21,13 @@ extension Lists {
         let today = a.today.description
         let (response, cluster, status, priority, assignee, lead, overdue) = (a["response"], a["cluster"], a["status"], a["priority"],
                                                                               a["assignee"], a["lead_org"], a["overdue"])
+        let scoped = a.responsesInScope
         return try await source.queries.table("""
             SELECT id, response, cluster, title, description, priority, due, pcode, \(PCodeLevels.columns("pcode")), lead_org, assignee, status,
                    blocked_reason, comments, created_at, started_at, completed_at, verified_at, cancelled_at
             FROM rm_tasks
             WHERE (\(response)::text IS NULL OR response = \(response)) AND (\(cluster)::text IS NULL OR cluster = \(cluster))
+              AND (\(scoped)::text[] IS NULL OR response = ANY(\(scoped)::text[]))
               AND (\(status)::text IS NULL OR status = \(status)) AND (\(priority)::text IS NULL OR priority = \(priority))
               AND (\(assignee)::text IS NULL OR assignee = \(assignee)) AND (\(lead)::text IS NULL OR lead_org = \(lead))
               AND (\(overdue)::boolean IS NULL

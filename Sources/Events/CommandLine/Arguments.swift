@@ -70,12 +70,16 @@ public struct UsageError: Error, Sendable, CustomStringConvertible {
 public struct ParsedArguments: Sendable {
     public var positionals: [String] = []
     public var values: [String: String] = [:]
+    /// Every value given for each option, in order (for repeatable options; `values` keeps the last).
+    public var repeated: [String: [String]] = [:]
     public var flags: Set<String> = []
     public var wantsHelp = false
     let usage: String
 
     public func flag(_ name: String) -> Bool { flags.contains(name) }
     public func value(_ name: String) -> String? { values[name] }
+    /// Every value of a repeatable option (`--country PHL --country NPL`), in order.
+    public func values(_ name: String) -> [String] { repeated[name] ?? [] }
 
     /// An integer option within `range`, or `defaultValue` when absent.
     public func int(_ name: String, default defaultValue: Int, range: ClosedRange<Int> = Int.min...Int.max) throws -> Int {
@@ -131,9 +135,11 @@ extension CommandSpec {
                 result.flags.insert(name)
             } else if let inline {
                 result.values[name] = inline
+                result.repeated[name, default: []].append(inline)
             } else {
                 guard i < arguments.count else { throw UsageError("--\(name) needs a value", usage: usage) }
                 result.values[name] = arguments[i]
+                result.repeated[name, default: []].append(arguments[i])
                 i += 1
             }
         }

@@ -122,9 +122,10 @@ final class HTTPClient {
         return String(decoding: buffer, as: UTF8.self)
     }
 
-    /// Reads until `marker` has been seen (or the timeout).
-    func read(until marker: String) -> String {
-        while !String(decoding: buffer, as: UTF8.self).contains(marker) { if !fill() { break } }
+    /// Reads until `marker` has been seen (or the receive timeout, or `deadline`: a live feed's heartbeats would
+    /// otherwise keep a reader waiting for ever).
+    func read(until marker: String, deadline: Date = .distantFuture) -> String {
+        while !String(decoding: buffer, as: UTF8.self).contains(marker) && Date() < deadline { if !fill() { break } }
         return String(decoding: buffer, as: UTF8.self)
     }
 

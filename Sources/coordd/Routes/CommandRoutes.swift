@@ -77,6 +77,7 @@ extension App {
         }
         var context = CommandContext(actor: ctx.principal?.subject ?? "anonymous", correlationID: ctx.requestID, source: "api")
         context.idempotencyKey = request.header("idempotency-key")
+        context.scope = ctx.principal?.scope ?? .unscoped
         if let ifMatch = request.header("if-match") { context.expectedVersion = try Self.strongVersion(ifMatch) }
         let result = try await service.execute(name: name, value: value, context)
         var headers: [(String, String)] = [("ETag", "\"\(result.version)\"")]

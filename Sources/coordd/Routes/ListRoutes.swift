@@ -20,11 +20,10 @@ extension App {
         let format = ctx.query["format"] ?? "json"
         let limit = ctx.query["limit"].flatMap { Int($0) }
         let after = try ctx.query["next"].map(Self.decodeCursor)
-        let arguments = try { () throws -> ListArguments in
-            var a = try spec.arguments(ctx.query)
-            a.personalData = ctx.principal?.personalData == true
-            return a
-        }()
+        var parsed = try spec.arguments(ctx.query)
+        parsed.personalData = ctx.principal?.personalData == true
+        parsed.scope = try await readScope(ctx)
+        let arguments = parsed
         let hxl = format == "hxl" ? spec.hxl : nil
         let route = "GET " + ctx.request.path
         if format == "json" {

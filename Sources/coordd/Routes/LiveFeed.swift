@@ -46,6 +46,8 @@ extension App {
         let personalData = principal?.personalData == true
         let pool = service.store.pool
         let alertCursor = wantsAlerts ? try? await alertFeed.open() : nil
+        let scope = try await readScope(ctx)
+        let queries = lists.queries
         return .streamed(200, headers: [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"),
                                         ("X-Accel-Buffering", "no")], framing: .eventStream) { stream in
             stream.send(Array("retry: 2000\n\n".utf8))
@@ -59,7 +61,13 @@ extension App {
                     var position = after
                     // People whose personal data this feed has shown since the last record of it (personal-data access).
                     var shown: [String] = []
+                    // A scoped feed's streams, shown or not (App.learnVisibility), learnt before each batch is delivered.
+                    var known: [String: Bool] = [:]
+                    func learn(_ events: [RecordedEvent]) async throws {
+                        if let scope { try await Self.learnVisibility(events, scope, known: &known, queries: queries) }
+                    }
                     func deliver(_ event: RecordedEvent, _ rendered: [UInt8]?) -> Bool {
+                        if scope != nil, known[ReadScope.subject(of: event)] != true { return true }
                         if membership != nil {
                             guard let decoded = try? EventCodec.decode(event), membership!.concerns(decoded), selected.matches(event) else { return true }
                         } else if !selected.matches(event) {
@@ -82,6 +90,7 @@ extension App {
                         switch fanout.events(after: position, limit: 500) {
                         case .history(let until):
                             let batch = try await store.read(after: position, limit: 500, filter: historyFilter, until: .position(until))
+                            try await learn(batch)
                             for event in batch where !deliver(event, nil) { return }
                             position = batch.count < 500 ? until : batch.last!.position
                         case .events(let batch):
@@ -90,6 +99,7 @@ extension App {
                                     // The shared reader is failing or backing off: read the store directly (a
                                     // failure ends the feed), so a feed opened just after a recovery catches up.
                                     let direct = try await store.read(after: position, limit: 500, filter: historyFilter)
+                                    try await learn(direct)
                                     for event in direct where !deliver(event, nil) { return }
                                     if let last = direct.last { position = last.position } else { try await Task.sleep(nanoseconds: 250_000_000) }
                                     continue
@@ -97,6 +107,7 @@ extension App {
                                 await fanout.wait(after: position)
                                 continue
                             }
+                            try await learn(batch.map(\.0))
                             for (event, rendered) in batch {
                                 position = event.position
                                 if !deliver(event, rendered) { return }
@@ -115,6 +126,7 @@ extension App {
                     for m in alertFeed.messages(after: cursor) {
                         cursor = m.seq
                         if let response, m.response != response { continue }
+                        if let scope, await !Self.reaches(scope, alert: m, queries: queries) { continue }
                         if !stream.send(Self.alertMessage(m)) { return }
                     }
                     try? await Task.sleep(nanoseconds: 250_000_000)

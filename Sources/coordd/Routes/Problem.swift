@@ -64,6 +64,8 @@ struct Problem: Error, Sendable {
         // Not a decision on the command but a moment's load: answered like any temporary unavailability (503,
         // Retry-After), which clients already retry, and never kept as the key's answer.
         case .contention: return (503, "contention")
+        // The token may not do this here; another token (or an admin) may.
+        case .outOfScope: return (403, "out-of-scope")
         }
     }
 

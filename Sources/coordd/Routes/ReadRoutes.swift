@@ -9,10 +9,13 @@ extension App {
         guard let (state, version) = try await app.service.state(kind: kind, id: id) else {
             throw Problem(status: 404, detail: "\(kind) \(id) not found")
         }
+        let scope = try await app.readScope(ctx)
+        if let scope, !reaches(scope, kind: kind, id: id, state: state) { throw Problem(status: 404, detail: "\(kind) \(id) not found") }
         guard kind == "person", let principal = ctx.principal else { return try tagged(ctx, version: version, body: state.text) }
-        if !principal.personalData { return try tagged(ctx, version: version, body: PersonalData.redact(personState: state.text)) }
+        let body = scope.map { scoped(personState: state.text, $0) } ?? state.text
+        if !principal.personalData { return try tagged(ctx, version: version, body: PersonalData.redact(personState: body)) }
         try await PersonalData.recordRead(app.service.store.pool, principal: principal, route: "GET /v1/people/:id", people: [id], requestID: ctx.requestID)
-        return try tagged(ctx, version: version, body: state.text)
+        return try tagged(ctx, version: version, body: body)
     }
 
     /// `body` with `version` added, as 200 with its ETag, or 304 when the client already has that version.
@@ -47,6 +50,7 @@ extension App {
         Route("GET", "/v1/responses/:id", role: .viewer, "A response's summary: deployments by status, tasks by cluster and status, NFIs dispatched by item",
               kind: .resource("response")) { app, ctx in
             let id = ctx.params["id"]!
+            try await app.requireResponse(id, ctx)
             guard let (state, version) = try await app.service.state(kind: "response", id: id) else {
                 throw Problem(status: 404, detail: "response \(id) not found")
             }
@@ -75,6 +79,7 @@ extension App {
                                                person: ctx.query["person"], types: ctx.query["type"].map { Set($0.split(separator: ",").map(String.init)) })
             let format = ctx.query["format"] ?? "json"
             let id = ctx.params["id"]!
+            try await app.requireResponse(id, ctx)
             guard let entries = try await Replay(store: app.service.store).timeline(response: id, filter: filter) else {
                 throw Problem(status: 404, detail: "response \(id) not found")
             }
@@ -91,6 +96,7 @@ extension App {
                 else if let t = Timestamp.parse(text) { moment = .time(t, basis) }
                 else { throw Problem(status: 422, errors: [FieldError("as_of", "must be an RFC 3339 time or a position")]) }
             }
+            try await app.requireResponse(ctx.params["id"]!, ctx)
             let state = try await Replay(store: app.service.store).state(response: ctx.params["id"]!, at: moment)
             guard state.response != nil else { throw Problem(status: 404, detail: "response \(ctx.params["id"]!) not found") }
             return .json(200, ReplayOutput.stateJSON(state))
@@ -98,6 +104,7 @@ extension App {
         Route("GET", "/v1/responses/:id/review", role: .viewer, "After-action review figures",
               query: [ListFilter("format", .oneOf(["json", "csv", "hxl", "md"]), "json (default), csv, hxl or md (a Markdown report)")]) { app, ctx in
             let format = ctx.query["format"] ?? "json"
+            try await app.requireResponse(ctx.params["id"]!, ctx)
             guard let r = try await Replay(store: app.service.store).review(response: ctx.params["id"]!) else {
                 throw Problem(status: 404, detail: "response \(ctx.params["id"]!) not found")
             }
@@ -112,10 +119,15 @@ extension App {
                       ListFilter("limit", .integer(1...1000), "At most this many (default 100)")]) { app, ctx in
             let stream = ctx.params["stream"]!
             guard EventStore.isValidStreamName(stream) else { throw Problem(status: 404, detail: "no such stream") }
+            if let scope = try await app.readScope(ctx), try await !scope.visible([stream], queries: app.lists.queries).contains(stream) {
+                throw Problem(status: 404, detail: "no such stream")
+            }
             let from = Int64(ctx.query["from_version"].flatMap { Int($0) } ?? 1)
             let limit = ctx.query["limit"].flatMap { Int($0) } ?? 100
             var events = try await app.service.store.read(stream: stream, from: from, limit: limit)
             if events.isEmpty, try await app.service.store.version(of: stream) == 0 { throw Problem(status: 404, detail: "no such stream") }
+            // A person's bookings for responses out of scope are left out (their versions show the gap).
+            if let scope = try await app.readScope(ctx) { events = try await scope.filter(events, queries: app.lists.queries) }
             events = try await app.personal(events, ctx, route: "GET /v1/streams/:stream")
             return .json(200, "{\"stream\":" + JSONWriter.quote(stream) + ",\"events\":[" + events.map { $0.json() }.joined(separator: ",") + "]}")
         },
