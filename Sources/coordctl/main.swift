@@ -36,6 +36,7 @@ enum Registry {
         "demo": DemoCommands.group,
         "projections": ProjectionCommands.group,
         "tokens": TokenCommands.group,
+        "people": PeopleCommands.group,
         "webhooks": WebhookCommands.group,
         "replay": ReplayCommands.group,
         "events": DataCommands.events,
@@ -71,6 +72,10 @@ func printError(_ text: String) {
 /// Finds the command for `args`; returns it with the remaining arguments.
 func resolve(_ args: [String]) throws -> (Command, [String])? {
     guard let first = args.first else { return nil }
+    // A name that is both a view and a group (`people`, `people erase`): the group's command when one is named.
+    if Registry.topCommands[first] != nil, args.count > 1, let command = Registry.groups[first]?.commands[args[1]] {
+        return (command, Array(args.dropFirst(2)))
+    }
     if let command = Registry.topCommands[first] { return (command, Array(args.dropFirst())) }
     if let group = Registry.groups[first] {
         let usage = "Usage: coordctl \(first) <\(group.commands.keys.sorted().joined(separator: "|"))> [options]"

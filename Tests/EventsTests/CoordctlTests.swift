@@ -167,6 +167,52 @@ struct CoordctlImportTests {
         return path
     }
 
+    @Test("people erase on a log written before redaction existed: verify exits 0, no table holds the data, the erasure is in the log")
+    func eraseOldLog() async throws {
+        // A schema at events v5 (before redaction) with the person's events written by the service, as coord did then.
+        let pool = try await TestDatabase.makePool(migrate: false)
+        let before = MigrationSet(component: "events", migrations: Array(EventStoreSchema.migrations.migrations.prefix(5)))
+        _ = try await Migrator.migrate(pool, [before])
+        let service = CoordinationService(store: EventStore(pool: pool))
+        let ctx = CommandContext(actor: "officer-7", source: "test")
+        _ = try await service.execute(name: "person.register", json: Data(#"{"id":"P-7","name":"Siosaia Tupou","email":"s.tupou@example.org","profiles":["LOGISTICS"]}"#.utf8), ctx)
+        _ = try await service.execute(name: "person.unavailability", json: Data(#"{"id":"P-7","from":"2027-02-01","to":"2027-02-03","reason":"jury service"}"#.utf8), ctx)
+        _ = try await service.execute(name: "person.register", json: Data(#"{"id":"P-8","name":"Keep Me","profiles":["LOGISTICS"]}"#.utf8), ctx)
+        let env = ["DATABASE_URL": try TestDatabase.connectionString(), "COORD_SCHEMA": pool.configuration.schema!]
+        #expect(try await Coordctl.run(["migrate"], env: env).status == 0)
+        #expect(try await Coordctl.run(["people", "erase", "P-7"], env: env).status == 64, "--reason is required")
+        #expect(try await Coordctl.run(["people", "erase", "P-404", "--reason", "x"], env: env).status == 1)
+        let erased = try await Coordctl.run(["people", "erase", "P-7", "--reason", "request 2026-41", "--actor", "dpo", "--full", "--json"], env: env)
+        #expect(erased.status == 0, "\(erased.output)")
+        #expect(erased.output.contains("\"redacted_events\" : 2") || erased.output.contains("\"redacted_events\":2"), "\(erased.output)")
+        let verify = try await Coordctl.run(["verify"], env: env)
+        #expect(verify.status == 0, "\(verify.output)")
+        let counts: [Int] = try await pool.withConnection { c in
+            try ["Siosaia", "s.tupou", "jury service", "Keep Me"].map { v in
+                try c.query("SELECT count(*)::int FROM events WHERE data::text LIKE '%' || \(v) || '%'").decode(0, 0)
+            }
+        }
+        #expect(counts == [0, 0, 0, 1], "\(counts)")
+        let stream = try await Coordctl.run(["streams", "show", "person-P-7"], env: env)
+        #expect(stream.output.contains("person.erased") && stream.output.contains("dpo"), "\(stream.output)")
+        // An export taken after the erasure restores, and verifies, without the data.
+        let exported = try await Coordctl.run(["export", "events"], env: env).output
+        #expect(!exported.contains("Siosaia") && exported.contains("[erased]"))
+        let file = try write(exported.split(separator: "\n").map(String.init))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let target = try await freshSchema()
+        let restored = try await Coordctl.run(["import", "--events", file], env: target)
+        #expect(restored.status == 0, "\(restored.output)")
+        #expect(try await Coordctl.run(["verify"], env: target).status == 0)
+        // A changed redacted event is caught like any other change.
+        try await pool.withConnection { c in
+            try c.query("SET session_replication_role = replica")
+            try c.query("UPDATE events SET data = jsonb_set(data, '{name}', '\"Siosaia Tupou\"') WHERE stream = 'person-P-7' AND version = 1")
+            try c.query("SET session_replication_role = origin")
+        }
+        #expect(try await Coordctl.run(["verify"], env: env).status == 2)
+    }
+
     @Test("a bad line in the middle: reported with its number, nothing from it written; --continue goes past it; a re-run writes nothing")
     func importBadLine() async throws {
         let env = try await freshSchema()

@@ -125,4 +125,83 @@ struct PrivacyTests {
         #expect(TokenStore.duration("90s") == 90 && TokenStore.duration("12h") == 43_200 && TokenStore.duration("30d") == 2_592_000)
         for bad in ["", "10", "h", "-5m", "5w", "1.5h", "99999d"] { #expect(TokenStore.duration(bad) == nil, "\(bad)") }
     }
+
+    /// Rows of every table of the schema whose text holds `value` (each table read whole, as a row's text).
+    static func tablesHolding(_ value: String, _ pool: PostgresPool) async throws -> [String] {
+        try await pool.withConnection { c in
+            try c.query("""
+                SELECT t.table_name FROM information_schema.tables t
+                WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+                  AND (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I r WHERE r::text LIKE %L',
+                                                                  t.table_schema, t.table_name, '%' || \(value) || '%'), false, true, '')))[1]::text::int > 0
+                ORDER BY 1
+                """).rows.map { try $0.decode(0) }
+        }
+    }
+
+    @Test("erasure: afterwards no table, answer, export, replay or read model holds the name, email or reason; the erasure is in the log; the chain verifies")
+    func erasure() async throws {
+        let d = try await Self.seeded()
+        defer { Task { await d.stop() } }
+        let t = d.admin
+        // A correction quoting the name, and a retried registration: the receipt keeps the answer with the name.
+        #expect(try await d.call("POST", "/v1/people/P-1/amend", token: t, body: #"{"email":"m.dc@example.org","reason":"was \#(Self.name)'s old address"}"#).status == 200)
+        let body = #"{"id":"P-3","name":"Other Person","profiles":["IM"]}"#
+        #expect(try await d.call("POST", "/v1/people", token: t, body: body, headers: ["Idempotency-Key": "reg-p3"]).status == 201)
+        #expect(try await d.call("POST", "/v1/people/P-1/unavailability", token: t, body: #"{"from":"2027-03-01","to":"2027-03-05","reason":"family matter"}"#,
+                                 headers: ["Idempotency-Key": "leave-2"]).status == 200)
+        try await d.settle()
+        #expect(try await Self.tablesHolding(Self.name, d.store.pool).contains("events"))
+        #expect(try await Self.tablesHolding("family matter", d.store.pool).contains("command_receipts"))
+        let head: Int64 = try await d.store.pool.withConnection { c in try c.query("SELECT position FROM event_head").decode(0, 0) }
+
+        let outcome = try await Erasure.erase(person: "P-1", reason: "request DPO-2026-17", actor: "dpo-bangkok", store: d.store)
+        #expect(outcome.redacted == 4 && outcome.position == head + 1 && !outcome.already, "\(outcome)")
+        try await d.settle()
+        for value in [Self.name, Self.email, Self.reason, "m.dc@example.org", "family matter"] {
+            let holding = try await Self.tablesHolding(value, d.store.pool)
+            #expect(holding.isEmpty, "\(value) is still in \(holding)")
+        }
+        let leaked: Int = try await d.store.pool.withConnection { c in
+            try c.query("SELECT count(*)::int FROM events WHERE data::text LIKE '%' || \(Self.name) || '%'").decode(0, 0)
+        }
+        #expect(leaked == 0)
+        // Another person's data is untouched.
+        #expect(try await Self.tablesHolding("Other Person", d.store.pool).contains("events"))
+        // The chain verifies over the whole log; the anchors' head is unchanged but for the erasure itself.
+        let report = try await d.store.verify()
+        #expect(report.isSound && report.checked == head + 1, "\(report)")
+        #expect(try await d.store.verifyState().isEmpty)
+        // The erasure is recorded: who, when, why, without the data.
+        let recorded = try await d.call("GET", "/v1/streams/person-P-1", token: t)
+        #expect(recorded.body.contains("person.erased") && recorded.body.contains("request DPO-2026-17") && recorded.body.contains("dpo-bangkok"))
+        // Every answer, export and replay, to a token with personal-data access: [erased] where the data was.
+        for path in ["/v1/people/P-1", "/v1/people?format=csv", "/v1/deployments?format=csv", "/v1/events?format=csv", "/v1/streams/person-P-1",
+                     "/v1/responses/R1/timeline", "/v1/responses/R1/review?format=md", "/v1/responses/R1/state"] {
+            let r = try await d.call("GET", path, token: t)
+            #expect(r.status == 200 && !Self.hasPersonalData(r.body) && !r.body.contains("family matter"), "\(path): \(r.body.prefix(300))")
+        }
+        #expect(try await d.call("GET", "/v1/people/P-1", token: t).body.contains("\"name\":\"[erased]\""))
+        // The retried command answers from its receipt, without the data.
+        let retry = try await d.call("POST", "/v1/people/P-1/unavailability", token: t, body: #"{"from":"2027-03-01","to":"2027-03-05","reason":"family matter"}"#,
+                                     headers: ["Idempotency-Key": "leave-2"])
+        #expect(!retry.body.contains("family matter") && !Self.hasPersonalData(retry.body), "\(retry.body)")
+        // The record takes no new personal data; the person can still be deployed by id.
+        #expect(try await d.call("POST", "/v1/people/P-1/amend", token: t, body: #"{"name":"\#(Self.name)"}"#).status == 409)
+        // A rebuild from the redacted log gives the same roster; running the erasure again changes nothing.
+        #expect(try await d.call("POST", "/v1/projections/surge/rebuild", token: t).status == 202)
+        try await Task.sleep(nanoseconds: 500_000_000)
+        try await d.settle()
+        #expect(try await Self.tablesHolding(Self.name, d.store.pool).isEmpty)
+        let again = try await Erasure.erase(person: "P-1", reason: "again", actor: "dpo-bangkok", store: d.store)
+        #expect(again.already && again.redacted == 0)
+        #expect(try await d.store.verify().isSound)
+        // The log's own guard: an event's data cannot be changed but through a listed redaction.
+        await #expect(throws: (any Error).self) {
+            try await d.store.pool.withConnection { c in try c.query("UPDATE events SET data = '{}' WHERE position = 1") }
+        }
+        await #expect(throws: (any Error).self) {
+            try await d.store.pool.withConnection { c in try c.query("SELECT coord_redact(1, '{}'::jsonb, \(outcome.position))") }
+        }
+    }
 }

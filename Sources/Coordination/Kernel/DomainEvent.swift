@@ -52,6 +52,7 @@ public enum DomainEvent: Sendable, Equatable {
     case personBookingExtended(PersonBookingExtended)
     case personBookingChanged(PersonBookingChanged)
     case personBookingReleased(PersonBookingReleased)
+    case personErased(PersonErased)
     // Deployments (deployment-<id>)
     case deploymentRequested(DeploymentRequested)
     case deploymentAmended(DeploymentAmended)
@@ -106,6 +107,7 @@ public enum DomainEvent: Sendable, Equatable {
         case .personBookingExtended(let p): return p
         case .personBookingChanged(let p): return p
         case .personBookingReleased(let p): return p
+        case .personErased(let p): return p
         case .deploymentRequested(let p): return p
         case .deploymentAmended(let p): return p
         case .deploymentConfirmed(let p): return p
@@ -149,6 +151,7 @@ public enum DomainEvent: Sendable, Equatable {
         Entry(PersonUnavailabilityAdded.self, DomainEvent.personUnavailabilityAdded), Entry(PersonBooked.self, DomainEvent.personBooked),
         Entry(PersonBookingExtended.self, DomainEvent.personBookingExtended), Entry(PersonBookingChanged.self, DomainEvent.personBookingChanged),
         Entry(PersonBookingReleased.self, DomainEvent.personBookingReleased),
+        Entry(PersonErased.self, DomainEvent.personErased),
         Entry(DeploymentRequested.self, DomainEvent.deploymentRequested), Entry(DeploymentAmended.self, DomainEvent.deploymentAmended),
         Entry(DeploymentConfirmed.self, DomainEvent.deploymentConfirmed), Entry(DeploymentArrived.self, DomainEvent.deploymentArrived),
         Entry(DeploymentExtended.self, DomainEvent.deploymentExtended), Entry(DeploymentCompleted.self, DomainEvent.deploymentCompleted),

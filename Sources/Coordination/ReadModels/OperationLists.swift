@@ -15,14 +15,21 @@ extension Lists {
     ) { source, a, limit, after in
         let (kind, response, warehouses, responses) = (a["kind"], a["response"], a.warehousesInScope, a.responsesInScope)
         let status = a["status"] ?? "open"
+        // A scoped reader's transfers (either end in scope), asked only then: the alerts list does not need the stock
+        // read model otherwise.
+        var transfers: [String]?
+        if let warehouses {
+            transfers = try await source.queries.table("""
+                SELECT id FROM rm_transfers WHERE from_warehouse = ANY(\(warehouses)::text[]) OR to_warehouse = ANY(\(warehouses)::text[])
+                """).rows.compactMap { $0[0] }
+        }
         return try await source.queries.table("""
             SELECT id, kind, subject, response, detail, status, raised_at, raised_position, cleared_at, cleared_position FROM rm_alerts
             WHERE (\(status) = 'all' OR status = \(status)) AND (\(kind)::text IS NULL OR kind = \(kind))
               AND (\(response)::text IS NULL OR response = \(response)) AND (\(after)::text IS NULL OR id > \(after))
               AND (\(responses)::text[] IS NULL OR response = ANY(\(responses)::text[])
                    OR (kind = 'stock.below_minimum' AND split_part(subject, ':', 1) = ANY(\(warehouses)::text[]))
-                   OR (kind = 'transfer.overdue' AND EXISTS (SELECT 1 FROM rm_transfers t WHERE t.id = rm_alerts.subject
-                       AND (t.from_warehouse = ANY(\(warehouses)::text[]) OR t.to_warehouse = ANY(\(warehouses)::text[])))))
+                   OR (kind = 'transfer.overdue' AND subject = ANY(\(transfers)::text[])))
             ORDER BY id LIMIT \(limit)
             """)
     }

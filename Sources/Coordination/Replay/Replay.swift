@@ -207,6 +207,7 @@ public struct Replay: Sendable {
         case .personBookingExtended(let e): return "Person \(e.person)'s booking for \(e.deployment) extended to \(e.end)"
         case .personBookingChanged(let e): return "Person \(e.person)'s booking for \(e.deployment) now \(e.start) to \(e.end)"
         case .personBookingReleased(let e): return "Person \(e.person)'s booking for \(e.deployment) released"
+        case .personErased(let e): return "Person \(e.person)'s personal data erased (\(e.redactions.count) events redacted)" + because(e.reason)
         case .deploymentRequested(let e):
             return "Deployment \(e.deployment) requested: \(e.profile) from \(e.start) to \(e.end)" + (e.dutyStation.map { " at \($0)" } ?? "")
         case .deploymentAmended(let e):

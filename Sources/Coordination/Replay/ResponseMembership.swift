@@ -62,7 +62,7 @@ public struct ResponseMembership: Sendable {
         // Reference data, stock without a response, and people's own records belong to no response.
         case .warehouseRegistered, .warehouseAmended, .itemRegistered, .itemAmended, .stockLevelsSet, .stockReceived, .stockAdjusted,
              .stockCounted, .personRegistered, .personAmended, .personUnavailabilityAdded, .personBooked, .personBookingExtended,
-             .personBookingChanged, .personBookingReleased, .clockTicked:
+             .personBookingChanged, .personBookingReleased, .personErased, .clockTicked:
             return false
         }
     }

@@ -16,6 +16,8 @@ struct PersonState: AggregateState {
     var bookings: [Booking] = []
     /// When the person was registered (business time): a correction is not dated before it.
     var registeredAt: Date?
+    /// Their personal data was erased: nothing more of it is recorded.
+    var erased = false
 
     enum CodingKeys: String, CodingKey { case id, name, email, profiles, homeCountry, unavailability, bookings }
 
@@ -35,6 +37,11 @@ struct PersonState: AggregateState {
         case .personBookingChanged(let e):
             if let i = bookings.firstIndex(where: { $0.deployment == e.deployment }) { (bookings[i].start, bookings[i].end) = (e.start, e.end) }
         case .personBookingReleased(let e): bookings.removeAll { $0.deployment == e.deployment }
+        case .personErased:
+            erased = true
+            name = PersonalData.erasedMark
+            if email != nil { email = PersonalData.erasedMark }
+            for i in unavailability.indices where unavailability[i].reason != nil { unavailability[i].reason = PersonalData.erasedMark }
         default: break
         }
     }
@@ -116,6 +123,7 @@ public struct AmendPerson: DomainCommand {
         let c = self
         return try await s.step(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self, occurredAt: occurredAt) { p, version, at in
             try Validator.requireOrder(at, notBefore: p.registeredAt, "the registration")
+            if p.erased && (c.name != nil || c.email != nil || c.reason != nil) { throw PersonalData.erasedRefusal(c.id) }
             let e = PersonAmended(person: c.id, name: Amend.changed(c.name, p.name), email: Amend.changed(c.email, p.email),
                                   profiles: Amend.changed(c.profiles, p.profiles), homeCountry: Amend.changed(c.homeCountry, p.homeCountry),
                                   reason: c.reason, amends: version)
@@ -150,6 +158,7 @@ public struct AddUnavailability: DomainCommand {
     public func run(_ s: CoordinationService, _ ctx: CommandContext) async throws -> CommandResult {
         let (id, from, to, reason) = (self.id, self.from, self.to, self.reason)
         return try await s.step(self, ctx, kind: "person", id: id, stream: Streams.person(id), state: PersonState.self, occurredAt: occurredAt) { person, _, _ in
+            if person.erased && reason != nil { throw PersonalData.erasedRefusal(id) }
             if let b = person.bookings.first(where: { $0.start <= to && from <= $0.end }) {
                 throw DomainError.deploymentOverlap(person: id, conflicting: b.deployment, kind: "deployment")
             }

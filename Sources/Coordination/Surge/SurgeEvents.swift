@@ -33,6 +33,17 @@ public struct PersonUnavailabilityAdded: EventPayload {
     public var reason: String?
 }
 
+/// A person's personal data was erased (docs/PRIVACY.md, "Erasure"): every earlier event of theirs that held it now
+/// holds `[erased]` in its place. `redactions` lists them with the digest of their redacted content, which is how
+/// `coordctl verify` still proves the log; `reason` is why (a request's reference, not the data).
+public struct PersonErased: EventPayload {
+    public static let eventType = "person.erased"
+    public struct Redaction: Codable, Sendable, Equatable { public var position: Int64; public var digest: String }
+    public var person: String
+    public var reason: String
+    public var redactions: [Redaction]
+}
+
 public struct PersonBooked: EventPayload {
     public static let eventType = "person.booked"
     public var person: String

@@ -123,6 +123,17 @@ public final class SurgeReadModel: ProjectionState {
             if let v = e.homeCountry { p.homeCountry = v }
             people[e.person] = p
             dirtyPeople.touch(e.person)
+        case .personErased(let e):
+            if var p = people[e.person] {
+                p.name = PersonalData.erasedMark
+                if p.email != nil { p.email = PersonalData.erasedMark }
+                people[e.person] = p
+                dirtyPeople.touch(e.person)
+            }
+            for (id, u) in unavailability where u.person == e.person && u.reason != nil {
+                unavailability[id]?.reason = PersonalData.erasedMark
+                dirtyUnavailability.touch(id)
+            }
         case .personUnavailabilityAdded(let e):
             let id = event.id.lowercasedString
             unavailability[id] = Unavailability(id: id, person: e.person, from: e.from, to: e.to, reason: e.reason)

@@ -18,8 +18,9 @@ public enum EventStoreSchema {
         Migration(version: 3, name: "staged bulk append", sql: v3),
         Migration(version: 4, name: "bulk append with a precomputed chain", sql: v4),
         Migration(version: 5, name: "receipts and a guarded writer", sql: v5),
+        Migration(version: 6, name: "redaction", sql: v6),
     ], appGrants: [
-        ("SELECT", "TABLE events, streams, event_head, command_receipts, schema_migrations"),
+        ("SELECT", "TABLE events, streams, event_head, command_receipts, schema_migrations, event_redactions"),
         ("SELECT, INSERT, UPDATE", "TABLE projection_checkpoints"),
         ("EXECUTE", "FUNCTION coord_write(jsonb), coord_record_receipt(uuid, text, text)"),
     ])

@@ -96,17 +96,33 @@ extension EventStore {
         var report = RestoreReport()
         guard !events.isEmpty else { return report }
         let start = try await chainHead()
+        let redactions = Self.redactions(listedIn: events)
         // Pass 1: verify everything, write nothing.
         var prev: (position: Int64, hash: String) = (events[0].position - 1, "")
         for batch in stride(from: 0, to: events.count, by: batchSize).map({ Array(events[$0..<min($0 + batchSize, events.count)]) }) {
-            prev = try await check(batch, after: prev, head: start)
+            prev = try await check(batch, after: prev, head: start, redactions: redactions)
             progress?(batch.last!.line)
         }
         // Pass 2: write what the log does not hold yet.
+        var before = ""
         for batch in stride(from: 0, to: events.count, by: batchSize).map({ Array(events[$0..<min($0 + batchSize, events.count)]) }) {
-            let (written, present) = try await write(batch)
+            let (written, present) = try await write(batch, after: before, redactions: redactions)
             report.restored += written
             report.alreadyPresent += present
+            before = batch.last!.hash
+        }
+        if !redactions.isEmpty {
+            // The redactions the file's events list, registered as coord_redact does: coord_verify proves them.
+            let positions = redactions.keys.sorted()
+            try await pool.withConnection { c in
+                try c.query("""
+                    INSERT INTO event_redactions (position, content_digest, by_position)
+                    SELECT p, decode(d, 'hex'), b FROM unnest(\(positions)::bigint[], \(positions.map { redactions[$0]!.digest })::text[],
+                                                           \(positions.map { redactions[$0]!.by })::bigint[]) AS r(p, d, b)
+                    WHERE EXISTS (SELECT 1 FROM events e WHERE e.position = r.b)
+                    ON CONFLICT (position) DO NOTHING
+                    """)
+            }
         }
         try await refreshStatistics()
         return report
@@ -141,8 +157,26 @@ extension EventStore {
 
     /// Verifies one batch after `prev` (the file's previous event; the first batch's is the log's event before
     /// it, or nothing at position 0). Returns the batch's last position and hash.
-    private func check(_ batch: [ExportedEvent], after prev: (position: Int64, hash: String), head: ChainHead) async throws -> (position: Int64, hash: String) {
-        try await pool.withConnection { c in
+    /// The redactions (docs/EVENT_STORE.md, "Redaction") the file's events list: redacted position → (digest of its
+    /// content, the listing event's position). A listing is believed as far as the chain proves the listing event.
+    static func redactions(listedIn events: [ExportedEvent]) -> [Int64: (digest: String, by: Int64)] {
+        var out: [Int64: (digest: String, by: Int64)] = [:]
+        for e in events where e.data.contains("\"redactions\"") {
+            guard let value = try? JSONValue.parse(Data(e.data.utf8)), case .array(let list)? = value["redactions"] else { continue }
+            for r in list {
+                guard case .number(let p)? = r["position"], let position = Int64(p), position < e.position,
+                      case .string(let digest)? = r["digest"], digest.utf8.count == 64 else { continue }
+                out[position] = (digest.lowercased(), e.position)
+            }
+        }
+        return out
+    }
+
+    private func check(_ batch: [ExportedEvent], after prev: (position: Int64, hash: String), head: ChainHead,
+                       redactions: [Int64: (digest: String, by: Int64)]) async throws -> (position: Int64, hash: String) {
+        let redacted = batch.map(\.position).filter { redactions[$0] != nil }
+        let digests = redacted.map { redactions[$0]!.digest }
+        return try await pool.withConnection { c in
             try c.transaction { c in
                 try c.execute(unsafe: Self.stagingTable)
                 try c.copyIn("COPY coord_restore FROM STDIN", rows: Self.copyRows(batch))
@@ -169,10 +203,14 @@ extension EventStore {
                     throw RestoreError.broken(line: batch[0].line, position: batch[0].position,
                                               reason: "the log holds \(head.position) events: the file must start at position \(head.position + 1) or before")
                 }
+                // A redacted event is proved by the digest its listing event holds; the chain runs on from its hash.
                 let broken = try c.query("""
                     SELECT s.line, s.position FROM coord_restore s LEFT JOIN coord_restore p ON p.position = s.position - 1
                     WHERE s.hash <> coord_event_hash(coalesce(p.hash, decode(\(before), 'hex')), s.position, s.stream, s.version, s.id, s.type,
                                                      s.data, s.metadata, s.occurred_at, s.recorded_at)
+                      AND coalesce(encode(sha256(coord_event_content(s.position, s.stream, s.version, s.id, s.type, s.data, s.metadata,
+                                                                     s.occurred_at, s.recorded_at)), 'hex')
+                                   <> (\(digests)::text[])[array_position(\(redacted)::bigint[], s.position)], true)
                     ORDER BY s.line LIMIT 1
                     """)
                 if let row = broken.first {
@@ -186,7 +224,8 @@ extension EventStore {
 
     /// Writes a verified batch's events the log does not hold, under the bulk lock and the head row: nobody appends
     /// in between, and the head must be where the batch starts (else `RestoreError.logMoved`).
-    private func write(_ batch: [ExportedEvent]) async throws -> (written: Int, present: Int) {
+    private func write(_ batch: [ExportedEvent], after previous: String,
+                       redactions: [Int64: (digest: String, by: Int64)]) async throws -> (written: Int, present: Int) {
         try await pool.withConnection { c in
             try c.transaction { c in
                 try c.query("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.coord_bulk_append', 11))")
@@ -196,11 +235,19 @@ extension EventStore {
                 guard fresh[0].position == head + 1 else { throw RestoreError.logMoved }
                 try c.execute(unsafe: Self.stagingTable)
                 try c.copyIn("COPY coord_restore FROM STDIN", rows: Self.copyRows(fresh))
-                let chained: Bool = try c.query("""
-                    SELECT s.hash = coord_event_hash((SELECT hash FROM event_head), s.position, s.stream, s.version, s.id, s.type, s.data,
-                                                     s.metadata, s.occurred_at, s.recorded_at)
-                    FROM coord_restore s ORDER BY s.position LIMIT 1
-                    """).decode(0, 0)
+                let chained: Bool
+                if redactions[fresh[0].position] != nil {
+                    // A redacted event's hash cannot be recomputed: the head must be the hash it chained from in the file.
+                    let index = batch.firstIndex { $0.position == fresh[0].position }!
+                    let expected = index > 0 ? batch[index - 1].hash : previous
+                    chained = try expected.isEmpty || c.query("SELECT encode(hash, 'hex') FROM event_head").decode(0, 0, as: String.self) == expected
+                } else {
+                    chained = try c.query("""
+                        SELECT s.hash = coord_event_hash((SELECT hash FROM event_head), s.position, s.stream, s.version, s.id, s.type, s.data,
+                                                         s.metadata, s.occurred_at, s.recorded_at)
+                        FROM coord_restore s ORDER BY s.position LIMIT 1
+                        """).decode(0, 0)
+                }
                 guard chained else { throw RestoreError.logMoved }
                 try c.query("""
                     INSERT INTO events (position, stream, version, id, type, data, metadata, occurred_at, recorded_at, hash)
