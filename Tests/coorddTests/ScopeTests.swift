@@ -145,6 +145,10 @@ struct ScopeTests {
                      "/v1/stock/transfers/X-1", "/v1/streams/task-T-PHL", "/v1/streams/transfer-X-1"] {
             #expect(try await d.call("GET", path, token: phl).status == 200, "\(path)")
         }
+        // The state as of now shows the stock the scope reaches; the unscoped admin's shows Kathmandu's too.
+        let state = try await d.call("GET", "/v1/responses/PHL-TC/state", token: phl)
+        #expect(state.body.contains("MNL") && !state.body.contains("\"KTM\""), "\(state.body.prefix(400))")
+        #expect(try await d.call("GET", "/v1/responses/PHL-TC/state", token: d.admin).body.contains("\"KTM\""))
         // The person's record lists the deployments the scope reaches.
         let person = try await d.call("GET", "/v1/people/P-2", token: phl)
         #expect(person.status == 200 && !person.body.contains("D-NPL"), "\(person.body)")

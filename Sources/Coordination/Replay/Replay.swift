@@ -246,6 +246,12 @@ public struct Replay: Sendable {
         public let deployments: [SurgeReadModel.Deployment]
         public let tasks: [TaskReadModel.Task]
         public let response: ResponseReadModel.Response?
+
+        /// The same state with the stock of these warehouses only (what a scoped token reaches).
+        public func stock(at warehouses: Set<String>) -> State {
+            State(moment: moment, eventsApplied: eventsApplied, stock: stock.filter { warehouses.contains($0.warehouse) },
+                  deployments: deployments, tasks: tasks, response: response)
+        }
     }
 
     /// Folds the events included by `moment`, in log order, through the live read models' folds. An event

@@ -97,8 +97,9 @@ extension App {
                 else { throw Problem(status: 422, errors: [FieldError("as_of", "must be an RFC 3339 time or a position")]) }
             }
             try await app.requireResponse(ctx.params["id"]!, ctx)
-            let state = try await Replay(store: app.service.store).state(response: ctx.params["id"]!, at: moment)
+            var state = try await Replay(store: app.service.store).state(response: ctx.params["id"]!, at: moment)
             guard state.response != nil else { throw Problem(status: 404, detail: "response \(ctx.params["id"]!) not found") }
+            if let scope = try await app.readScope(ctx) { state = state.stock(at: scope.warehouses) }
             return .json(200, ReplayOutput.stateJSON(state))
         },
         Route("GET", "/v1/responses/:id/review", role: .viewer, "After-action review figures",
@@ -119,7 +120,8 @@ extension App {
                       ListFilter("limit", .integer(1...1000), "At most this many (default 100)")]) { app, ctx in
             let stream = ctx.params["stream"]!
             guard EventStore.isValidStreamName(stream) else { throw Problem(status: 404, detail: "no such stream") }
-            if let scope = try await app.readScope(ctx), try await !scope.visible([stream], queries: app.lists.queries).contains(stream) {
+            let scope = try await app.readScope(ctx)
+            if let scope, try await !scope.visible([stream], queries: app.lists.queries).contains(stream) {
                 throw Problem(status: 404, detail: "no such stream")
             }
             let from = Int64(ctx.query["from_version"].flatMap { Int($0) } ?? 1)
@@ -127,7 +129,7 @@ extension App {
             var events = try await app.service.store.read(stream: stream, from: from, limit: limit)
             if events.isEmpty, try await app.service.store.version(of: stream) == 0 { throw Problem(status: 404, detail: "no such stream") }
             // A person's bookings for responses out of scope are left out (their versions show the gap).
-            if let scope = try await app.readScope(ctx) { events = try await scope.filter(events, queries: app.lists.queries) }
+            if let scope { events = try await scope.filter(events, queries: app.lists.queries) }
             events = try await app.personal(events, ctx, route: "GET /v1/streams/:stream")
             return .json(200, "{\"stream\":" + JSONWriter.quote(stream) + ",\"events\":[" + events.map { $0.json() }.joined(separator: ",") + "]}")
         },
