@@ -46,6 +46,44 @@ struct StockTests {
         #expect(try await onHand(s, "TAC", "HCONJCANPF10") == 0)
     }
 
+    @Test("a hot stock card: 120 concurrent receipts and dispatches on one card: the balance never goes below zero, every refusal is one the log's order makes")
+    func hotCard() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 20, source: "procurement"), ctx)
+        let outcomes = await withTaskGroup(of: String.self) { group in
+            for i in 0..<120 {
+                group.addTask {
+                    do {
+                        if i % 3 == 0 {
+                            _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 5, source: "donation"), ctx)
+                        } else {
+                            _ = try await s.execute(DispatchStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 4, destination: "site \(i)"), ctx)
+                        }
+                        return "ok"
+                    } catch let e as DomainError { return e.caseName } catch { return "\(error)" }
+                }
+            }
+            var counts: [String: Int] = [:]
+            for await o in group { counts[o, default: 0] += 1 }
+            return counts
+        }
+        #expect(Set(outcomes.keys).isSubset(of: ["ok", "insufficient-stock"]), "\(outcomes)")
+        // The card, in log order: every step keeps the balance at or above zero, and it ends where on hand is.
+        var balance: Int64 = 0
+        var receipts = 0, dispatches = 0
+        for event in try await s.store.read(stream: "stock-MNL:HSHETARPW406", from: 1, limit: 1000) {
+            if event.type == "stock.received" {
+                balance += ((try JSONSerialization.jsonObject(with: Data(event.data.text.utf8)) as? [String: Any])?["quantity"] as? Int64) ?? 0
+                receipts += 1
+            }
+            if event.type == "stock.dispatched" { balance -= 4; dispatches += 1 }
+            #expect(balance >= 0, "below zero at version \(event.version)")
+        }
+        #expect(receipts == 41 && dispatches == (outcomes["ok"] ?? 0) - 40, "\(receipts) receipts, \(dispatches) dispatches, \(outcomes)")
+        #expect(try await onHand(s, "MNL", "HSHETARPW406") == balance)
+    }
+
     @Test("two processes dispatching at once still never take stock below zero")
     func concurrentAcrossProcesses() async throws {
         let a = try await makeService()

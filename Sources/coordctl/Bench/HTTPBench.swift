@@ -26,6 +26,9 @@ enum HTTPBench {
                  unnamed (parsed and planned at each call), then prepared once per connection
               2. mixed: N keep-alive HTTP connections, each looping POST /v1/stock/receipts, POST /v1/stock/dispatches
                  and GET /v1/stock (2 commands : 1 read)
+              2b. receipts only: N connections posting POST /v1/stock/receipts spread over N stock cards (one
+                 each), then all to ONE card (a surge drawing on one hub and item): the hot card's rate is given
+                 as a ratio of the spread one
               3. GET /v1/stock at a fixed rate while --idle idle connections and --streams live feeds stay open and
                  one more connection posts a receipt every 20 ms; at the end every feed must have delivered every
                  event appended during the phase, once, in position order
@@ -154,6 +157,35 @@ enum HTTPBench {
         let commandCPU = (coordd: (mixCPU1.child - mixCPU0.child) * perCommand, postgres: (mixCPU1.postgres - mixCPU0.postgres) * perCommand,
                           client: (mixCPU1.own - mixCPU0.own) * perCommand)
 
+        // 2b. Receipts spread over one card per connection, then all on one card.
+        func receipts(hot: Bool) async throws -> (rate: Double, p50: Double, p99: Double, errors: Int) {
+            try? await pool.withConnection { c in _ = try c.execute(unsafe: "CHECKPOINT") }
+            let latency = Collector()
+            let start = Date()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<connections {
+                    group.addTask {
+                        try await runBlocking {
+                            let c = try BenchClient(port: port)
+                            let body = #"{"warehouse":"W\#(hot ? 0 : w)","item":"ITEM","quantity":1,"source":"donation"}"#
+                            while Date().timeIntervalSince(start) < duration {
+                                let t0 = DispatchTime.now().uptimeNanoseconds
+                                let status = c.request("POST", "/v1/stock/receipts", token: token, body: body)
+                                if status < 200 || status >= 300 { latency.fail() }
+                                latency.add(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let xs = latency.samples.withLock { $0 }
+            return (Double(xs.count) / Date().timeIntervalSince(start), percentile(xs, 0.5), percentile(xs, 0.99), latency.errors.withLock { $0 })
+        }
+        FileHandle.standardError.write(Data("receipts spread over \(connections) cards, then on one card...\n".utf8))
+        let spread = try await receipts(hot: false)
+        let hot = try await receipts(hot: true)
+
         FileHandle.standardError.write(Data("GET phase with \(idle) idle connections and \(feeds) live feeds...\n".utf8))
         // 3. GETs at a fixed rate with many idle connections and live feeds held open, and a trickle of writes.
         let held = try await runBlocking { try (0..<idle).map { _ in SendableBox(try BenchClient(port: port)) } }
@@ -233,6 +265,9 @@ enum HTTPBench {
             "live_feeds": feeds, "live_feeds_complete": complete, "live_feed_events": expected.count,
             "cpu_us_per_insert_unnamed": ["client": baseCPU[0].client.rounded(), "postgres": baseCPU[0].postgres.rounded()],
             "cpu_us_per_insert_prepared": ["client": baseCPU[1].client.rounded(), "postgres": baseCPU[1].postgres.rounded()],
+            "spread_receipts_per_second": spread.rate.rounded(), "spread_receipt_p99_ms": spread.p99,
+            "hot_card_receipts_per_second": hot.rate.rounded(), "hot_card_receipt_p50_ms": hot.p50, "hot_card_receipt_p99_ms": hot.p99,
+            "hot_card_ratio": (hot.rate / max(1, spread.rate) * 100).rounded() / 100, "receipt_errors": spread.errors + hot.errors,
             "cpu_us_per_command": ["coordd": commandCPU.coordd.rounded(), "postgres": commandCPU.postgres.rounded(),
                                    "client": commandCPU.client.rounded()],
         ]
@@ -246,6 +281,9 @@ enum HTTPBench {
                 ["POST commands/s (receipts + dispatches, mixed with GETs)", String(format: "%.0f", commandRate)],
                 ["ratio commands/raw: unnamed, prepared", String(format: "%.2f, %.2f", commandRate / baseRate, commandRate / preparedRate)],
                 ["command latency p50 / p99 ms", String(format: "%.1f / %.1f", percentile(c, 0.5), percentile(c, 0.99))],
+                ["receipts/s spread over \(connections) cards, p50 / p99 ms", String(format: "%.0f, %.1f / %.1f", spread.rate, spread.p50, spread.p99)],
+                ["receipts/s on ONE card, p50 / p99 ms", String(format: "%.0f, %.1f / %.1f", hot.rate, hot.p50, hot.p99)],
+                ["ratio hot card / spread", String(format: "%.2f", hot.rate / max(1, spread.rate))],
                 ["CPU µs per INSERT, unnamed: client + PostgreSQL", String(format: "%.0f + %.0f", baseCPU[0].client, baseCPU[0].postgres)],
                 ["CPU µs per INSERT, prepared: client + PostgreSQL", String(format: "%.0f + %.0f", baseCPU[1].client, baseCPU[1].postgres)],
                 ["CPU µs per command (GETs' share in): coordd + PostgreSQL + client",
@@ -254,7 +292,7 @@ enum HTTPBench {
                 ["idle connections held open (answering at the end)", "\(stillOpen)/\(idle)"],
                 ["live feeds delivering all \(expected.count) events of the phase, in order", "\(complete)/\(feeds)"],
                 ["coordd max RSS MiB", String(format: "%.1f", maxRSS)],
-                ["non-2xx answers", "\(commands.errors.withLock { $0 } + reads.errors.withLock { $0 } + getLatency.errors.withLock { $0 })"],
+                ["non-2xx answers", "\(commands.errors.withLock { $0 } + reads.errors.withLock { $0 } + getLatency.errors.withLock { $0 } + spread.errors + hot.errors)"],
             ]))
         }
         return 0
