@@ -142,7 +142,8 @@ struct WireTests {
     @Test("20,000 pipelined requests from a client that reads nothing: the server holds at most its bound of answers (it grew to 1.75 GB)")
     func pipeliningIsBounded() async throws {
         let bound = 64 * 1024
-        let w = try WireServer { $0.maxQueuedOutput = bound }
+        // A client that reads nothing for 8 s is dropped with its queue, even if its reset never reaches the server.
+        let w = try WireServer { $0.maxQueuedOutput = bound; $0.idleTimeout = 8 }
         defer { _ = w.stop() }
         let port = w.port
         let answer = WireServer.big.utf8.count
@@ -172,8 +173,8 @@ struct WireTests {
         #expect(answered == 10, "the answers come, whole and in order, as the client reads")
         try await offPool { client.value.abort() }
         var released = false
-        // Up to 15 s: on a loaded machine (the whole suite at once) the poll loop reaches the reset late.
-        for _ in 0..<300 where !released {
+        // Up to 30 s: at once when the reset arrives; else the idle timeout (8 s) drops it.
+        for _ in 0..<600 where !released {
             released = w.server.queuedOutputBytes == 0 && w.server.connectionCount == 0
             if !released { try await Task.sleep(nanoseconds: 50_000_000) }
         }

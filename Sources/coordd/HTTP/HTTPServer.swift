@@ -15,7 +15,8 @@ struct HTTPServerConfiguration: Sendable {
     var port: UInt16 = 8080
     var limits = HTTPLimits()
     var maxConnections = 2048
-    /// Seconds to receive a request's head, then its body; seconds a keep-alive connection may sit idle.
+    /// Seconds to receive a request's head, then its body; seconds a keep-alive connection may sit idle, or leave
+    /// answers unread (a client gone without its reset reaching us).
     var headerTimeout: Double = 10
     var bodyTimeout: Double = 30
     var idleTimeout: Double = 60
@@ -403,7 +404,9 @@ final class HTTPServer: @unchecked Sendable {
                     c.requestStarted = nil
                     flush(c)
                 }
-            } else if c.output.isEmpty && now.timeIntervalSince(c.lastActivity) > configuration.idleTimeout {
+            } else if now.timeIntervalSince(c.lastActivity) > configuration.idleTimeout {
+                // Idle, or answers waiting for a client that has read nothing for that long (gone without a reset
+                // reaching us, or stalled): either way the connection and its queue go.
                 closeConnection(c)
             }
         }
