@@ -96,10 +96,10 @@ extension App {
                 else if let t = Timestamp.parse(text) { moment = .time(t, basis) }
                 else { throw Problem(status: 422, errors: [FieldError("as_of", "must be an RFC 3339 time or a position")]) }
             }
-            try await app.requireResponse(ctx.params["id"]!, ctx)
+            let scope = try await app.requireResponse(ctx.params["id"]!, ctx)
             var state = try await Replay(store: app.service.store).state(response: ctx.params["id"]!, at: moment)
             guard state.response != nil else { throw Problem(status: 404, detail: "response \(ctx.params["id"]!) not found") }
-            if let scope = try await app.readScope(ctx) { state = state.stock(at: scope.warehouses) }
+            if let scope { state = state.stock(at: scope.warehouses) }
             return .json(200, ReplayOutput.stateJSON(state))
         },
         Route("GET", "/v1/responses/:id/review", role: .viewer, "After-action review figures",

@@ -26,10 +26,13 @@ extension App {
         }
     }
 
-    /// A response the caller's scope does not reach answers 404, as one that does not exist.
-    func requireResponse(_ id: String, _ ctx: RequestContext) async throws {
-        guard let scope = try await readScope(ctx), !scope.responses.contains(id) else { return }
-        throw Problem(status: 404, detail: "response \(id) not found")
+    /// A response the caller's scope does not reach answers 404, as one that does not exist. Returns the scope (nil:
+    /// unscoped), so a route that filters more by it resolves it once.
+    @discardableResult
+    func requireResponse(_ id: String, _ ctx: RequestContext) async throws -> ReadScope? {
+        let scope = try await readScope(ctx)
+        if let scope, !scope.responses.contains(id) { throw Problem(status: 404, detail: "response \(id) not found") }
+        return scope
     }
 
     /// A person's record with only the deployments (and bookings) of responses the scope reaches.
