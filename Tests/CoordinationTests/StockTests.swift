@@ -69,7 +69,45 @@ struct StockTests {
             return counts
         }
         #expect(Set(outcomes.keys).isSubset(of: ["ok", "insufficient-stock"]), "\(outcomes)")
-        // The card, in log order: every step keeps the balance at or above zero, and it ends where on hand is.
+        let (balance, receipts, dispatches) = try await walkHotCard(s)
+        #expect(receipts == 41 && dispatches == (outcomes["ok"] ?? 0) - 40, "\(receipts) receipts, \(dispatches) dispatches, \(outcomes)")
+        #expect(try await onHand(s, "MNL", "HSHETARPW406") == balance)
+    }
+
+    @Test("a hot stock card shared by two processes: commands decided on queued ones decide again when the other process wrote first; the card never goes below zero and every success is one event")
+    func hotCardTwoProcesses() async throws {
+        let a = try await makeService()
+        try await seed(a)
+        let b = CoordinationService(store: EventStore(pool: PostgresPool(configuration: a.store.pool.configuration)))
+        _ = try await a.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 20, source: "procurement"), ctx)
+        let outcomes = await withTaskGroup(of: (Bool, String).self) { group in
+            for i in 0..<160 {
+                let s = i % 4 == 3 ? b : a
+                group.addTask {
+                    let receipt = i % 3 == 0
+                    do {
+                        if receipt {
+                            _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 5, source: "donation"), ctx)
+                        } else {
+                            _ = try await s.execute(DispatchStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 4, destination: "site \(i)"), ctx)
+                        }
+                        return (receipt, "ok")
+                    } catch let e as DomainError { return (receipt, e.caseName) } catch { return (receipt, "\(error)") }
+                }
+            }
+            var counts: [String: Int] = [:]
+            for await (receipt, o) in group { counts[(receipt ? "receipt " : "dispatch ") + o, default: 0] += 1 }
+            return counts
+        }
+        #expect(Set(outcomes.keys).isSubset(of: ["receipt ok", "dispatch ok", "dispatch insufficient-stock"]), "\(outcomes)")
+        let (balance, receipts, dispatches) = try await walkHotCard(a)
+        #expect(receipts == 1 + (outcomes["receipt ok"] ?? 0) && dispatches == (outcomes["dispatch ok"] ?? 0), "\(outcomes)")
+        #expect(try await onHand(a, "MNL", "HSHETARPW406") == balance)
+    }
+
+    /// The hot card (MNL, tarpaulins, dispatches of 4), in log order: every step keeps the balance at or above
+    /// zero. Returns where it ends and how many receipts and dispatches it holds.
+    func walkHotCard(_ s: CoordinationService) async throws -> (balance: Int64, receipts: Int, dispatches: Int) {
         var balance: Int64 = 0
         var receipts = 0, dispatches = 0
         for event in try await s.store.read(stream: "stock-MNL:HSHETARPW406", from: 1, limit: 1000) {
@@ -80,8 +118,7 @@ struct StockTests {
             if event.type == "stock.dispatched" { balance -= 4; dispatches += 1 }
             #expect(balance >= 0, "below zero at version \(event.version)")
         }
-        #expect(receipts == 41 && dispatches == (outcomes["ok"] ?? 0) - 40, "\(receipts) receipts, \(dispatches) dispatches, \(outcomes)")
-        #expect(try await onHand(s, "MNL", "HSHETARPW406") == balance)
+        return (balance, receipts, dispatches)
     }
 
     @Test("two processes dispatching at once still never take stock below zero")

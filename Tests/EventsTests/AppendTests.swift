@@ -266,6 +266,53 @@ struct AppendTests {
         #expect(outcomes == 20)
         #expect(try await store.headPosition() == 20)
     }
+
+    @Test("an append decided on a queued one is written only if that one was, even when a foreign write leaves the stream at the version it expects")
+    func speculationDependencies() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        // Another process on the same log: its write is one this store's caller never saw.
+        let other = EventStore(pool: PostgresPool(configuration: store.pool.configuration))
+        defer { other.close() }
+        try await store.append(sampleEvents(1), to: "card", expected: .noStream)
+        try await other.append(sampleEvents(1), to: "card", expected: .exact(1))
+
+        // One batch: a filler keeps the writer busy, so the chain and a bystander are sent together behind it.
+        // P1 was decided on version 1 and conflicts; P2 (decided on P1's state) expects version 2, which the
+        // foreign write happens to give: without the dependency it would commit on a state that never existed.
+        let filler = try store.enqueue([StreamAppend(stream: "filler", expected: .any, events: sampleEvents(900))])
+        let s1 = Speculation(), s2 = Speculation(), s3 = Speculation()
+        let p1 = try store.enqueue([StreamAppend(stream: "card", expected: .exact(1), events: sampleEvents(1))], speculation: s1)
+        let p2 = try store.enqueue([StreamAppend(stream: "card", expected: .exact(2), events: sampleEvents(1))], speculation: s2, after: [s1])
+        let p3 = try store.enqueue([StreamAppend(stream: "card", expected: .exact(3), events: sampleEvents(1))], speculation: s3, after: [s2])
+        let bystander = try store.enqueue([StreamAppend(stream: "elsewhere", expected: .noStream, events: sampleEvents(1))])
+        _ = try await filler.value()
+        await #expect(throws: EventStoreError.wrongExpectedVersion(stream: "card", expected: .exact(1), actual: 2)) { try await p1.value() }
+        await #expect(throws: EventStoreError.speculationFailed) { try await p2.value() }
+        await #expect(throws: EventStoreError.speculationFailed) { try await p3.value() }
+        #expect(try await bystander.value().version(of: "elsewhere") == 1)
+        #expect([s1.status, s2.status, s3.status] == [.failed, .failed, .failed])
+        #expect(try await store.version(of: "card") == 2)
+
+        // A producer that already failed: its dependent fails when it is taken, and writes nothing.
+        let s4 = Speculation()
+        let p4 = try store.enqueue([StreamAppend(stream: "card", expected: .exact(1), events: sampleEvents(1))], speculation: s4)
+        await #expect(throws: EventStoreError.self) { try await p4.value() }
+        let p5 = try store.enqueue([StreamAppend(stream: "card", expected: .exact(2), events: sampleEvents(1))], after: [s4])
+        await #expect(throws: EventStoreError.speculationFailed) { try await p5.value() }
+        #expect(try await store.version(of: "card") == 2)
+
+        // A chain whose producers are written commits whole, in one batch or across two.
+        let resolved = Mutex<[Bool]>([])
+        let s6 = Speculation { _, committed in resolved.withLock { $0.append(committed) } }
+        let p6 = try store.enqueue([StreamAppend(stream: "card", expected: .exact(2), events: sampleEvents(1))], speculation: s6)
+        let p7 = try store.enqueue([StreamAppend(stream: "card", expected: .exact(3), events: sampleEvents(2))], after: [s6])
+        #expect(try await p6.value().version(of: "card") == 3)
+        #expect(try await p7.value().version(of: "card") == 5)
+        #expect(s6.status == .committed && resolved.withLock { $0 } == [true])
+        #expect(try await store.read(stream: "card").map(\.version) == [1, 2, 3, 4, 5])
+    }
+
 }
 
 @Suite("Set-based append")

@@ -26,12 +26,17 @@ final class CommandRunner: Sendable {
         self.cache = StateCache(capacity: staging == nil ? 20_000 : Int.max)
     }
 
-    /// The aggregate at `stream` and its version (0 when the stream has no events). A decision uses the
-    /// cached state as it is; `fresh` (reads that no append will verify) and re-decisions read the events
-    /// after it. While staging, the cache holds the staged events and is always used.
+    /// The aggregate at `stream` and its version (0 when the stream has no events). A decision uses the newest
+    /// cached state as it is, a speculation's included (recorded in the task's `ReadLog`, so its append waits for
+    /// that speculation's); `fresh` (reads that no append will verify) and re-decisions read the committed events
+    /// after the committed state. While staging, the cache holds the staged events and is always used.
     func load<S: AggregateState>(_ stream: String, as type: S.Type, fresh: Bool = false) async throws -> (S, Int64) {
+        if staging == nil, !(fresh || Self.readThrough), let (state, version, speculation) = cache.top(stream, as: S.self) {
+            Self.readLog?.record(stream, state, version, speculation)
+            return (state, version)
+        }
         let cached = cache.get(stream, as: S.self)
-        if let cached, staging != nil || !(fresh || Self.readThrough) { return cached }
+        if let cached, staging != nil { return cached }
         if cached == nil, let staging, staging.isAbsent(stream) {
             cache.put(stream, S(), version: 0)
             return (S(), 0)
@@ -46,8 +51,28 @@ final class CommandRunner: Sendable {
             if events.count < 1000 { break }
         }
         cache.put(stream, state, version: version)
+        Self.readLog?.record(stream, state, version, nil)
         return (state, version)
     }
+
+    /// The states a decision read, by stream: the bases of the states its append will leave, and the
+    /// speculations it was decided on.
+    final class ReadLog: Sendable {
+        struct Read: @unchecked Sendable {
+            let state: any AggregateState
+            let version: Int64
+            let speculation: Speculation?
+        }
+        private let reads = Mutex<[String: Read]>([:])
+
+        func record(_ stream: String, _ state: any AggregateState, _ version: Int64, _ speculation: Speculation?) {
+            reads.withLock { $0[stream] = Read(state: state, version: version, speculation: speculation) }
+        }
+
+        var all: [String: Read] { reads.withLock { $0 } }
+    }
+
+    @TaskLocal static var readLog: ReadLog?
 
     /// One stream's events of a decision, with the version the decision read.
     typealias StreamEvents = (stream: String, expected: ExpectedVersion, events: [DomainEvent])
@@ -65,8 +90,10 @@ final class CommandRunner: Sendable {
         var causation: String? = nil
     }
 
-    /// Runs `decide` under the streams' locks, appends what it decided, and decides again from fresh reads
-    /// when another process wrote first. `answer` renders the resource's state after the command.
+    /// Runs `decide` under the streams' locks and queues what it decided, then releases the locks and awaits the
+    /// commit: the next command on the same streams decides on the state this one will leave and joins the same
+    /// batch. It decides again from fresh reads when another process wrote first, and again on the newest state
+    /// when an append it was decided on was not written. `answer` renders the resource's state after the command.
     ///
     /// Idempotency: the events of a command with a key get ids derived from (actor, command, key). A retry
     /// decides again; the store finds the ids already written (same content: a duplicate, different content:
@@ -88,59 +115,149 @@ final class CommandRunner: Sendable {
         // The command's own id: every event it writes names it as its cause (a retry under the same key, the same id).
         let commandID = derivedIDs.map { MD5.uuid($0.base + "command") } ?? UUID.random()
         // A bulk import decides one command at a time: no other task touches its streams, so no locks.
-        return try await staging != nil ? decideAndWrite() : locks.withLocks(keys, decideAndWrite)
-        @Sendable func decideAndWrite() async throws -> CommandResult {
-            if let staging, let first = derivedIDs?.first, let stored = staging.known(first) {
-                guard stored == hash else { throw DomainError.idempotencyMismatch(key: ctx.idempotencyKey ?? "") }
-                return CommandResult(kind: "", id: "", created: false, position: 0, version: 0, duplicate: true, state: JSONText("{}"))
+        if let staging { return try await stage(staging) }
+        var attempt = 0
+        var readThrough = false
+        while true {
+            attempt += 1
+            let queued: Queued<S>
+            switch try await locks.withLocks(keys, { try await decideAndEnqueue(readThrough: readThrough) }) {
+            case .answered(let result): return result
+            case .queued(let q): queued = q
             }
-            var attempt = 0
-            var readThrough = false
+            do {
+                let result = try await queued.ticket.value()
+                if result.duplicate, let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
+                    return original
+                }
+                let decision = queued.decision
+                let written = result.streams.first { $0.stream == decision.primary }
+                let (state, version): (S, Int64)
+                if !result.duplicate, let after = queued.primaryAfter, let written {
+                    (state, version) = (after, written.version)
+                } else {
+                    (state, version) = try await load(decision.primary, as: S.self, fresh: true)
+                }
+                return CommandResult(kind: decision.kind, id: decision.id, created: decision.created, position: result.position,
+                                     version: version, duplicate: result.duplicate, state: try Self.render(state),
+                                     eventID: queued.appends.first { $0.stream == decision.primary }?.events.first?.id)
+            } catch EventStoreError.wrongExpectedVersion(let stream, _, _) {
+                if attempt >= Self.maxAttempts { throw DomainError.contention(stream: stream) }
+                // The first conflict usually means a cached state was behind: decide again at once on fresh reads.
+                if readThrough { try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000...(5_000_000 * UInt64(attempt)))) }
+                readThrough = true
+            } catch EventStoreError.speculationFailed {
+                // A command this one was decided on was not written: decide again on the newest state.
+                if attempt >= Self.maxAttempts { throw DomainError.contention(stream: queued.decision.primary) }
+            } catch EventStoreError.idempotencyMismatch {
+                if let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
+                    return original
+                }
+                throw DomainError.idempotencyMismatch(key: ctx.idempotencyKey ?? "")
+            }
+        }
+
+        /// Under the streams' locks: decides (once more on fresh reads when the cached state refuses it) and queues
+        /// the append, with the states it will leave offered to the next decisions as speculations.
+        @Sendable func decideAndEnqueue(readThrough first: Bool) async throws -> Step<S> {
+            var readThrough = first
             while true {
-                attempt += 1
+                let log = ReadLog()
                 let decision: Decision
                 do {
-                    decision = try await Self.$readThrough.withValue(readThrough) { try await decide() }
+                    decision = try await Self.$readLog.withValue(log) {
+                        try await Self.$readThrough.withValue(readThrough) { try await decide() }
+                    }
                 } catch let error as DomainError {
-                    guard staging == nil else { throw error }
                     if !readThrough { readThrough = true; continue }  // refused on cached state: decide once more on fresh reads
                     if let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
-                        return original
+                        return .answered(original)
                     }
                     throw error
                 }
                 let appends = try events(of: decision, ids: derivedIDs, ctx: ctx, commandID: commandID, requestHash: hash, occurredAt: occurredAt)
-                if let staging {
-                    staging.stage(appends, firstID: derivedIDs?.first, requestHash: hash)
-                    let version = try foldStaged(decision, appends)
-                    return CommandResult(kind: decision.kind, id: decision.id, created: decision.created, position: 0,
-                                         version: version, duplicate: false, state: JSONText("{}"))
+                let reads = log.all
+                let afters = statesAfter(decision, appends, reads)
+                let primaryAfter = afters.first { $0.stream == decision.primary }?.state as? S
+                let receipt = derivedIDs.flatMap { ids in
+                    primaryAfter.flatMap { try? Self.render($0) }.map { rendered in
+                        AppendReceipt(id: ids.receipt, requestHash: hash ?? "",
+                                      answer: CommandAnswer.done(kind: decision.kind, id: decision.id, created: decision.created, state: rendered.text,
+                                                                 event: appends.first { $0.stream == decision.primary }?.events.first?.id).json)
+                    }
                 }
-                do {
-                    let receipt = derivedIDs.flatMap { ids in
-                        predictedAnswer(decision, appends, as: S.self).map { AppendReceipt(id: ids.receipt, requestHash: hash ?? "", answer: $0.json) }
-                    }
-                    let result = try await store.append(appends, receipt: receipt)
-                    if result.duplicate, let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
-                        return original
-                    }
-                    let (state, version) = try await stateAfter(decision, appends, result, as: S.self)
-                    return CommandResult(kind: decision.kind, id: decision.id, created: decision.created, position: result.position,
-                                         version: version, duplicate: result.duplicate, state: try Self.render(state),
-                                         eventID: appends.first { $0.stream == decision.primary }?.events.first?.id)
-                } catch EventStoreError.wrongExpectedVersion(let stream, _, _) {
-                    if attempt >= Self.maxAttempts { throw DomainError.contention(stream: stream) }
-                    // The first conflict usually means a cached state was behind: decide again at once on fresh reads.
-                    if readThrough { try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000...(5_000_000 * UInt64(attempt)))) }
-                    readThrough = true
-                } catch EventStoreError.idempotencyMismatch {
-                    if let original = try await original(ids: derivedIDs, requestHash: hash, ctx: ctx, creates: creates, state: S.self) {
-                        return original
-                    }
-                    throw DomainError.idempotencyMismatch(key: ctx.idempotencyKey ?? "")
+                let cache = self.cache
+                let speculation = Speculation { speculation, committed in
+                    for a in afters { cache.resolve(a.stream, a.state, version: a.version, speculation, committed: committed) }
                 }
+                var producers: [Speculation] = []
+                for read in reads.values {
+                    if let s = read.speculation, s.status != .committed, !producers.contains(where: { $0 === s }) { producers.append(s) }
+                }
+                let ticket = try store.enqueue(appends, receipt: receipt, speculation: speculation, after: producers)
+                for a in afters { cache.speculate(a.stream, a.state, version: a.version, base: a.base, speculation) }
+                return .queued(Queued(ticket: ticket, decision: decision, appends: appends, primaryAfter: primaryAfter))
             }
         }
+
+        /// A bulk import's command: decided on the staged states, its events staged, not appended.
+        @Sendable func stage(_ staging: StagingBuffer) async throws -> CommandResult {
+            if let first = derivedIDs?.first, let stored = staging.known(first) {
+                guard stored == hash else { throw DomainError.idempotencyMismatch(key: ctx.idempotencyKey ?? "") }
+                return CommandResult(kind: "", id: "", created: false, position: 0, version: 0, duplicate: true, state: JSONText("{}"))
+            }
+            let decision = try await decide()
+            let appends = try events(of: decision, ids: derivedIDs, ctx: ctx, commandID: commandID, requestHash: hash, occurredAt: occurredAt)
+            staging.stage(appends, firstID: derivedIDs?.first, requestHash: hash)
+            let version = try foldStaged(decision, appends)
+            return CommandResult(kind: decision.kind, id: decision.id, created: decision.created, position: 0,
+                                 version: version, duplicate: false, state: JSONText("{}"))
+        }
+    }
+
+    /// What a command's locked phase ended with: an answer (a refusal's original), or a queued append.
+    enum Step<S: AggregateState>: Sendable {
+        case answered(CommandResult)
+        case queued(Queued<S>)
+    }
+
+    struct Queued<S: AggregateState>: Sendable {
+        let ticket: AppendTicket
+        let decision: Decision
+        let appends: [StreamAppend]
+        /// The primary aggregate as the append will leave it, when the decision read its base.
+        let primaryAfter: S?
+    }
+
+    /// A stream's state as an append will leave it: the decided events folded into the state the decision read.
+    struct After: @unchecked Sendable {
+        let stream: String
+        let state: any AggregateState
+        let base: Int64
+        let version: Int64
+    }
+
+    /// The states the decision's appends will leave, for the streams whose base it read at the version it expects.
+    private func statesAfter(_ decision: Decision, _ appends: [StreamAppend], _ reads: [String: ReadLog.Read]) -> [After] {
+        var afters: [After] = []
+        let now = Date()
+        for (a, d) in zip(appends, decision.appends) {
+            let from: Int64
+            switch a.expected {
+            case .noStream: from = 0
+            case .exact(let v): from = v
+            default: continue
+            }
+            guard let read = reads[a.stream], read.version == from else { continue }
+            var state = read.state
+            for (k, (event, payload)) in zip(a.events, d.events).enumerated() {
+                state.apply(payload, RecordedEvent(position: 0, stream: a.stream, version: from + Int64(k) + 1, id: event.id, type: event.type,
+                                                   data: event.data, metadata: JSONText(event.metadataJSON), occurredAt: event.occurredAt,
+                                                   recordedAt: now, hash: ""))
+            }
+            afters.append(After(stream: a.stream, state: state, base: from, version: from + Int64(a.events.count)))
+        }
+        return afters
     }
 
     /// The events of a decision, with their ids (derived from the idempotency key when there is one).
@@ -194,43 +311,6 @@ final class CommandRunner: Sendable {
             throw EventStoreError.unavailable("a staged decision wrote to a stream it did not load")
         }
         return cache.version(of: decision.primary) ?? 0
-    }
-
-    /// The answer the command gives if its append succeeds, computed before it (its receipt is written with the
-    /// events): the decision's events folded into the state it was made on. Nil when that state is not at hand.
-    private func predictedAnswer<S: AggregateState>(_ decision: Decision, _ appends: [StreamAppend], as: S.Type) -> CommandAnswer? {
-        guard let index = appends.firstIndex(where: { $0.stream == decision.primary }) else { return nil }
-        let a = appends[index]
-        var state: S
-        let from: Int64
-        switch a.expected {
-        case .noStream: (state, from) = (S(), 0)
-        case .exact(let v):
-            guard let cached = cache.get(a.stream, as: S.self), cached.1 == v else { return nil }
-            (state, from) = (cached.0, v)
-        default: return nil
-        }
-        let now = Date()
-        for (k, (event, domain)) in zip(a.events, decision.appends[index].events).enumerated() {
-            state.apply(domain, RecordedEvent(position: 0, stream: a.stream, version: from + Int64(k) + 1, id: event.id, type: event.type,
-                                              data: event.data, metadata: JSONText(event.metadataJSON), occurredAt: event.occurredAt,
-                                              recordedAt: now, hash: ""))
-        }
-        guard let rendered = try? Self.render(state) else { return nil }
-        return .done(kind: decision.kind, id: decision.id, created: decision.created, state: rendered.text, event: a.events.first?.id)
-    }
-
-    /// The primary aggregate after a successful append: the appended payloads folded into the states the
-    /// decision was made on (no read), or a fresh load when that state is not at hand.
-    private func stateAfter<S: AggregateState>(_ decision: Decision, _ appends: [StreamAppend], _ result: AppendResult,
-                                               as: S.Type) async throws -> (S, Int64) {
-        guard !result.duplicate else { return try await load(decision.primary, as: S.self, fresh: true) }
-        let written = Dictionary(result.streams.map { ($0.stream, $0) }, uniquingKeysWith: { a, _ in a })
-        let folded = fold(decision, appends) { a in
-            written[a.stream].map { ($0.version - Int64(a.events.count), $0.firstPosition) }
-        }
-        if folded.contains(decision.primary), let current = cache.get(decision.primary, as: S.self) { return current }
-        return try await load(decision.primary, as: S.self, fresh: true)
     }
 
     /// The original command's result, for a retry of it: nil when no event of the command is stored.

@@ -78,8 +78,16 @@ public final class EventStore: Sendable {
     /// transaction when the events are written (not when they were already stored: the original's stands).
     @discardableResult
     public func append(_ streams: [StreamAppend], receipt: AppendReceipt? = nil) async throws -> AppendResult {
+        try await enqueue(streams, receipt: receipt).value()
+    }
+
+    /// Queues an append and returns at once; the ticket gives its outcome. Appends are written in the order they
+    /// were queued. `speculation` is resolved with the outcome (before the ticket completes), and `after` names the
+    /// queued appends this one was decided on: it is written only if they all were (see `Speculation`).
+    public func enqueue(_ streams: [StreamAppend], receipt: AppendReceipt? = nil, speculation: Speculation? = nil,
+                        after producers: [Speculation] = []) throws -> AppendTicket {
         let (json, count) = try Self.encode(streams, receipt: receipt)
-        return try await committer.submit(streams, json: json, eventCount: count)
+        return committer.submit(streams, json: json, eventCount: count, speculation: speculation, after: producers)
     }
 
     /// The receipt stored under `id`, if any.

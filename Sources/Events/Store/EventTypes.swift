@@ -246,6 +246,8 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
     case invalidInput(field: String, reason: String)
     /// The store's schema is not what this binary needs.
     case unavailable(String)
+    /// An append built on another queued append (a `Speculation`) that was not written as requested: decide again.
+    case speculationFailed
 
     public var description: String {
         switch self {
@@ -257,6 +259,8 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
             return "\(field): \(reason)"
         case let .unavailable(reason):
             return "event store unavailable: \(reason)"
+        case .speculationFailed:
+            return "an append this one was decided on was not written"
         }
     }
 }

@@ -22,7 +22,11 @@ final class GroupCommitter: @unchecked Sendable {
         let json: String
         let eventCount: Int
         let request: [StreamAppend]
-        let continuation: CheckedContinuation<AppendResult, Error>
+        let ticket: AppendTicket
+        /// Resolved with this append's outcome; later appends may be decided on it.
+        let speculation: Speculation?
+        /// The queued appends this one was decided on (see `Speculation`).
+        let after: [Speculation]
     }
 
     /// When the writer's cached plans were last dropped (see `run`).
@@ -46,11 +50,11 @@ final class GroupCommitter: @unchecked Sendable {
 
     var stats: (batches: Int, events: Int) { counters.withLock { $0 } }
 
-    func submit(_ request: [StreamAppend], json: String, eventCount: Int) async throws -> AppendResult {
-        try await withCheckedThrowingContinuation { continuation in
-            let pending = Pending(json: json, eventCount: eventCount, request: request, continuation: continuation)
-            enqueue([pending])
-        }
+    func submit(_ request: [StreamAppend], json: String, eventCount: Int, speculation: Speculation? = nil,
+                after: [Speculation] = []) -> AppendTicket {
+        let ticket = AppendTicket()
+        enqueue([Pending(json: json, eventCount: eventCount, request: request, ticket: ticket, speculation: speculation, after: after)])
+        return ticket
     }
 
     private func enqueue(_ items: [Pending]) {
@@ -61,11 +65,32 @@ final class GroupCommitter: @unchecked Sendable {
             s.draining = true
             return (true, [])
         }
-        for item in rejected {
-            item.continuation.resume(throwing: EventStoreError.unavailable("store closed"))
-        }
+        for item in rejected { Self.finish(item, .failure(EventStoreError.unavailable("store closed"))) }
         if start {
             BlockingThreads.shared.run { self.drain() }
+        }
+    }
+
+    /// Resolves the item's speculation (written as requested, or not), then completes its ticket.
+    private static func finish(_ item: Pending, _ outcome: Result<AppendResult, Error>) {
+        item.speculation?.resolve(committed: writtenAsRequested(item, outcome))
+        item.ticket.complete(outcome)
+    }
+
+    /// True when the outcome is this request's own write at the versions it expected: a fresh write, or a
+    /// duplicate at exactly those versions (a batch sent again after its commit went unacknowledged), not a
+    /// retry that met an older original.
+    static func writtenAsRequested(_ item: Pending, _ outcome: Result<AppendResult, Error>) -> Bool {
+        guard case .success(let result) = outcome else { return false }
+        if !result.duplicate { return true }
+        let versions = Dictionary(result.streams.map { ($0.stream, $0.version) }, uniquingKeysWith: { a, _ in a })
+        return item.request.allSatisfy { a in
+            guard !a.events.isEmpty else { return true }
+            switch a.expected {
+            case .exact(let v): return versions[a.stream] == v + Int64(a.events.count)
+            case .noStream: return versions[a.stream] == Int64(a.events.count)
+            default: return false
+            }
         }
     }
 
@@ -92,13 +117,20 @@ final class GroupCommitter: @unchecked Sendable {
                 if state.withLock({ $0.closed }) { connection?.close(); connection = nil }
                 return
             }
-            var retry: [Pending] = []
-            for (item, outcome) in zip(batch, run(batch)) {
-                switch outcome {
-                case .some(.success(let result)): item.continuation.resume(returning: result)
-                case .some(.failure(let error)): item.continuation.resume(throwing: error)
-                case .none: retry.append(item)
+            // An append decided on another queued append goes only with it or after it was written as requested.
+            var live: [Pending] = []
+            var ahead = Set<ObjectIdentifier>()
+            for item in batch {
+                if item.after.contains(where: { $0.status == .failed || ($0.status == .pending && !ahead.contains(ObjectIdentifier($0))) }) {
+                    Self.finish(item, .failure(EventStoreError.speculationFailed))
+                    continue
                 }
+                live.append(item)
+                if let s = item.speculation { ahead.insert(ObjectIdentifier(s)) }
+            }
+            var retry: [Pending] = []
+            for (item, outcome) in zip(live, run(live)) {
+                if let outcome { Self.finish(item, outcome) } else { retry.append(item) }
             }
             if !retry.isEmpty {
                 // Ids repeated within one batch: send them again, where they meet the stored originals.
@@ -107,12 +139,92 @@ final class GroupCommitter: @unchecked Sendable {
         }
     }
 
-    /// Outcome per request; nil means "send again in a later batch".
-    private func run(_ batch: [Pending]) -> [Result<AppendResult, Error>?] {
+    typealias Outcome = Result<AppendResult, Error>
+
+    /// Outcome per request; nil means "send again in a later batch". A batch that holds an append and one decided
+    /// on it is sent in an explicit transaction, committed only when every dependent that wrote had its producers
+    /// written as requested; otherwise it is rolled back and sent again without those dependents (and theirs).
+    private func run(_ batch: [Pending]) -> [Outcome?] {
+        guard !batch.isEmpty else { return [] }
+        let producers = Self.producers(batch)
+        var final = [Outcome?](repeating: nil, count: batch.count)
+        var remaining = Array(batch.indices)
+        while true {
+            let sub = remaining.map { batch[$0] }
+            let check: (([Outcome?]) -> [Int])? = producers.allSatisfy(\.isEmpty) ? nil : { outcomes in
+                let local = Dictionary(uniqueKeysWithValues: remaining.enumerated().map { ($0.element, $0.offset) })
+                return Self.violators(sub, producers: remaining.map { producers[$0].compactMap { local[$0] } }, outcomes)
+            }
+            do {
+                let (outcomes, violators) = try send(sub, check: check)
+                if violators.isEmpty {
+                    for (k, i) in remaining.enumerated() { final[i] = outcomes[k] }
+                    return final
+                }
+                // Those dependents, and every append decided on them, fail: their callers decide again.
+                var removed = Set(violators.map { remaining[$0] })
+                for i in remaining where producers[i].contains(where: removed.contains) { removed.insert(i) }
+                for i in removed { final[i] = .failure(EventStoreError.speculationFailed) }
+                remaining.removeAll(where: removed.contains)
+                if remaining.isEmpty { return final }
+            } catch let error as PostgresError where sub.count > 1 && error.kind == .server {
+                // A value the server refused (it passed our checks): isolate it so neighbours still commit, one by
+                // one in order, each dependent only after its producers were written as requested.
+                var written = Set<Int>()
+                for i in remaining {
+                    if producers[i].contains(where: { !written.contains($0) && remaining.contains($0) }) {
+                        final[i] = .failure(EventStoreError.speculationFailed)
+                        continue
+                    }
+                    let outcome = run([batch[i]])[0]
+                    final[i] = outcome
+                    if let outcome, Self.writtenAsRequested(batch[i], outcome) { written.insert(i) }
+                }
+                return final
+            } catch {
+                for i in remaining { final[i] = .failure(error) }
+                return final
+            }
+        }
+    }
+
+    /// For each request, the earlier requests of the batch whose speculation it was decided on.
+    private static func producers(_ batch: [Pending]) -> [[Int]] {
+        var index: [ObjectIdentifier: Int] = [:]
+        var result: [[Int]] = []
+        for (i, item) in batch.enumerated() {
+            result.append(item.after.compactMap { index[ObjectIdentifier($0)] })
+            if let s = item.speculation { index[ObjectIdentifier(s)] = i }
+        }
+        return result
+    }
+
+    /// The requests that wrote although a producer of theirs in the batch was not written as requested (directly
+    /// or through another producer): the transaction must not commit them.
+    static func violators(_ batch: [Pending], producers: [[Int]], _ outcomes: [Outcome?]) -> [Int] {
+        var doomed = Set<Int>()
+        var violators: [Int] = []
+        for (j, item) in batch.enumerated() {
+            let outcome = outcomes[j]
+            if producers[j].contains(where: doomed.contains) {
+                if case .success(let r)? = outcome, !r.duplicate { violators.append(j) }
+                doomed.insert(j)
+            } else if !(outcome.map { writtenAsRequested(item, $0) } ?? false) {
+                doomed.insert(j)
+            }
+        }
+        return violators
+    }
+
+    /// Sends `batch` as one call of `coord_write`. With `check`, in an explicit transaction that commits only when
+    /// `check` finds no violators in the outcomes; otherwise it rolls back and returns them. Connection failures and
+    /// transient errors are retried; a server's refusal is thrown.
+    private func send(_ batch: [Pending], check: (([Outcome?]) -> [Int])?) throws -> ([Outcome?], [Int]) {
         let json = "[" + batch.map(\.json).joined(separator: ",") + "]"
         var attempt = 0
         while true {
             attempt += 1
+            var open = false
             do {
                 if connection == nil || !(connection!.isUsable) {
                     connection?.close()
@@ -130,20 +242,29 @@ final class GroupCommitter: @unchecked Sendable {
                     try connection!.execute(unsafe: "DISCARD PLANS")
                     plansReset = now
                 }
+                if check != nil { try connection!.execute(unsafe: "BEGIN"); open = true }
                 let result = try connection!.query("""
                     SELECT req, stream, outcome, version, first_position, last_position
                     FROM coord_write(\(JSONText(json))::jsonb)
                     """)
-                counters.withLock { $0.batches += 1; $0.events += batch.reduce(0) { $0 + $1.eventCount } }
-                return try Self.outcomes(result, batch)
+                let outcomes = try Self.outcomes(result, batch)
+                var violators: [Int] = []
+                if let check {
+                    violators = check(outcomes)
+                    open = false
+                    try connection!.execute(unsafe: violators.isEmpty ? "COMMIT" : "ROLLBACK")
+                }
+                if violators.isEmpty {
+                    counters.withLock { $0.batches += 1; $0.events += batch.reduce(0) { $0 + $1.eventCount } }
+                }
+                return (outcomes, violators)
             } catch let error as PostgresError where (error.isConnectionFailure || error.isTransient) && attempt < 4 {
+                if open, connection?.isUsable == true { _ = try? connection!.execute(unsafe: "ROLLBACK") }
                 if error.isConnectionFailure { connection?.close(); connection = nil }
                 Thread.sleep(forTimeInterval: 0.1 * Double(attempt * attempt))
-            } catch let error as PostgresError where batch.count > 1 && error.kind == .server {
-                // A value the server refused (it passed our checks): isolate it so neighbours still commit.
-                return batch.map { run([$0])[0] }
             } catch {
-                return batch.map { _ in .failure(error) }
+                if open, connection?.isUsable == true { _ = try? connection!.execute(unsafe: "ROLLBACK") }
+                throw error
             }
         }
     }
