@@ -130,8 +130,11 @@ final class Daemon: @unchecked Sendable {
     }
 }
 
-/// CPU time spent so far, from `/proc` (user + system, in seconds): this process, a child, and every process
-/// named `postgres` on the machine (the cluster's backends; on a shared machine, other clusters count too).
+/// CPU time spent so far, from `/proc` (user + system, in seconds): this process, a child, and the PostgreSQL
+/// processes that work for coord: the cluster's own background processes and the backends whose application name
+/// starts with `coord` (coordd's, coordctl's), as `pg_stat_activity` lists them. Other clients of a shared
+/// cluster are left out, and a process that exits between two samples drops out instead of making a difference
+/// negative.
 enum ProcessCPU {
     static let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
 
@@ -144,19 +147,25 @@ enum ProcessCPU {
         return (user + system) / ticks
     }
 
-    static func postgres() -> Double {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
-        var total = 0.0
-        for entry in entries {
-            guard let pid = pid_t(entry),
-                  (try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8))?.hasPrefix("postgres") == true else { continue }
-            total += seconds(pid: pid)
+    struct Sample {
+        let own: Double
+        let postgres: [pid_t: Double]
+        let child: Double
+
+        /// PostgreSQL CPU seconds since `earlier`, over the processes alive now (new ones from zero).
+        func postgres(since earlier: Sample) -> Double {
+            postgres.reduce(0) { $0 + max(0, $1.value - (earlier.postgres[$1.key] ?? 0)) }
         }
-        return total
     }
 
-    /// (this process, PostgreSQL, `child`) now.
-    static func sample(child: pid_t? = nil) -> (own: Double, postgres: Double, child: Double) {
-        (seconds(pid: getpid()), postgres(), child.map { seconds(pid: $0) } ?? 0)
+    /// (this process, coord's PostgreSQL processes, `child`) now.
+    static func sample(child: pid_t? = nil, pool: PostgresPool) async -> Sample {
+        let pids: [Int] = (try? await pool.withConnection { c in
+            let r = try c.query("SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend' OR application_name LIKE 'coord%'")
+            return try (0..<r.count).map { try r.decode($0, 0) as Int }
+        }) ?? []
+        var postgres: [pid_t: Double] = [:]
+        for pid in pids { postgres[pid_t(pid)] = seconds(pid: pid_t(pid)) }
+        return Sample(own: seconds(pid: getpid()), postgres: postgres, child: child.map { seconds(pid: $0) } ?? 0)
     }
 }

@@ -83,7 +83,7 @@ enum HTTPBench {
             // (and each pays the same full-page images after it).
             try? await pool.withConnection { c in _ = try c.execute(unsafe: "CHECKPOINT") }  // needs pg_checkpoint; skipped without
             let baseline = Collector()
-            let cpu0 = ProcessCPU.sample()
+            let cpu0 = await ProcessCPU.sample(pool: pool)
             let baseStart = Date()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for w in 0..<connections {
@@ -101,8 +101,8 @@ enum HTTPBench {
                 try await group.waitForAll()
             }
             baseRates.append(Double(baseline.samples.withLock { $0.count }) / Date().timeIntervalSince(baseStart))
-            let cpu1 = ProcessCPU.sample(), n = Double(max(1, baseline.samples.withLock { $0.count }))
-            baseCPU.append((client: (cpu1.own - cpu0.own) / n * 1e6, postgres: (cpu1.postgres - cpu0.postgres) / n * 1e6))
+            let cpu1 = await ProcessCPU.sample(pool: pool), n = Double(max(1, baseline.samples.withLock { $0.count }))
+            baseCPU.append((client: (cpu1.own - cpu0.own) / n * 1e6, postgres: cpu1.postgres(since: cpu0) / n * 1e6))
         }
         let baseRate = baseRates[0], preparedRate = baseRates[1]
 
@@ -124,7 +124,7 @@ enum HTTPBench {
         try? await pool.withConnection { c in _ = try c.execute(unsafe: "CHECKPOINT") }  // needs pg_checkpoint; skipped without
         // 2. Mixed workload.
         let commands = Collector(), reads = Collector()
-        let mixCPU0 = ProcessCPU.sample(child: daemon.pid)
+        let mixCPU0 = await ProcessCPU.sample(child: daemon.pid, pool: pool)
         let mixStart = Date()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for w in 0..<connections {
@@ -153,8 +153,8 @@ enum HTTPBench {
         let mixSeconds = Date().timeIntervalSince(mixStart)
         let commandRate = Double(commands.samples.withLock { $0.count }) / mixSeconds
         // CPU per command, each command's share of the GETs included: where the two cores went.
-        let mixCPU1 = ProcessCPU.sample(child: daemon.pid), perCommand = 1e6 / Double(max(1, commands.samples.withLock { $0.count }))
-        let commandCPU = (coordd: (mixCPU1.child - mixCPU0.child) * perCommand, postgres: (mixCPU1.postgres - mixCPU0.postgres) * perCommand,
+        let mixCPU1 = await ProcessCPU.sample(child: daemon.pid, pool: pool), perCommand = 1e6 / Double(max(1, commands.samples.withLock { $0.count }))
+        let commandCPU = (coordd: (mixCPU1.child - mixCPU0.child) * perCommand, postgres: mixCPU1.postgres(since: mixCPU0) * perCommand,
                           client: (mixCPU1.own - mixCPU0.own) * perCommand)
 
         // 2b. Receipts spread over one card per connection, then all on one card.
