@@ -172,7 +172,7 @@ final class GroupCommitter: @unchecked Sendable {
                 // one in order, each dependent only after its producers were written as requested.
                 var written = Set<Int>()
                 for i in remaining {
-                    if producers[i].contains(where: { !written.contains($0) && remaining.contains($0) }) {
+                    if producers[i].contains(where: { !written.contains($0) }) {
                         final[i] = .failure(EventStoreError.speculationFailed)
                         continue
                     }
