@@ -5,8 +5,17 @@ import Foundation
 /// valid for every projection.
 public enum SyntheticEvents {
 
+    /// What the generated log holds after its reference data.
+    public enum Profile: String, Sendable, CaseIterable {
+        /// Stock movements and transfers across 50 warehouses and 20 items, tasks, deployments.
+        case mixed
+        /// A surge drawing on one hub: receipts and dispatches only, all at warehouse W00 over its 20 items (the log
+        /// an import of a hub's stock ledger leaves).
+        case stockHeavy = "stock-heavy"
+    }
+
     /// Appends `count` domain events that the projections accept, 1,000 per append.
-    public static func generate(_ store: EventStore, count: Int, progress: (Int) -> Void) async throws {
+    public static func generate(_ store: EventStore, count: Int, profile: Profile = .mixed, progress: (Int) -> Void) async throws {
         let warehouses = (0..<50).map { String(format: "W%02d", $0) }
         let items = (0..<20).map { String(format: "ITEM%02d", $0) }
         let metadata = EventMetadata(actor: "bench", source: "bench")
@@ -46,6 +55,16 @@ public enum SyntheticEvents {
             if batchCount >= 900 { try await flush() }
         }
         try await flush()
+        while profile == .stockHeavy, written + batchCount < count {
+            let i = items[rng.next(items.count)]
+            if rng.next(2) == 0 {
+                try add(Streams.stock("W00", i), StockReceived(warehouse: "W00", item: i, quantity: 100, source: "donation", reference: "GRN-1"))
+            } else {
+                try add(Streams.stock("W00", i), StockDispatched(warehouse: "W00", item: i, quantity: 10, destination: "site", response: "R1",
+                                                                  reference: "WB-1"))
+            }
+            if batchCount >= 990 { try await flush() }
+        }
         while written + batchCount < count {
             let w = warehouses[rng.next(warehouses.count)], i = items[rng.next(items.count)]
             let stock = Streams.stock(w, i)

@@ -9,12 +9,15 @@ enum ProjectionBench {
         path: "coordctl bench rebuild", summary: "Full rebuild of all projections (events/s) vs a server-side scan of the log.",
         options: [
             .init("events", value: "N", help: "Domain events to generate (default 1000000)."),
+            .init("profile", value: "NAME", help: "mixed (default) or stock-heavy: what the log holds."),
             .scratchSchema,
             .json,
         ],
         details: """
-            Generates N realistic domain events (stock movements and transfers across 50 warehouses and 20 items,
-            tasks, deployments, responses) into a scratch schema, then times:
+            Generates N realistic domain events into a scratch schema. Profile mixed: stock movements and transfers
+            across 50 warehouses and 20 items, tasks, deployments, responses. Profile stock-heavy: after the same
+            reference data, only receipts and dispatches at one warehouse over its 20 items (a hub's ledger, as an
+            import of it leaves the log). Then times:
               baseline   SELECT count(*), sum(length(data::text)) FROM events (the server reads every event)
               rebuild    every projection rebuilt from scratch, as `coordctl projections rebuild --all` does
                          (fold in memory, COPY into shadow tables, swap), the projections running concurrently;
@@ -53,6 +56,10 @@ enum ProjectionBench {
     static func runRebuild(_ args: ParsedArguments) async throws -> Int32 {
         try args.requirePositionals(0...0)
         let count = try args.int("events", default: 1_000_000, range: 1000...20_000_000)
+        guard let profile = SyntheticEvents.Profile(rawValue: args.value("profile") ?? "mixed") else {
+            throw UsageError("--profile must be one of: " + SyntheticEvents.Profile.allCases.map(\.rawValue).joined(separator: ", "),
+                             usage: rebuildSpec.usage)
+        }
         let session = try await scratch(args, usage: rebuildSpec.usage, poolSize: 8)
         defer { session.close() }
         let store = EventStore(pool: session.pool)
@@ -62,7 +69,7 @@ enum ProjectionBench {
             try c.execute(unsafe: "ALTER TABLE streams SET (autovacuum_enabled = false)")
         }
         let genStart = Date()
-        try await SyntheticEvents.generate(store, count: count) { Output.progress("generated \($0) events") }
+        try await SyntheticEvents.generate(store, count: count, profile: profile) { Output.progress("generated \($0) events") }
         Output.progressDone()
         let generated = try await store.headPosition()
         let genSeconds = Date().timeIntervalSince(genStart)
@@ -100,12 +107,12 @@ enum ProjectionBench {
         let rebuildRate = Double(generated) / rebuildSeconds
         let unanalysedRate = Double(generated) / unanalysedSeconds
         if args.flag("json") {
-            print(Output.json(["events": generated, "generate_seconds": genSeconds, "baseline_scan_seconds": scanSeconds,
+            print(Output.json(["events": generated, "profile": profile.rawValue, "generate_seconds": genSeconds, "baseline_scan_seconds": scanSeconds,
                                "baseline_events_per_second": scanRate.rounded(),
                                "rebuild_unanalysed_seconds": unanalysedSeconds, "rebuild_unanalysed_events_per_second": unanalysedRate.rounded(),
                                "rebuild_seconds": rebuildSeconds, "rebuild_events_per_second": rebuildRate.rounded(), "rows": counts]))
         } else {
-            print("coordctl bench rebuild: \(generated) events (generated in \(String(format: "%.1f", genSeconds)) s)")
+            print("coordctl bench rebuild: \(generated) events, profile \(profile.rawValue) (generated in \(String(format: "%.1f", genSeconds)) s)")
             print(Output.table(["phase", "seconds", "events/s", "x baseline"], [
                 ["baseline: server-side scan of events", String(format: "%.2f", scanSeconds), String(format: "%.0f", scanRate), "1.00"],
                 ["rebuild, log just loaded (no statistics)", String(format: "%.2f", unanalysedSeconds), String(format: "%.0f", unanalysedRate),
