@@ -99,7 +99,10 @@ struct StockTests {
             for await (receipt, o) in group { counts[(receipt ? "receipt " : "dispatch ") + o, default: 0] += 1 }
             return counts
         }
-        #expect(Set(outcomes.keys).isSubset(of: ["receipt ok", "dispatch ok", "dispatch insufficient-stock"]), "\(outcomes)")
+        // Across processes, a command that keeps losing to the other's writes ends as contention (503, written nothing).
+        #expect(Set(outcomes.keys).isSubset(of: ["receipt ok", "dispatch ok", "dispatch insufficient-stock", "receipt contention",
+                                                 "dispatch contention"]), "\(outcomes)")
+        #expect((outcomes["receipt ok"] ?? 0) + (outcomes["dispatch ok"] ?? 0) > 0, "\(outcomes)")
         let (balance, receipts, dispatches) = try await walkHotCard(a)
         #expect(receipts == 1 + (outcomes["receipt ok"] ?? 0) && dispatches == (outcomes["dispatch ok"] ?? 0), "\(outcomes)")
         #expect(try await onHand(a, "MNL", "HSHETARPW406") == balance)
