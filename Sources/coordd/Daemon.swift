@@ -9,6 +9,8 @@ import Glibc
 /// its server. The one composition root: `main.swift` and the test harness both build the daemon here.
 final class Daemon: Sendable {
     let store: EventStore
+    /// The lists' store on a standby (`COORD_READ_DATABASE_URL`), if any.
+    let reads: EventStore?
     let service: CoordinationService
     let runner: ProjectionRunner
     let app: App
@@ -42,12 +44,13 @@ final class Daemon: Sendable {
 
     /// Builds the parts on `pool` (already migrated) and starts the projections and the server.
     init(pool: PostgresPool, http: HTTPServerConfiguration, logger: Logger, leaderPoll: Double = 1.0, anchors: Anchors = Anchors(),
-         webhooks: WebhookSettings = WebhookSettings(), clockTicks: Bool = true) throws {
+         webhooks: WebhookSettings = WebhookSettings(), clockTicks: Bool = true, readPool: PostgresPool? = nil) throws {
         store = EventStore(pool: pool)
+        reads = readPool.map { EventStore(pool: $0) }
         runner = ProjectionRunner(store: store, definitions: Coordination.projections, logger: logger, leaderPoll: leaderPoll)
         service = CoordinationService(store: store)
         let app = App(service: service, runner: runner, logger: logger, metrics: Metrics(), metricsOpen: http.host.hasPrefix("127."),
-                      webhookSettings: webhooks)
+                      webhookSettings: webhooks, reads: reads)
         self.app = app
         var http = http
         http.refusal = App.refusal

@@ -17,7 +17,10 @@ let spec = CommandSpec(
     ],
     details: """
         Environment:
-          DATABASE_URL     postgres:// URI; else libpq's PG* variables; else the embedded cluster.
+          DATABASE_URL     postgres:// URI; else libpq's PG* variables; else the embedded cluster. Several hosts
+                           (postgres://db1,db2/coord?target_session_attrs=read-write) follow the primary.
+          COORD_READ_DATABASE_URL  Serve lists from streaming standbys (e.g. target_session_attrs=prefer-standby);
+                           a read with Coord-Min-Position waits until the standby has it.
           COORD_DATA_DIR   Embedded cluster data directory (default .coord/ in the working directory).
           COORD_LOG_LEVEL  Log level (as --log-level).
           COORD_LISTEN     Address to serve on (as --listen).
@@ -74,6 +77,7 @@ func runDaemon() async -> Int32 {
     let target = DatabaseLocator.resolve()
     let started: Bool
     let pool: PostgresPool
+    var readPool: PostgresPool?
     let daemon: Daemon
     do {
         let (connection, didStart) = try DatabaseLocator.connectionString(for: target, startEmbedded: true)
@@ -91,7 +95,13 @@ func runDaemon() async -> Int32 {
         _ = try AlertRules.fromEnvironment()
         let webhooks = try WebhookSettings.fromEnvironment(target: target)
         if webhooks.box == nil { logger.notice("webhooks cannot be created: no COORD_SECRET_KEY_FILE") }
-        daemon = try Daemon(pool: pool, http: http, logger: logger, anchors: try Daemon.Anchors.fromEnvironment(), webhooks: webhooks)
+        // Lists may be served from streaming standbys; every write, and whatever must be current, stays on the primary.
+        if let reads = env["COORD_READ_DATABASE_URL"], !reads.isEmpty {
+            readPool = PostgresPool(configuration: try PostgresConfiguration(connectionString: reads, schema: schema,
+                                                                             applicationName: "coordd-reads", poolSize: poolSize))
+        }
+        daemon = try Daemon(pool: pool, http: http, logger: logger, anchors: try Daemon.Anchors.fromEnvironment(), webhooks: webhooks,
+                            readPool: readPool)
         let head = try await daemon.store.headPosition()
         SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.notice("ready", ["database": target.description, "events.head": String(head), "http.listen": "\(http.host):\(daemon.port)"])
@@ -121,6 +131,7 @@ func runDaemon() async -> Int32 {
     // Stop accepting, finish requests in flight, end streams with a final event, stop the projections at a clean checkpoint.
     let clean = await daemon.stop()
     pool.close()
+    readPool?.close()
     if started, case .embedded(let embedded) = target {
         do { try embedded.stop() } catch { logger.error("could not stop embedded PostgreSQL: \(error)") }
     }

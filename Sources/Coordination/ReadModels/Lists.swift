@@ -140,13 +140,20 @@ public struct ListSpec: Sendable {
 /// What lists read from: the read models, and the log for `/v1/events`.
 public struct ListSource: Sendable {
     public let queries: ReadModelQueries
+    /// Where lists read the log and the read models: the primary, or a standby.
     public let store: EventStore
     /// Whether this process leads a projection (coordd's runner knows; coordctl has none).
     public let leads: @Sendable (String) -> Bool
 
-    public init(store: EventStore, leads: @escaping @Sendable (String) -> Bool = { _ in false }) {
-        self.store = store
-        self.queries = ReadModelQueries(pool: store.pool)
+    /// The primary: where the projections' status is read (their leaders and errors are the primary's business).
+    public let primary: EventStore
+
+    /// `reads`: a store on a streaming standby (`COORD_READ_DATABASE_URL`) that serves the read models and the log to
+    /// lists; by default the primary does.
+    public init(store: EventStore, reads: EventStore? = nil, leads: @escaping @Sendable (String) -> Bool = { _ in false }) {
+        self.primary = store
+        self.store = reads ?? store
+        self.queries = ReadModelQueries(pool: self.store.pool)
         self.leads = leads
     }
 }

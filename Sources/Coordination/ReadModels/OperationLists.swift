@@ -75,7 +75,7 @@ extension Lists {
               "error_position": "#meta+error_position", "rebuilt_at": "#date+rebuilt", "leader_here": "#meta+leader_here"],
         key: ListSpec.column("name")
     ) { source, _, limit, after in
-        let status = try await ProjectionRunner.status(pool: source.store.pool, definitions: Coordination.projections)
+        let status = try await ProjectionRunner.status(pool: source.primary.pool, definitions: Coordination.projections)
         let rows = status.filter { after == nil || $0.name > after! }.prefix(limit).map { s -> [String?] in
             [s.name, String(s.version), String(s.checkpoint), String(s.lagEvents), String(format: "%.3f", s.lagSeconds), s.status, s.error,
              s.errorPosition.map(String.init), s.rebuiltAt.map(Timestamp.format), source.leads(s.name) ? "t" : "f"]

@@ -216,6 +216,9 @@ public final class PostgresConnection: @unchecked Sendable {
             broken = true
             return PostgresError(kind: .connection, serverMessage: text)
         }
+        // A write refused as read-only: this server is a standby now (or the URL chose one). The session is not
+        // used again, so the pool's next connection goes looking for the primary.
+        if sqlState == "25006" { broken = true }
         return PostgresError(kind: .server, sqlState: sqlState, constraint: constraint, serverMessage: text)
     }
 

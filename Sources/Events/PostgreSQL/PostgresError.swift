@@ -54,8 +54,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
     }
 
     /// The connection can no longer be used: the caller should discard it and may retry elsewhere.
+    ///
+    /// 25006 (read_only_sql_transaction) counts: the session is on a server that is, or has become, a standby, so a
+    /// fresh connection (libpq with `target_session_attrs=read-write` tries each host) finds the primary.
     public var isConnectionFailure: Bool {
-        kind == .connection || (sqlState.map { $0.hasPrefix("08") || $0 == "57P01" || $0 == "57P02" || $0 == "57P03" } ?? false)
+        kind == .connection || (sqlState.map { $0.hasPrefix("08") || $0 == "57P01" || $0 == "57P02" || $0 == "57P03" || $0 == "25006" } ?? false)
     }
 
     /// A serialization failure or deadlock: the whole transaction may be retried.

@@ -115,6 +115,35 @@ public final class ProjectionRunner: Sendable {
         }
     }
 
+    /// Whether the database behind `pool` reflects the log up to `position`: it holds the log that far, and each
+    /// projection of `definitions` has either applied that far or has none of its events between its checkpoint and
+    /// `position` (a projection only scans past events it does not handle, and records that at most a second later).
+    ///
+    /// Evaluated in one statement on one connection, so on a streaming standby it describes what that standby has
+    /// replayed: the read models and their checkpoints arrive in the same WAL as the transaction that moved them.
+    public static func reflects(position: Int64, pool: PostgresPool, definitions: [any ProjectionDefinition]) async throws -> Bool {
+        let names = definitions.map(\.name)
+        let everything = definitions.filter { $0.eventTypes == nil }.map(\.name)
+        let typed = definitions.flatMap { d in (d.eventTypes ?? []).map { (d.name, $0) } }
+        let typedNames = typed.map(\.0)
+        let typedTypes = typed.map(\.1)
+        return try await pool.withConnection(retryOnConnectionFailure: true) { c in
+            try c.query("""
+                WITH c AS (
+                    SELECT d.name, coalesce(p.position, 0) AS position
+                    FROM unnest(\(names)::text[]) AS d(name) LEFT JOIN projection_checkpoints p ON p.name = d.name)
+                SELECT (SELECT h.position FROM event_head h) >= \(position)
+                   AND coalesce(bool_and(c.position >= \(position) OR NOT EXISTS (
+                        SELECT 1 FROM events e
+                        WHERE e.position > c.position AND e.position <= \(position)
+                          AND (c.name = ANY(\(everything)::text[])
+                               OR e.type IN (SELECT t.type FROM unnest(\(typedNames)::text[], \(typedTypes)::text[]) AS t(name, type)
+                                             WHERE t.name = c.name)))), true)
+                FROM c
+                """).decode(0, 0)
+        }
+    }
+
     // MARK: The loop
 
     final class Worker: @unchecked Sendable {

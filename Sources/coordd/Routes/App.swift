@@ -24,10 +24,11 @@ final class App: Sendable {
     let deliverer: WebhookDeliverer
     static let routes: [Route] = commandRoutes + readRoutes + listRoutes + operationRoutes + webhookRoutes + sessionRoutes + consoleRoutes
 
+    /// `reads`: a store on a streaming standby for the lists (`COORD_READ_DATABASE_URL`); nil, the primary serves them.
     init(service: CoordinationService, runner: ProjectionRunner, logger: Logger, metrics: Metrics, metricsOpen: Bool,
-         readyLagThreshold: Int64 = 10_000, webhookSettings: WebhookSettings = WebhookSettings()) {
+         readyLagThreshold: Int64 = 10_000, webhookSettings: WebhookSettings = WebhookSettings(), reads: EventStore? = nil) {
         self.service = service
-        self.lists = ListSource(store: service.store, leads: { runner.leads($0) })
+        self.lists = ListSource(store: service.store, reads: reads, leads: { runner.leads($0) })
         self.tokens = TokenStore(pool: service.store.pool)
         self.sessions = SessionStore(pool: service.store.pool, tokens: tokens)
         self.runner = runner
@@ -78,6 +79,9 @@ final class App: Sendable {
                     throw Problem(status: 403, detail: "this needs the \(needed.rawValue) role")
                 }
             }
+            if let text = request.header("coord-min-position") {
+                try await awaitPosition(text, route: route)
+            }
             response = try await route.handler(self, RequestContext(request: request, params: params, principal: principal,
                                                                     requestID: requestID, query: query))
         } catch {
@@ -93,6 +97,35 @@ final class App: Sendable {
                              "http.status": String(response.status), "duration_ms": String(format: "%.1f", micros / 1000)])
         }
         return response
+    }
+
+    /// How long a read with `Coord-Min-Position` waits for the read models to reach it.
+    static let minPositionWait: Double = 2
+
+    /// `Coord-Min-Position: N` (read-your-writes): a read answers only once the database it reads from (a standby with
+    /// `COORD_READ_DATABASE_URL`, which trails the primary) reflects the log up to N, waiting up to two seconds, else
+    /// 503 with Retry-After. A standby that reflects N implies the primary does, so the answer reflects N whichever
+    /// of them serves its parts. Commands always decide on the primary's current log, so for them only the header's
+    /// form is checked.
+    func awaitPosition(_ text: String, route: Route) async throws {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard ListSpec.isDecimalText(trimmed), trimmed.count <= 18, let position = Int64(trimmed) else {
+            throw Problem(status: 400, type: "invalid-header", detail: "Coord-Min-Position must be a log position (a non-negative integer)",
+                          errors: [FieldError("Coord-Min-Position", "must be a non-negative integer")])
+        }
+        guard route.method == "GET", position > 0 else { return }
+        let pool = lists.store.pool
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(Self.minPositionWait * 1e9)
+        var pause: UInt64 = 2_000_000
+        while true {
+            if try await ProjectionRunner.reflects(position: position, pool: pool, definitions: Coordination.projections) { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else {
+                throw Problem(status: 503, detail: "the read models have not reached position \(position) yet; retry shortly")
+            }
+            try await Task.sleep(nanoseconds: min(pause, deadline - now))
+            pause = min(pause * 2, 50_000_000)
+        }
     }
 
     /// The route for a request, or 404 (no such path) / 405 (path known, method not) with `Allow`.
