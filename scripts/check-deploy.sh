@@ -21,7 +21,7 @@ else
 fi
 
 if command -v shellcheck >/dev/null 2>&1; then
-    if shellcheck scripts/*.sh .ci/run deploy/docker/*.sh; then echo "deploy: shellcheck: ok"; else status=1; fi
+    if shellcheck scripts/*.sh .ci/run deploy/docker/*.sh deploy/ha/*.sh; then echo "deploy: shellcheck: ok"; else status=1; fi
 else
     echo "deploy: shellcheck not available; scripts not checked"
 fi

@@ -2,7 +2,8 @@
 # Installs the outside judges the test suite uses, if they are missing, and never anything the product needs to run:
 #   Debian: python3-venv, python3-seccomp (the unit's syscall filter applied to the binaries), prometheus (promtool),
 #           nginx-light (nginx -t on deploy/nginx), shellcheck, openssl (a throwaway certificate for nginx -t),
-#           chromium and chromium-driver (the console's browser tests, over WebDriver)
+#           chromium and chromium-driver (the console's browser tests, over WebDriver),
+#           postgresql-N-auto-failover (pg_autoctl: the fail-over manager of make test-ha)
 #   PyPI, in a virtual environment at .build-tools/venv: libhxl (HXL exports), openapi-spec-validator and
 #           schemathesis (the OpenAPI document and the API against it)
 # Prints the virtual environment's python on stdout. Debian/Ubuntu only; elsewhere it says what is missing.
@@ -23,6 +24,9 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+# pg_auto_failover for make test-ha, built for the newest PostgreSQL here (the one the tests run).
+pg_major=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -n | tail -1)
+command -v pg_autoctl >/dev/null 2>&1 || [[ -z $pg_major ]] || missing+=("postgresql-$pg_major-auto-failover")
 
 if ((${#missing[@]})); then
     if command -v apt-get >/dev/null 2>&1 && { [[ $(id -u) -eq 0 ]] || ((${#sudo[@]})); }; then

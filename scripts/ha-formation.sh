@@ -18,10 +18,15 @@ command=${1:-}
 dir=${2:-}
 [[ -n $command && -n $dir ]] || { sed -n '2,14p' "$0" >&2; exit 64; }
 
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1)
 export PATH="$bin:/usr/sbin:/usr/bin:/sbin:/bin"
 as_pg=()
-if [[ $(id -u) -eq 0 ]]; then as_pg=(runuser -u postgres --); fi
+if [[ $(id -u) -eq 0 ]]; then
+    as_pg=(runuser -u postgres --)
+elif [[ $(id -un) != postgres && $command == up ]]; then
+    echo "ha-formation: run as root or as the postgres user (the servers' sockets go to /var/run/postgresql)" >&2
+    exit 77
+fi
 # pg_autoctl keeps its configuration, state and pid files under the XDG directories: inside DIR, so that a
 # formation leaves nothing behind and two of them never share a file.
 xdg=(XDG_CONFIG_HOME="$dir/xdg/config" XDG_DATA_HOME="$dir/xdg/data" XDG_RUNTIME_DIR="$dir/xdg/run")
@@ -43,6 +48,7 @@ up)
         local name=$1; shift
         # setsid, exec'd in place: the keeper leads a process group of its own, whose id is the pid the shell wrote.
         # The whole job's descriptors go to the log: a caller reading this script's output gets its end.
+        # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
         { pg sh -c 'echo $$ >"$0"; exec setsid pg_autoctl create "$@"' "$dir/$name.pgid" "$@" \
             --pgdata "$dir/$name" --hostname 127.0.0.1 --listen 127.0.0.1 --auth trust --no-ssl --run; } \
             </dev/null >"$dir/$name.log" 2>&1 &
@@ -107,7 +113,7 @@ state)
     ;;
 down)
     for name in node1 node2 monitor; do
-        [[ -f $dir/$name.pgid ]] && kill -KILL -- "-$(cat "$dir/$name.pgid")" 2>/dev/null || true
+        if [[ -f $dir/$name.pgid ]]; then kill -KILL -- "-$(cat "$dir/$name.pgid")" 2>/dev/null || true; fi
     done
     sleep 0.5
     rm -rf "$dir"

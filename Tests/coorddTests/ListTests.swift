@@ -36,6 +36,41 @@ struct ListTests {
         #expect(try await d.call("GET", "/healthz?verbose=1").status == 400)
     }
 
+    @Test("Coord-Min-Position: a read answers once the read models reflect that write; a position not reached is a 503 with Retry-After after two seconds; a malformed one a 400 that changes nothing")
+    func minPosition() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        let ctx = CommandContext(actor: "setup", source: "test")
+        _ = try await d.service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx)
+        _ = try await d.service.execute(RegisterItem(code: "KIT", name: "Hygiene kit", unit: "kit"), ctx)
+        for i in 1...20 {
+            let w = try await d.call("POST", "/v1/stock/receipts", token: d.operatorToken,
+                                     body: #"{"warehouse":"MNL","item":"KIT","quantity":1,"source":"procurement"}"#, headers: ["Idempotency-Key": "r\(i)"])
+            let position = w.json["position"] as? Int ?? 0
+            let r = try await d.call("GET", "/v1/stock?warehouse=MNL&item=KIT", token: d.viewer, headers: ["Coord-Min-Position": String(position)])
+            #expect((r.json["items"] as? [[String: Any]])?.first?["on_hand"] as? Int == i, "receipt \(i) at \(position): \(r.body)")
+            let ledger = try await d.call("GET", "/v1/stock/ledger?warehouse=MNL", token: d.viewer, headers: ["Coord-Min-Position": String(position)])
+            #expect((ledger.json["items"] as? [[String: Any]])?.count == i, "the ledger holds receipt \(i)")
+        }
+        let started = Date()
+        let far = try await d.call("GET", "/v1/tasks", token: d.viewer, headers: ["Coord-Min-Position": "1000000"])
+        let waited = Date().timeIntervalSince(started)
+        #expect(far.status == 503 && far.headers["retry-after"] != nil && waited >= 1.9 && waited < 10, "\(far.status) after \(waited) s")
+        let head = try await d.service.store.headPosition()
+        for bad in ["-1", "x", "1.5", "12345678901234567890", "", "0x10"] {
+            let r = try await d.call("GET", "/v1/stock", token: d.viewer, headers: ["Coord-Min-Position": bad])
+            #expect(r.status == 400 && (r.json["type"] as? String)?.hasSuffix("invalid-header") == true, "\(bad): \(r.status)")
+            let w = try await d.call("POST", "/v1/stock/receipts", token: d.operatorToken,
+                                     body: #"{"warehouse":"MNL","item":"KIT","quantity":1,"source":"procurement"}"#, headers: ["Coord-Min-Position": bad])
+            #expect(w.status == 400, "a command with a malformed header is refused too")
+        }
+        #expect(try await d.service.store.headPosition() == head, "the refusals wrote nothing")
+        // A command takes the header and decides on the current log as always.
+        let w = try await d.call("POST", "/v1/stock/receipts", token: d.operatorToken,
+                                 body: #"{"warehouse":"MNL","item":"KIT","quantity":1,"source":"procurement"}"#, headers: ["Coord-Min-Position": "1000000"])
+        #expect(w.status == 200)
+    }
+
     @Test("every HXL export of the demo parses with libhxl: core hashtags only, every column tagged, dates dates, numbers numbers")
     func hxlExportsParse() async throws {
         let d = try await demo()

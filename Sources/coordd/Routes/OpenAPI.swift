@@ -18,7 +18,9 @@ enum OpenAPI {
             "info": ["title": "coord API", "version": Coordination.version,
                      "description": "Emergency response coordination: surge deployments, NFI stock, cluster tasks, responses. "
                         + "The contract in words is docs/API.md. Errors are application/problem+json (RFC 9457); unknown "
-                        + "JSON fields and query parameters are refused."],
+                        + "JSON fields and query parameters are refused. Read-your-writes: a GET with the header "
+                        + "Coord-Min-Position: N (the position an earlier write returned) answers only once the read models "
+                        + "reflect the log up to N, waiting up to 2 s (else 503 with Retry-After); a malformed value is a 400."],
             "servers": [["url": "/"]],
             "components": [
                 "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]],
