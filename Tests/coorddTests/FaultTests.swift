@@ -59,6 +59,7 @@ struct FaultTests {
         let (dispatched, created) = (load.dispatched, load.created)
         #expect(dispatched > 20 && created > 20, "work was done through the faults: \(dispatched) dispatches, \(created) tasks")
         #expect(load.retries > 0, "the faults were felt")
+        load.expectOnlyRetryableRefusals()
         print("fault run: \(round) rounds in \(Int(seconds)) s, \(dispatched) dispatches and \(created) tasks acknowledged, \(load.retries) retries")
         let events = try await load.expectLogHoldsExactlyTheAcknowledged(store)
 

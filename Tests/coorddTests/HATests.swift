@@ -20,21 +20,28 @@ struct HATests {
         let port: Int
         static let script = OutsideTools.repo + "/scripts/ha-formation.sh"
 
+        /// A formation on three free ports. A set-up that fails is printed with its logs and tried once more on
+        /// other ports (a port taken meanwhile by another test's server, a standby whose first base backup failed).
         static func up() throws -> Formation {
-            // Three consecutive ports that nothing listens on.
-            var port = 0
-            for _ in 0..<50 {
-                let p = Int.random(in: 20_000...60_000)
-                if (0..<3).allSatisfy({ (try? Loopback.connect(port: UInt16(p + $0), receiveTimeout: 1)).map { close($0); return false } ?? true }) { port = p; break }
-            }
-            let f = Formation(directory: "/tmp/coord-ha-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", port: port)
-            let out = try Subprocess.run([script, "up", f.directory, String(port)])
-            guard out.status == 0 else {
+            var failure: FormationError?
+            for _ in 0..<2 {
+                // Three consecutive ports that nothing listens on.
+                var port = 0
+                for _ in 0..<50 {
+                    let p = Int.random(in: 20_000...60_000)
+                    if (0..<3).allSatisfy({ (try? Loopback.connect(port: UInt16(p + $0), receiveTimeout: 1)).map { close($0); return false } ?? true }) { port = p; break }
+                }
+                let f = Formation(directory: "/tmp/coord-ha-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", port: port)
+                let out = try Subprocess.run([script, "up", f.directory, String(port)])
+                if out.status == 0 {
+                    print(out.output.trimmingCharacters(in: .whitespacesAndNewlines))
+                    return f
+                }
+                print("ha-formation up failed, trying once more:\n\(out.output)")
                 _ = try? Subprocess.run([script, "down", f.directory])
-                throw FormationError(output: out.output)
+                failure = FormationError(output: out.output)
             }
-            print(out.output.trimmingCharacters(in: .whitespacesAndNewlines))
-            return f
+            throw failure!
         }
 
         func down() { _ = try? Subprocess.run([Self.script, "down", directory]) }
@@ -106,10 +113,13 @@ struct HATests {
         let noPrimary = promoted.map { $0 - killed } ?? -1
         let writesResumed = resumed - killed
         print(String(format: "ha fail-over: no primary for %.1f s, writes resumed %.1f s after the primary was lost; %d commands answered (%d before the loss), %d dispatches and %d tasks acknowledged, %d retries",
-                     noPrimary, writesResumed, load.snapshot.count, beforeKill, load.dispatched, load.created, load.retries))
+                     noPrimary, writesResumed, load.snapshot.count, beforeKill, load.dispatched, load.created, load.retries)
+              + " (" + load.refusals.sorted { $0.key < $1.key }.map { "\($0.key == 0 ? "no answer" : String($0.key)): \($0.value)" }.joined(separator: ", ") + ")")
         #expect(promoted != nil, "the standby was promoted")
         #expect(probe.sawNotReady, "/readyz said not ready while no primary was reachable")
         #expect(load.retries > 0, "the loss was felt")
+        #expect((load.refusals[503] ?? 0) > 0, "commands in flight at the loss ended with 503: \(load.refusals)")
+        load.expectOnlyRetryableRefusals()
 
         // Every acknowledged write is on the new primary, once; the chain and positions hold.
         let events = try await load.expectLogHoldsExactlyTheAcknowledged(store, others: Set((1...Self.receipts).map { "receipt-\($0)" }))

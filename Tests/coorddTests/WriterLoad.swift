@@ -26,6 +26,9 @@ final class WriterLoad: @unchecked Sendable {
     private let lock = NSLock()
     private var answers: [String: Answer] = [:]
     private var retryCount = 0
+    /// Attempts that got no definitive answer, by status (0: no HTTP answer at all), and 503s without Retry-After.
+    private var unanswered: [Int: Int] = [:]
+    private var withoutRetryAfter = 0
     private let stopping = Atomic<Bool>(false)
     private let finished = Atomic<Int>(0)
     let writers: Int
@@ -33,6 +36,16 @@ final class WriterLoad: @unchecked Sendable {
     init(writers: Int = 32) { self.writers = writers }
 
     var snapshot: [String: Answer] { lock.withLock { answers } }
+    /// The answers that were not definitive, by status (0: the connection failed or was refused).
+    var refusals: [Int: Int] { lock.withLock { unanswered } }
+
+    /// What a client met meanwhile was only ever "retry": 503 with Retry-After, or no answer from a coordd that was
+    /// down; never a 500 or another error for a command that was fine.
+    func expectOnlyRetryableRefusals() {
+        let (by, missing) = lock.withLock { (unanswered, withoutRetryAfter) }
+        #expect(by.keys.allSatisfy { $0 == 503 || $0 == 0 }, "attempts without a definitive answer, by status: \(by)")
+        #expect(missing == 0, "\(missing) answers of 503 without Retry-After")
+    }
     var retries: Int { lock.withLock { retryCount } }
 
     /// Starts the writers; `targets` gives the coordd ports to try, read again on every attempt.
@@ -53,12 +66,16 @@ final class WriterLoad: @unchecked Sendable {
                         let port = ports[(w + attempt) % ports.count]
                         attempt += 1
                         let sent = Date().timeIntervalSince1970
-                        if let r = try? HTTPClient.call(port: port, "POST", path, headers: ["Authorization": "Bearer \(token)", "Idempotency-Key": key], body: body),
-                           [200, 201, 409, 422].contains(r.status) {
+                        let r = try? HTTPClient.call(port: port, "POST", path, headers: ["Authorization": "Bearer \(token)", "Idempotency-Key": key], body: body)
+                        if let r, [200, 201, 409, 422].contains(r.status) {
                             lock.withLock { answers[key] = Answer(request: path + " " + body, status: r.status, text: r.body, sentAt: sent) }
                             break
                         }
-                        lock.withLock { retryCount += 1 }
+                        lock.withLock {
+                            retryCount += 1
+                            unanswered[r?.status ?? 0, default: 0] += 1
+                            if r?.status == 503 && r?.headers["retry-after"] == nil { withoutRetryAfter += 1 }
+                        }
                         usleep(50_000)
                     }
                 }
