@@ -73,12 +73,23 @@ struct HATests {
         defer { store.close() }
         let (token, viewer) = try await WriterLoad.seed(store)
 
-        // Two coordd on the multi-host URL; the first serves its lists from the standby.
+        // Two coordd on the multi-host URL, delivering webhooks; the first serves its lists from the standby.
+        let key = try WebhookProcessTests.keyFile()
+        defer { try? FileManager.default.removeItem(atPath: key) }
+        let hooks = WebhookProcessTests.environment.merging(["COORD_SECRET_KEY_FILE": key]) { _, new in new }
         let reader = try ChildDaemon(schema: nil, port: Loopback.freePort(), databaseURL: formation.writeURL,
-                                     environment: ["COORD_READ_DATABASE_URL": formation.readURL])
-        let writer = try ChildDaemon(schema: nil, port: Loopback.freePort(), databaseURL: formation.writeURL)
+                                     environment: hooks.merging(["COORD_READ_DATABASE_URL": formation.readURL]) { _, new in new })
+        let writer = try ChildDaemon(schema: nil, port: Loopback.freePort(), databaseURL: formation.writeURL, environment: hooks)
         defer { reader.kill(SIGKILL); writer.kill(SIGKILL) }
         try await runBlocking { try reader.waitReady(); try writer.waitReady() }
+        let receiver = try Receiver()
+        defer { receiver.stop() }
+        let subscribed = try await runBlocking { try writer.call("POST", "/v1/webhooks", token: viewer, body: #"{"url":"\#(receiver.url)"}"#) }
+        #expect(subscribed.status == 201, "webhook subscription: \(subscribed.body)")
+        // An alert before the loss is delivered (an urgent task already overdue raises one).
+        #expect(try await WebhookProcessTests.overdueTask(writer, token, 9001) == 201)
+        let before = try await receiver.wait(30) { $0.contains { $0.type == "alert.raised" } }
+        #expect(before.contains { $0.type == "alert.raised" }, "a webhook before the fail-over")
 
         try await readYourWritesOnTheStandby(formation, reader: reader, token: token, viewer: viewer)
 
@@ -137,6 +148,11 @@ struct HATests {
             let ready = try await runBlocking { try d.call("GET", "/readyz", token: nil) }
             #expect(ready.status == 200, "ready again: \(ready.body)")
         }
+        // Webhook delivery resumed on the new primary: an alert raised after the fail-over reaches the receiver.
+        #expect(try await WebhookProcessTests.overdueTask(writer, token, 9002) == 201)
+        let after = try await receiver.wait(60) { $0.filter { $0.type == "alert.raised" }.count >= 2 }
+        #expect(after.filter { $0.type == "alert.raised" }.count >= 2, "a webhook after the fail-over: \(after.map(\.type))")
+
         let head = events.count
         #expect(try await WriterLoad.feedPositions(port: reader.port, token: viewer, head: head) == Array(1...head),
                 "a live feed from the start delivers every event once, in order, across the fail-over")

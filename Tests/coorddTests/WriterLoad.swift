@@ -152,13 +152,14 @@ final class WriterLoad: @unchecked Sendable {
         return false
     }
 
-    /// The positions a live feed from the start delivers through `port`, read until `head`.
+    /// The positions up to `head` a live feed from the start delivers through `port`.
     static func feedPositions(port: UInt16, token: String, head: Int) async throws -> [Int] {
         let feed = try await runBlocking { () -> String in
             let c = try RawClient(port: port, receiveTimeout: 10)
             c.send("GET /v1/events/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\nLast-Event-ID: 0\r\n\r\n")
             return c.read(until: "id: \(head)\n")
         }
-        return feed.components(separatedBy: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }
+        // What came after `head` in the same read (events written since) is not this check's.
+        return feed.components(separatedBy: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }.filter { $0 <= head }
     }
 }
