@@ -39,6 +39,23 @@ struct SupportTests {
         #expect(Timestamp.format(micros: 253_402_300_800_000_000) == "10000-01-01T00:00:00Z")
     }
 
+    @Test("UUID.parse reads what Foundation reads in the canonical form, either case, and refuses the rest")
+    func uuidParse() {
+        for _ in 0..<2_000 {
+            let id = UUID()
+            #expect(UUID.parse(id.uuidString) == id && UUID.parse(id.uuidString.lowercased()) == id)
+            #expect(UUID.parse(id.lowercasedString) == UUID(uuidString: id.lowercasedString))
+        }
+        let good = "0f9e8d7c-6b5a-4321-8fed-cba987654321"
+        #expect(UUID.parse(good)?.lowercasedString == good)
+        for bad in ["", String(good.dropLast()), good + "0", good.replacingOccurrences(of: "-", with: "_"),
+                    "0f9e8d7c6b5a43218fedcba987654321", "0f9e8d7c-6b5a-4321-8fed-cba98765432g", "{0f9e8d7c-6b5a-4321-8fed-cba98765432}",
+                    "0f9e8d7-c6b5a-4321-8fed-cba987654321", "0f9e8d7c-6b5a-4321-8fed-cba98765432\u{e9}"] {
+            #expect(UUID.parse(bad) == nil, "\(bad)")
+            #expect(UUID(uuidString: bad) == nil, "Foundation refuses \(bad) too")
+        }
+    }
+
     @Test("random UUIDs are version 4, RFC 4122 variant, and do not repeat")
     func randomUUIDs() {
         let ids = (0..<20_000).map { _ in UUID.random() }

@@ -65,6 +65,10 @@ struct ListTests {
             #expect(w.status == 400, "a command with a malformed header is refused too")
         }
         #expect(try await d.service.store.headPosition() == head, "the refusals wrote nothing")
+        // Open routes ignore it: an anonymous caller never makes the server wait.
+        let open = Date()
+        #expect(try await d.call("GET", "/healthz", headers: ["Coord-Min-Position": "1000000"]).status == 200)
+        #expect(Date().timeIntervalSince(open) < 1.5)
         // A command takes the header and decides on the current log as always.
         let w = try await d.call("POST", "/v1/stock/receipts", token: d.operatorToken,
                                  body: #"{"warehouse":"MNL","item":"KIT","quantity":1,"source":"procurement"}"#, headers: ["Coord-Min-Position": "1000000"])

@@ -71,7 +71,7 @@ extension Double: PostgresDecodable {
 
 extension UUID: PostgresDecodable {
     public init(postgresBytes bytes: UnsafeBufferPointer<UInt8>) throws {
-        guard let v = UUID(uuidString: String(decoding: bytes, as: UTF8.self)) else { throw decodingError(UUID.self) }
+        guard let v = UUID.parse(bytes: bytes) else { throw decodingError(UUID.self) }
         self = v
     }
 }

@@ -79,7 +79,8 @@ final class App: Sendable {
                     throw Problem(status: 403, detail: "this needs the \(needed.rawValue) role")
                 }
             }
-            if let text = request.header("coord-min-position") {
+            // Only for a caller who signed in: an open route (health, the console's assets) never makes the server wait.
+            if principal != nil, let text = request.header("coord-min-position") {
                 try await awaitPosition(text, route: route)
             }
             response = try await route.handler(self, RequestContext(request: request, params: params, principal: principal,
