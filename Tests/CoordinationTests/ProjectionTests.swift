@@ -226,7 +226,8 @@ struct ProjectionTests {
             handedOver = zip(la, lb).allSatisfy { $0.leader != $1.leader } && lb.contains(where: \.leader)
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        #expect(handedOver, "each projection is led by one of the two, the new leader among them")
+        let (fa, fb) = (try await a.status(), try await b.status())
+        #expect(handedOver, "each projection is led by one of the two, the new leader among them: a \(fa.map { "\($0.name)=\($0.leader)" }), b \(fb.map { "\($0.name)=\($0.leader)" })")
         #expect(lastOverlap.timeIntervalSince(started) < 6, "the old leader gave up within seconds, for good")
         // Whoever leads keeps the read models current.
         _ = try await s.execute(CreateTask(id: "T-9", response: "PHL-2026-TC-01", cluster: "WSH", title: "after", priority: "low"), ctx)

@@ -159,6 +159,8 @@ public final class ProjectionRunner: Sendable {
         let isLeader = Mutex(false)
         var lastStatusCheck = Date.distantPast
         var lastLeaderProbe = Date.distantPast
+        /// When this process last found its lock's session gone: it stands back for two polls before trying again.
+        var lostLeadershipAt = Date.distantPast
 
         init(definition: any ProjectionDefinition) { self.definition = definition }
     }
@@ -238,8 +240,12 @@ public final class ProjectionRunner: Sendable {
             let box = SendableBox(c)
             if (try? await runBlocking { try box.value.query("SELECT 1") }) != nil { return true }
             logger.warning("lost the leadership of a projection: its session ended", ["projection": w.definition.name])
+            w.lostLeadershipAt = Date()
         }
         dropLeadership(w)
+        // The process whose session died stands back for two polls, so another coordd (polling every `leaderPoll`)
+        // takes over rather than racing it for the lock at once; alone, it leads again two polls later.
+        if Date().timeIntervalSince(w.lostLeadershipAt) < 2 * leaderPoll { return false }
         var settings = store.pool.configuration
         settings.applicationName = "coord-projection-\(w.definition.name)"
         let configuration = settings
