@@ -54,9 +54,9 @@ struct DeployTests {
         _ = try await Migrator.migrate(ownerPool, Coordination.migrationSets)
         let appPool = PostgresPool(configuration: try PostgresConfiguration(connectionString: url("coord_app")))
         defer { appPool.close() }
-        #expect(try await !Migrator.canWrite(appPool), "before the grants the app role cannot write, and /readyz says so")
+        #expect(try await Migrator.writeAccess(appPool) == .roleCannotWrite, "before the grants the app role cannot write, and /readyz says so")
         try await Migrator.grant(ownerPool, Coordination.migrationSets, app: "coord_app", readonly: "coord_readonly")
-        #expect(try await Migrator.canWrite(appPool))
+        #expect(try await Migrator.writeAccess(appPool) == .writable)
 
         let store = EventStore(pool: appPool)
         defer { store.close() }

@@ -226,16 +226,29 @@ extension Migrator {
         }
     }
 
-    /// Whether the connected role can write what coordd writes (append, move checkpoints): `/readyz` says not
-    /// ready otherwise, rather than answering 500 to every write.
-    public static func canWrite(_ pool: PostgresPool) async throws -> Bool {
+    /// Whether coordd can write through `pool`: not when the server is a streaming standby, nor when the connected
+    /// role cannot append or move checkpoints. `/readyz` says not ready then, rather than answering 500 (or 503) to
+    /// every write.
+    public enum WriteAccess: Sendable, Equatable {
+        case writable
+        /// The server is in recovery: it serves reads and refuses every write.
+        case standby
+        /// The role lacks EXECUTE on coord_write or INSERT/UPDATE on projection_checkpoints.
+        case roleCannotWrite
+    }
+
+    /// Both checks in one statement (one round trip for each `/readyz`).
+    public static func writeAccess(_ pool: PostgresPool) async throws -> WriteAccess {
         try await pool.withConnection(retryOnConnectionFailure: true) { c in
             // By oid, through what this role can see: a schema it may not use resolves to nothing (false), not an error.
-            try c.query("""
-                SELECT coalesce((SELECT bool_or(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+            let r = try c.query("""
+                SELECT pg_is_in_recovery(),
+                       coalesce((SELECT bool_or(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
                                  WHERE p.proname = 'coord_write' AND pg_function_is_visible(p.oid)), false)
                    AND coalesce(has_table_privilege(to_regclass('projection_checkpoints'), 'INSERT, UPDATE'), false)
-                """).decode(0, 0)
+                """)
+            if try r.decode(0, 0) as Bool { return .standby }
+            return try r.decode(0, 1) as Bool ? .writable : .roleCannotWrite
         }
     }
 }

@@ -269,13 +269,6 @@ public final class EventStore: Sendable {
         }
     }
 
-    /// Whether the pool's server is a streaming standby (in recovery): it serves reads and refuses every write.
-    public func isOnStandby() async throws -> Bool {
-        try await pool.withConnection(retryOnConnectionFailure: true) { c in
-            try c.query("SELECT pg_is_in_recovery()").decode(0, 0)
-        }
-    }
-
     /// Numbers for `coordctl status`.
     public struct Summary: Sendable {
         public let headPosition: Int64

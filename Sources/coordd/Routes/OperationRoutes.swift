@@ -20,10 +20,11 @@ extension App {
         Route("GET", "/readyz", role: nil, "Database reachable, schema current, projection lag under the threshold") { app, _ in
             do {
                 try await Migrator.requireCurrent(app.service.store.pool, Coordination.migrationSets)
-                if try await app.service.store.isOnStandby() {
+                switch try await Migrator.writeAccess(app.service.store.pool) {
+                case .writable: break
+                case .standby:
                     return .json(503, "{\"status\":\"not ready\",\"database\":\"standby\",\"schema\":\"current\",\"writes\":\"refused: the database is a standby; no primary is reachable (DATABASE_URL should list every host with target_session_attrs=read-write)\"}")
-                }
-                guard try await Migrator.canWrite(app.service.store.pool) else {
+                case .roleCannotWrite:
                     return .json(503, "{\"status\":\"not ready\",\"database\":\"ok\",\"schema\":\"current\",\"writes\":\"refused: the database role cannot append or move checkpoints\"}")
                 }
                 let status = try await app.runner.status()
