@@ -116,17 +116,13 @@ public final class ProjectionRunner: Sendable {
     }
 
     /// Whether the database behind `pool` reflects the log up to `position`: it holds the log that far, and each
-    /// projection of `definitions` has either applied that far or has none of its events between its checkpoint and
+    /// projection of `coverage` has either applied that far or has none of its events between its checkpoint and
     /// `position` (a projection only scans past events it does not handle, and records that at most a second later).
     ///
     /// Evaluated in one statement on one connection, so on a streaming standby it describes what that standby has
     /// replayed: the read models and their checkpoints arrive in the same WAL as the transaction that moved them.
-    public static func reflects(position: Int64, pool: PostgresPool, definitions: [any ProjectionDefinition]) async throws -> Bool {
-        let names = definitions.map(\.name)
-        let everything = definitions.filter { $0.eventTypes == nil }.map(\.name)
-        let typed = definitions.flatMap { d in (d.eventTypes ?? []).map { (d.name, $0) } }
-        let typedNames = typed.map(\.0)
-        let typedTypes = typed.map(\.1)
+    public static func reflects(position: Int64, pool: PostgresPool, coverage: Coverage) async throws -> Bool {
+        let (names, everything, typedNames, typedTypes) = (coverage.names, coverage.everything, coverage.typedNames, coverage.typedTypes)
         return try await pool.withConnection(retryOnConnectionFailure: true) { c in
             try c.query("""
                 WITH c AS (
@@ -141,6 +137,25 @@ public final class ProjectionRunner: Sendable {
                                              WHERE t.name = c.name)))), true)
                 FROM c
                 """).decode(0, 0)
+        }
+    }
+
+    /// Which event types each projection handles, as the arrays `reflects` binds: computed once per process,
+    /// not on every poll of a waiting read.
+    public struct Coverage: Sendable {
+        let names: [String]
+        /// Projections that handle every event type.
+        let everything: [String]
+        /// (projection, event type) pairs, as two parallel arrays.
+        let typedNames: [String]
+        let typedTypes: [String]
+
+        public init(_ definitions: [any ProjectionDefinition]) {
+            names = definitions.map(\.name)
+            everything = definitions.filter { $0.eventTypes == nil }.map(\.name)
+            let typed = definitions.flatMap { d in (d.eventTypes ?? []).map { (d.name, $0) } }
+            typedNames = typed.map(\.0)
+            typedTypes = typed.map(\.1)
         }
     }
 

@@ -102,6 +102,8 @@ final class App: Sendable {
 
     /// How long a read with `Coord-Min-Position` waits for the read models to reach it.
     static let minPositionWait: Double = 2
+    /// The projections' event types, as `ProjectionRunner.reflects` binds them.
+    static let coverage = ProjectionRunner.Coverage(Coordination.projections)
 
     /// `Coord-Min-Position: N` (read-your-writes): a read answers only once the database it reads from (a standby with
     /// `COORD_READ_DATABASE_URL`, which trails the primary) reflects the log up to N, waiting up to two seconds, else
@@ -119,7 +121,7 @@ final class App: Sendable {
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(Self.minPositionWait * 1e9)
         var pause: UInt64 = 2_000_000
         while true {
-            if try await ProjectionRunner.reflects(position: position, pool: pool, definitions: Coordination.projections) { return }
+            if try await ProjectionRunner.reflects(position: position, pool: pool, coverage: Self.coverage) { return }
             let now = DispatchTime.now().uptimeNanoseconds
             guard now < deadline else {
                 throw Problem(status: 503, detail: "the read models have not reached position \(position) yet; retry shortly")
