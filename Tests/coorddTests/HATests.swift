@@ -208,8 +208,7 @@ final class OutageProbe: @unchecked Sendable {
     private let lock = NSLock()
     private var promotedAt: Double?
     private var notReady = false
-    private let stopping = Atomic<Bool>(false)
-    private let done = Atomic<Bool>(false)
+    private let threads = StoppableThreads()
     let writeURL: String
     let readyPort: UInt16
 
@@ -221,9 +220,8 @@ final class OutageProbe: @unchecked Sendable {
     var sawNotReady: Bool { lock.withLock { notReady } }
 
     func start(after killed: Double) {
-        Thread { [self] in
-            defer { done.store(true, ordering: .relaxed) }
-            while !stopping.load(ordering: .relaxed) {
+        threads.start { [self] _, running in
+            while running() {
                 if let r = try? TestDaemon.blockingCall(port: readyPort, "GET", "/readyz", token: nil, body: nil, headers: [:]), r.status == 503 {
                     lock.withLock { notReady = true }
                 }
@@ -237,13 +235,12 @@ final class OutageProbe: @unchecked Sendable {
                 }
                 usleep(100_000)
             }
-        }.start()
+        }
     }
 
     /// Stops the probe; when a primary accepted connections again (seconds since 1970), if it did.
     func stop() -> Double? {
-        stopping.store(true, ordering: .relaxed)
-        while !done.load(ordering: .relaxed) { usleep(10_000) }
+        threads.stop()
         return lock.withLock { promotedAt }
     }
 }

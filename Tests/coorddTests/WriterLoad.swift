@@ -13,6 +13,29 @@ import Glibc
 /// dispatch one kit from MNL/KIT (the answer carries the balance, so a retry that ran again would differ); odd
 /// ones create a task in response R1. The first definitive answer to each key is kept, with when the attempt
 /// that got it was sent.
+/// Background threads that loop until told to stop: `stop()` asks them and waits until every one has returned.
+final class StoppableThreads: Sendable {
+    private let stopping = Atomic<Bool>(false)
+    private let started = Atomic<Int>(0)
+    private let finished = Atomic<Int>(0)
+
+    /// Starts `count` threads running `body(index, running)`; `body` should return once `running()` is false.
+    func start(_ count: Int = 1, _ body: @escaping @Sendable (Int, _ running: () -> Bool) -> Void) {
+        started.add(count, ordering: .relaxed)
+        for i in 0..<count {
+            Thread { [self] in
+                defer { finished.add(1, ordering: .relaxed) }
+                body(i) { !stopping.load(ordering: .relaxed) }
+            }.start()
+        }
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        while finished.load(ordering: .relaxed) < started.load(ordering: .relaxed) { usleep(10_000) }
+    }
+}
+
 final class WriterLoad: @unchecked Sendable {
     struct Answer: Sendable {
         /// "PATH BODY", to send again.
@@ -29,8 +52,7 @@ final class WriterLoad: @unchecked Sendable {
     /// Attempts that got no definitive answer, by status (0: no HTTP answer at all), and 503s without Retry-After.
     private var unanswered: [Int: Int] = [:]
     private var withoutRetryAfter = 0
-    private let stopping = Atomic<Bool>(false)
-    private let finished = Atomic<Int>(0)
+    private let threads = StoppableThreads()
     let writers: Int
 
     init(writers: Int = 32) { self.writers = writers }
@@ -50,43 +72,39 @@ final class WriterLoad: @unchecked Sendable {
 
     /// Starts the writers; `targets` gives the coordd ports to try, read again on every attempt.
     func start(token: String, targets: @escaping @Sendable () -> [UInt16]) {
-        for w in 0..<writers {
-            Thread { [self] in
-                defer { finished.add(1, ordering: .relaxed) }
-                var i = 0
-                while !stopping.load(ordering: .relaxed) {
-                    i += 1
-                    let key = "w\(w)-\(i)"
-                    let (path, body) = w % 2 == 0
-                        ? ("/v1/stock/dispatches", #"{"warehouse":"MNL","item":"KIT","quantity":1,"destination":"Tacloban","response":"R1"}"#)
-                        : ("/v1/tasks", #"{"id":"T-\#(key)","response":"R1","cluster":"WSH","title":"Water point \#(i)","priority":"low"}"#)
-                    var attempt = 0
-                    while true {
-                        let ports = targets()
-                        let port = ports[(w + attempt) % ports.count]
-                        attempt += 1
-                        let sent = Date().timeIntervalSince1970
-                        let r = try? HTTPClient.call(port: port, "POST", path, headers: ["Authorization": "Bearer \(token)", "Idempotency-Key": key], body: body)
-                        if let r, [200, 201, 409, 422].contains(r.status) {
-                            lock.withLock { answers[key] = Answer(request: path + " " + body, status: r.status, text: r.body, sentAt: sent) }
-                            break
-                        }
-                        lock.withLock {
-                            retryCount += 1
-                            unanswered[r?.status ?? 0, default: 0] += 1
-                            if r?.status == 503 && r?.headers["retry-after"] == nil { withoutRetryAfter += 1 }
-                        }
-                        usleep(50_000)
+        threads.start(writers) { [self] w, running in
+            var i = 0
+            while running() {
+                i += 1
+                let key = "w\(w)-\(i)"
+                let (path, body) = w % 2 == 0
+                    ? ("/v1/stock/dispatches", #"{"warehouse":"MNL","item":"KIT","quantity":1,"destination":"Tacloban","response":"R1"}"#)
+                    : ("/v1/tasks", #"{"id":"T-\#(key)","response":"R1","cluster":"WSH","title":"Water point \#(i)","priority":"low"}"#)
+                var attempt = 0
+                while true {
+                    let ports = targets()
+                    let port = ports[(w + attempt) % ports.count]
+                    attempt += 1
+                    let sent = Date().timeIntervalSince1970
+                    let r = try? HTTPClient.call(port: port, "POST", path, headers: ["Authorization": "Bearer \(token)", "Idempotency-Key": key], body: body)
+                    if let r, [200, 201, 409, 422].contains(r.status) {
+                        lock.withLock { answers[key] = Answer(request: path + " " + body, status: r.status, text: r.body, sentAt: sent) }
+                        break
                     }
+                    lock.withLock {
+                        retryCount += 1
+                        unanswered[r?.status ?? 0, default: 0] += 1
+                        if r?.status == 503 && r?.headers["retry-after"] == nil { withoutRetryAfter += 1 }
+                    }
+                    usleep(50_000)
                 }
-            }.start()
+            }
         }
     }
 
     /// Stops the writers after their current command and waits for them.
     func finish() async throws {
-        stopping.store(true, ordering: .relaxed)
-        try await runBlocking { [self] in while finished.load(ordering: .relaxed) < writers { usleep(20_000) } }
+        try await runBlocking { [threads] in threads.stop() }
     }
 
     /// Kits on the MNL/KIT card before the load.
