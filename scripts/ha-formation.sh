@@ -33,6 +33,21 @@ xdg=(XDG_CONFIG_HOME="$dir/xdg/config" XDG_DATA_HOME="$dir/xdg/data" XDG_RUNTIME
 pg() { "${as_pg[@]}" env PATH="$PATH" "${xdg[@]}" "$@"; }
 
 node_port() { cat "$dir/$1.port"; }
+# SIGKILL a node's keeper group, then whatever still runs in its data directory: PostgreSQL's children each call
+# setsid(), so the group does not hold them, and a background worker that misses its postmaster's death (the
+# monitor's health check) would otherwise outlive the formation.
+lose() {
+    local name=$1 pgid p
+    if [[ -f $dir/$name.pgid ]]; then
+        pgid=$(cat "$dir/$name.pgid")
+        kill -KILL -- "-$pgid" 2>/dev/null || true
+    fi
+    for p in /proc/[0-9]*; do
+        case $(readlink "$p/cwd" 2>/dev/null) in
+        "$dir/$name" | "$dir/$name/"* | "$dir/$name (deleted)") kill -KILL "${p#/proc/}" 2>/dev/null || true ;;
+        esac
+    done
+}
 sql() { local port=$1; shift; psql -X -q -At -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 
 case $command in
@@ -104,17 +119,15 @@ primary)
 kill)
     name=${3:?NODE}
     pgid=$(cat "$dir/$name.pgid")
-    kill -KILL -- "-$pgid" 2>/dev/null || true
-    # The postmaster's children notice it is gone and exit; a lost machine leaves nothing running.
+    lose "$name"
+    # A lost machine leaves nothing running.
     for ((i = 0; i < 50; i++)); do pgrep -g "$pgid" >/dev/null || break; sleep 0.1; done
     ;;
 state)
     pg pg_autoctl show state --pgdata "$dir/monitor"
     ;;
 down)
-    for name in node1 node2 monitor; do
-        if [[ -f $dir/$name.pgid ]]; then kill -KILL -- "-$(cat "$dir/$name.pgid")" 2>/dev/null || true; fi
-    done
+    for name in node1 node2 monitor; do lose "$name"; done
     sleep 0.5
     rm -rf "$dir"
     ;;
