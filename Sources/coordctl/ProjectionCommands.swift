@@ -38,15 +38,31 @@ enum ProjectionCommands {
             let store = EventStore(pool: session.pool)
             defer { store.close() }
             var results: [[String: Any]] = []
-            for def in definitions {
-                let started = Date()
-                let (checkpoint, by) = try await rebuild(def, store: store)
-                let seconds = Date().timeIntervalSince(started)
-                Output.progressDone()
+            func report(_ def: any ProjectionDefinition, _ checkpoint: Int64, _ seconds: Double, _ by: String) {
                 results.append(["projection": def.name, "checkpoint": checkpoint, "seconds": (seconds * 1000).rounded() / 1000, "rebuilt_by": by])
                 if !args.flag("json") {
                     print("Rebuilt \(def.name) through position \(checkpoint) in \(String(format: "%.2f", seconds)) s (\(by)).")
                 }
+            }
+            // The projections no coordd leads are rebuilt here, together (one read and decode of the log for all);
+            // the others are handed to their leaders.
+            let locks = try await lockUnled(definitions, store: store)
+            defer { for c in locks.values { c.value.close() } }  // closing releases the locks
+            let here = definitions.filter { locks[$0.name] != nil }
+            if !here.isEmpty {
+                let started = Date()
+                let checkpoints = try await ProjectionRunner.rebuild(here, store: store, decode: EventCodec.decode) { position, head in
+                    Output.progress("\(here.map(\.name).joined(separator: ", ")): \(position)/\(head) events")
+                }
+                Output.progressDone()
+                let seconds = Date().timeIntervalSince(started)
+                for (def, checkpoint) in zip(here, checkpoints) { report(def, checkpoint, seconds, "this command") }
+            }
+            for def in definitions where locks[def.name] == nil {
+                let started = Date()
+                let checkpoint = try await rebuildByLeader(def, store: store)
+                Output.progressDone()
+                report(def, checkpoint, Date().timeIntervalSince(started), "the leading coordd")
             }
             if args.flag("json") { print(Output.json(results)) }
             return 0
@@ -91,21 +107,23 @@ enum ProjectionCommands {
         return [def]
     }
 
-    /// Rebuilds here when no daemon leads the projection; otherwise asks the leader and waits for it.
-    static func rebuild(_ def: any ProjectionDefinition, store: EventStore) async throws -> (Int64, String) {
-        let name = def.name
-        let lock = try await runBlocking { () -> SendableBox<PostgresConnection?> in
-            let c = try PostgresConnection(configuration: store.pool.configuration)
-            if try !ProjectionRunner.tryLead(name, on: c) { c.close(); return SendableBox(nil) }
-            return SendableBox(c)
-        }
-        if let connection = lock.value {
-            defer { connection.close() }  // closing releases the lock
-            let (_, checkpoint) = try await ProjectionRunner.rebuild(def, store: store) { position, head in
-                Output.progress("\(def.name): \(position)/\(head) events")
+    /// Takes the lock of each projection no coordd leads: name -> the connection holding it.
+    static func lockUnled(_ defs: [any ProjectionDefinition], store: EventStore) async throws -> [String: SendableBox<PostgresConnection>] {
+        var locks: [String: SendableBox<PostgresConnection>] = [:]
+        for def in defs {
+            let name = def.name
+            let lock = try await runBlocking { () -> SendableBox<PostgresConnection?> in
+                let c = try PostgresConnection(configuration: store.pool.configuration)
+                if try !ProjectionRunner.tryLead(name, on: c) { c.close(); return SendableBox(nil) }
+                return SendableBox(c)
             }
-            return (checkpoint, "this command")
+            if let c = lock.value { locks[name] = SendableBox(c) }
         }
+        return locks
+    }
+
+    /// Asks the coordd leading `def` to rebuild it, and waits until it has.
+    static func rebuildByLeader(_ def: any ProjectionDefinition, store: EventStore) async throws -> Int64 {
         let before = try await ProjectionRunner.status(pool: store.pool, definitions: [def])[0].rebuiltAt
         try await ProjectionRunner.requestRebuild(def.name, pool: store.pool)
         while true {
@@ -113,7 +131,7 @@ enum ProjectionCommands {
             let s = try await ProjectionRunner.status(pool: store.pool, definitions: [def])[0]
             Output.progress("\(def.name): waiting for the leading coordd to rebuild")
             if s.status == "failed" { throw EventStoreError.unavailable("projection \(def.name) failed: \(s.error ?? "")") }
-            if s.status == "running", let at = s.rebuiltAt, at > (before ?? .distantPast) { return (s.checkpoint, "the leading coordd") }
+            if s.status == "running", let at = s.rebuiltAt, at > (before ?? .distantPast) { return s.checkpoint }
         }
     }
 }

@@ -117,11 +117,47 @@ struct ProjectionTests {
         for table in live.keys.sorted() {
             #expect(live[table] == rebuilt[table], "\(table)")
         }
+        // The joint rebuild (one read and decode for all, as `projections rebuild --all` runs it), over many small
+        // batches, builds the same tables.
+        let head = try await s.store.headPosition()
+        let checkpoints = try await ProjectionRunner.rebuild(Coordination.projections, store: s.store, decode: EventCodec.decode, batchSize: 37)
+        #expect(checkpoints == Coordination.projections.map { _ in head })
+        let joint = try await dumpReadModels(s.store.pool)
+        for table in live.keys.sorted() {
+            #expect(live[table] == joint[table], "\(table), jointly rebuilt")
+        }
         // And the figures are the domain's: the read model's on-hand matches the stream's own fold.
         let onHandRow = try await s.store.pool.withConnection { c in
             try c.query("SELECT on_hand FROM rm_stock WHERE key = 'MNL:HSHETARPW406'").decode(0, 0, as: Int64.self)
         }
         #expect(onHandRow == (try await onHand(s, "MNL", "HSHETARPW406")))
+    }
+
+    @Test("a joint rebuild that meets an event a projection cannot apply names it and its position, and swaps nothing")
+    func jointRebuildFailure() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        _ = try await s.execute(CreateTask(id: "T-1", response: "PHL-2026-TC-01", cluster: "WSH", title: "ok", priority: "low"), ctx)
+        let definitions: [any ProjectionDefinition] = Coordination.projections
+        for def in definitions { _ = try await ProjectionRunner.rebuild(def, store: s.store) }
+        let before = try await dumpReadModels(s.store.pool)
+        // A receipt whose payload the stock fold cannot decode (it lacks every field), between two good events:
+        // found while the prefetch decodes, reported when the fold reaches it.
+        let bad = try await s.store.append([EventData(type: StockReceived.eventType, data: JSONText("{}"))], to: "stock-MNL-BAD")
+        _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 5, source: "donation"), ctx)
+        await #expect { try await ProjectionRunner.rebuild(definitions, store: s.store, decode: EventCodec.decode, batchSize: 3) } throws: { error in
+            guard let failure = error as? ProjectionRunner.RebuildFailure else { return false }
+            return ["stock", "alerts"].contains(failure.projection) && failure.position == bad.position
+        }
+        // A projection that applies raw events (no shared decode) fails the same way, at its own event.
+        let broken = BrokenTasks()
+        broken.failOnTitle.withLock { $0 = "poison" }
+        let poison = try await s.execute(CreateTask(id: "T-2", response: "PHL-2026-TC-01", cluster: "WSH", title: "poison", priority: "low"), ctx)
+        await #expect { try await ProjectionRunner.rebuild([broken, SurgeProjection()], store: s.store, decode: EventCodec.decode) } throws: { error in
+            (error as? ProjectionRunner.RebuildFailure).map { $0.projection == "tasks" && $0.position == poison.position } ?? false
+        }
+        // Nothing was swapped in: the tables are as the last good rebuild left them.
+        #expect(try await dumpReadModels(s.store.pool) == before)
     }
 
     @Test("a crash between flush and commit loses nothing and applies nothing twice")

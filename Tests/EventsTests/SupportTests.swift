@@ -56,6 +56,30 @@ struct SupportTests {
         }
     }
 
+    @Test("JSONValue.parse: repeated keys refused in small objects and past the switch to a set; ASCII and UTF-8 strings read, invalid UTF-8 refused")
+    func jsonValueParse() throws {
+        func object(_ keys: [String]) -> Data { Data(("{" + keys.map { "\"\($0)\":1" }.joined(separator: ",") + "}").utf8) }
+        for n in [1, 2, 15, 16, 17, 40] {
+            let keys = (0..<n).map { "k\($0)" }
+            #expect(try JSONValue.parse(object(keys)).keys == keys)
+            // The repeat as the last key: found by the scan (under 16 keys) and by the set (from 16 on).
+            for earlier in Set([0, n / 2, n - 1]) {
+                #expect(throws: JSONValue.Invalid.self, "key \(earlier) repeated among \(n)") { try JSONValue.parse(object(keys + [keys[earlier]])) }
+            }
+        }
+        let text = #"{"ascii":"W00","accented":"Tacloban – Leyte, é","escaped":"a\"b\u00e9"}"#
+        let parsed = try JSONValue.parse(Data(text.utf8))
+        guard case .string("W00") = parsed["ascii"], case .string("Tacloban – Leyte, é") = parsed["accented"],
+              case .string("a\"bé") = parsed["escaped"] else {
+            Issue.record("strings read back wrongly: \(parsed.json)")
+            return
+        }
+        for bad: [UInt8] in [[0xff], [0xc3], [0xe2, 0x80], [0xed, 0xa0, 0x80], [0x41, 0x80, 0x41]] {
+            let bytes = Array(#"{"k":""#.utf8) + bad + Array(#""}"#.utf8)
+            #expect(throws: JSONValue.Invalid.self, "\(bad)") { try JSONValue.parse(Data(bytes)) }
+        }
+    }
+
     @Test("random UUIDs are version 4, RFC 4122 variant, and do not repeat")
     func randomUUIDs() {
         let ids = (0..<20_000).map { _ in UUID.random() }

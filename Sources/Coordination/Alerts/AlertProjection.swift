@@ -76,7 +76,7 @@ public struct AlertProjection: ReadModelProjection {
     }
 }
 
-public final class AlertReadModel: ProjectionState {
+public final class AlertReadModel: DecodingProjectionState {
     public struct Alert: Sendable, Equatable {
         public var id = "", kind = "", subject = ""
         public var response: String?
@@ -178,7 +178,7 @@ public final class AlertReadModel: ProjectionState {
     /// The open alerts, by id.
     public var openAlerts: [Alert] { open.values.compactMap { alerts[$0] }.sorted { $0.id < $1.id } }
 
-    public func apply(_ event: RecordedEvent) throws { try apply(EventCodec.decode(event), event) }
+    public static func decode(_ event: RecordedEvent) throws -> DomainEvent { try EventCodec.decode(event) }
 
     public func apply(_ domainEvent: DomainEvent, _ event: RecordedEvent) throws {
         let day = Day(event.recordedAt)

@@ -29,7 +29,7 @@ public struct ResponseProjection: ReadModelProjection {
     }
 }
 
-public final class ResponseReadModel: ProjectionState {
+public final class ResponseReadModel: DecodingProjectionState {
     public struct SeverityChange: Codable, Sendable, Equatable {
         public var severity: String
         public var at: Date
@@ -51,7 +51,7 @@ public final class ResponseReadModel: ProjectionState {
 
     public init() {}
 
-    public func apply(_ event: RecordedEvent) throws { try apply(EventCodec.decode(event), event) }
+    public static func decode(_ event: RecordedEvent) throws -> DomainEvent { try EventCodec.decode(event) }
 
     public func apply(_ domainEvent: DomainEvent, _ event: RecordedEvent) throws {
         func update(_ id: String, _ change: (inout Response) -> Void) throws {

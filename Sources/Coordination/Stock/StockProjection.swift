@@ -62,7 +62,7 @@ public struct StockProjection: ReadModelProjection {
 }
 
 /// The in-memory fold behind `StockProjection`; also used by replay to compute stock as of any moment.
-public final class StockReadModel: ProjectionState {
+public final class StockReadModel: DecodingProjectionState {
     public struct Warehouse: Sendable, Equatable {
         public var code = "", name = "", country = "", kind = ""
         public var pcode: String?
@@ -176,9 +176,7 @@ public final class StockReadModel: ProjectionState {
         touch(t.to, t.item, event) { $0.inTransitIn.subtract(units) }
     }
 
-    public func apply(_ event: RecordedEvent) throws {
-        try apply(EventCodec.decode(event), event)
-    }
+    public static func decode(_ event: RecordedEvent) throws -> DomainEvent { try EventCodec.decode(event) }
 
     /// Applies an already decoded event (replay decodes once for several read models).
     public func apply(_ domainEvent: DomainEvent, _ event: RecordedEvent) throws {

@@ -46,7 +46,7 @@ public struct SurgeProjection: ReadModelProjection {
     }
 }
 
-public final class SurgeReadModel: ProjectionState {
+public final class SurgeReadModel: DecodingProjectionState {
     public struct Person: Sendable, Equatable {
         public var id = "", name = ""
         public var email: String?
@@ -100,7 +100,7 @@ public final class SurgeReadModel: ProjectionState {
 
     public init() {}
 
-    public func apply(_ event: RecordedEvent) throws { try apply(EventCodec.decode(event), event) }
+    public static func decode(_ event: RecordedEvent) throws -> DomainEvent { try EventCodec.decode(event) }
 
     public func apply(_ domainEvent: DomainEvent, _ event: RecordedEvent) throws {
         let at = event.occurredAt

@@ -34,7 +34,7 @@ public struct TaskProjection: ReadModelProjection {
     }
 }
 
-public final class TaskReadModel: ProjectionState {
+public final class TaskReadModel: DecodingProjectionState {
     public struct Task: Sendable, Equatable {
         public var id = "", response = "", cluster = "", title = ""
         public var description: String?
@@ -54,7 +54,7 @@ public final class TaskReadModel: ProjectionState {
 
     public init() {}
 
-    public func apply(_ event: RecordedEvent) throws { try apply(EventCodec.decode(event), event) }
+    public static func decode(_ event: RecordedEvent) throws -> DomainEvent { try EventCodec.decode(event) }
 
     public func apply(_ domainEvent: DomainEvent, _ event: RecordedEvent) throws {
         func update(_ id: String, _ change: (inout Task) -> Void) throws {

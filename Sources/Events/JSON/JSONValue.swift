@@ -94,7 +94,8 @@ public enum JSONValue: Sendable {
             case 0x7b:  // {
                 i += 1
                 var fields: [(String, JSONValue)] = []
-                var seen = Set<String>()
+                // Repeated keys: a scan of the few keys before for small objects (no hashing), a set from 16 on.
+                var seen: Set<String>?
                 skipSpace()
                 if i < bytes.count, bytes[i] == 0x7d { i += 1; return .object(fields) }
                 while true {
@@ -104,7 +105,16 @@ public enum JSONValue: Sendable {
                     guard i < bytes.count, bytes[i] == 0x3a else { throw Invalid() }
                     i += 1
                     let v = try value(depth: depth + 1)
-                    guard seen.insert(key).inserted else { throw Invalid("the key \"\(key.prefix(64))\" appears twice in one object") }
+                    let repeated: Bool
+                    if seen != nil {
+                        repeated = !seen!.insert(key).inserted
+                    } else if fields.count < 16 {
+                        repeated = fields.contains { $0.0 == key }
+                    } else {
+                        seen = Set(fields.map(\.0))
+                        repeated = !seen!.insert(key).inserted
+                    }
+                    guard !repeated else { throw Invalid("the key \"\(key.prefix(64))\" appears twice in one object") }
                     fields.append((key, v))
                     skipSpace()
                     guard i < bytes.count else { throw Invalid() }
@@ -147,11 +157,15 @@ public enum JSONValue: Sendable {
             guard i < bytes.count, bytes[i] == 0x22 else { throw Invalid() }
             i += 1
             let start = i
-            while i < bytes.count, bytes[i] != 0x22, bytes[i] != 0x5c, bytes[i] >= 0x20 { i += 1 }
+            var high: UInt8 = 0
+            while i < bytes.count, bytes[i] != 0x22, bytes[i] != 0x5c, bytes[i] >= 0x20 { high |= bytes[i]; i += 1 }
             guard i < bytes.count else { throw Invalid() }
             if bytes[i] == 0x22 {  // the common case: no escapes
                 defer { i += 1 }
-                guard let s = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self) else { throw Invalid() }
+                let text = UnsafeBufferPointer(rebasing: bytes[start..<i])
+                // ASCII is valid UTF-8 as it stands; only other bytes need checking.
+                if high < 0x80 { return String(decoding: text, as: UTF8.self) }
+                guard let s = String(validating: text, as: UTF8.self) else { throw Invalid() }
                 return s
             }
             var out = Array(bytes[start..<i])

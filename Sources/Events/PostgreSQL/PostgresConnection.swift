@@ -247,7 +247,15 @@ public final class PostgresConnection: @unchecked Sendable {
     /// without its newline; use `CopyText.escape` for field values. Returns the number of rows copied.
     @discardableResult
     public func copyIn(_ sql: SQL, rows: some Sequence<String>) throws -> Int {
-        try copyIn(sql, chunks: CopyLines(rows: rows))
+        try copyIn(sql, rows: rows) { row, out in out.append(contentsOf: row.utf8) }
+    }
+
+    /// `copyIn` with each row written as COPY text bytes by `write` (fields escaped with `CopyText`, no final
+    /// newline): no String per line. The chunks are made as the COPY sends them, so the server parses one while
+    /// the next is written.
+    @discardableResult
+    public func copyIn<Rows: Sequence>(_ sql: SQL, rows: Rows, write: @escaping (Rows.Element, inout [UInt8]) -> Void) throws -> Int {
+        try copyIn(sql, chunks: CopyLines(rows: rows, write: write))
     }
 
     /// Sends `chunks` of COPY text (64 KiB or so each) and ends the COPY; a NUL anywhere aborts it.
@@ -348,8 +356,9 @@ public final class PostgresConnection: @unchecked Sendable {
 }
 
 /// COPY rows as 64 KiB chunks of lines.
-private struct CopyLines<Rows: Sequence<String>>: Sequence {
+private struct CopyLines<Rows: Sequence>: Sequence {
     let rows: Rows
+    let write: (Rows.Element, inout [UInt8]) -> Void
     func makeIterator() -> AnyIterator<[UInt8]> {
         var it = rows.makeIterator()
         var done = false
@@ -359,7 +368,7 @@ private struct CopyLines<Rows: Sequence<String>>: Sequence {
             buffer.reserveCapacity(1 << 16 + 1024)
             while buffer.count < 1 << 16 {
                 guard let row = it.next() else { done = true; break }
-                buffer.append(contentsOf: row.utf8)
+                write(row, &buffer)
                 buffer.append(10)
             }
             return buffer.isEmpty ? nil : buffer
@@ -395,6 +404,19 @@ public enum CopyText {
                 default: out.append(b)
                 }
             }
+        }
+    }
+
+    /// An integer's decimal digits appended to `out`.
+    public static func append(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 { out.append(0x2d) }
+        var v = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat { d[19 - n] = UInt8(0x30 + v % 10); v /= 10; n += 1 } while v > 0
+            out.append(contentsOf: d[(20 - n)...])
         }
     }
 

@@ -33,6 +33,20 @@ public protocol ProjectionState: AnyObject {
     func copyAll(_ connection: PostgresConnection, suffix: String) throws
 }
 
+/// A state whose fold has two steps: decoding an event (pure, any thread) and applying what it decoded. A rebuild
+/// then decodes the next batch on one thread while the fold applies the current one on another, rather than
+/// doing both on one core while the other waits.
+public protocol DecodingProjectionState<Decoded>: ProjectionState {
+    associatedtype Decoded: Sendable
+    /// What `apply(_:)` would decode; it must depend on the event alone.
+    static func decode(_ event: RecordedEvent) throws -> Decoded
+    func apply(_ decoded: Decoded, _ event: RecordedEvent) throws
+}
+
+extension DecodingProjectionState {
+    public func apply(_ event: RecordedEvent) throws { try apply(Self.decode(event), event) }
+}
+
 /// Checkpoints and status of every projection, in one table (created by the event store's migrations).
 public struct ProjectionStatus: Sendable, Equatable {
     public let name: String

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Rebuilds: fold the log into shadow tables while the live ones serve reads, then swap them in one short transaction.
 extension ProjectionRunner {
@@ -7,37 +8,98 @@ extension ProjectionRunner {
     /// checkpoint in one short transaction. Only the projection's leader (or a process holding its lock)
     /// may call this. Returns the new state and checkpoint.
     public static func rebuild(_ def: any ProjectionDefinition, store: EventStore, batchSize: Int = 5000,
-                               progress: (@Sendable (Int64, Int64) -> Void)? = nil) async throws -> (any ProjectionState, Int64) {
-        let state = def.makeState()
-        let box = SendableBox(state)
-        let filter = EventFilter(types: def.eventTypes)
-        var position: Int64 = 0
-        var head = try await store.headPosition()
+                               progress: (@Sendable (Int64, Int64) -> Void)? = nil,
+                               phases: (@Sendable (RebuildPhase, Double) -> Void)? = nil) async throws -> (any ProjectionState, Int64) {
+        let box = SendableBox(def.makeState())
+        let head = try await store.headPosition()
+        var clock = PhaseClock { phase, seconds in phases?(phase, seconds) }
         // 1. Fold history in memory, batch by batch (no long transaction).
-        position = try await fold(box, store: store, from: 0, to: head, filter: filter, batchSize: batchSize, progress: progress)
-        // 2. Fill the shadow tables.
+        let position = try await fold(box, store: store, from: 0, to: head, filter: EventFilter(types: def.eventTypes), batchSize: batchSize,
+                                      progress: progress)
+        clock.lap(.fold)
+        let final = try await finish(def, box, from: position, store: store, batchSize: batchSize, clock: &clock)
+        return (box.value, final)
+    }
+
+    /// Rebuilds several projections from one read of the log, as `rebuild` does each: every batch is read and
+    /// decoded once (`decode`, during the prefetch of the next batch), then folded into every state at once, one task
+    /// per projection. Each then fills, indexes and swaps its own tables, concurrently. A log that several
+    /// projections read most of (stock movements: stock and alerts) is decoded once rather than once per projection.
+    /// States that do not decode to `Decoded` apply the raw events. The caller must hold every projection's lock.
+    /// Returns each projection's checkpoint, in `defs`' order.
+    public static func rebuild<Decoded: Sendable>(_ defs: [any ProjectionDefinition], store: EventStore,
+                                                  decode: @escaping @Sendable (RecordedEvent) throws -> Decoded, batchSize: Int = 5000,
+                                                  progress: (@Sendable (Int64, Int64) -> Void)? = nil,
+                                                  phases: (@Sendable (String, RebuildPhase, Double) -> Void)? = nil) async throws -> [Int64] {
+        let folds = defs.map { JointFold<Decoded>($0) }
+        let head = try await store.headPosition()
+        let start = DispatchTime.now().uptimeNanoseconds
+        if head > 0 {
+            let types: [String]? = defs.contains { $0.eventTypes == nil } ? nil : Array(Set(defs.flatMap { $0.eventTypes ?? [] })).sorted()
+            try await store.forEachBatch(after: 0, filter: EventFilter(types: types), until: .position(head), batchSize: batchSize,
+                                         prepare: decode) { batch in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for fold in folds { group.addTask { try fold.apply(batch) } }
+                    try await group.waitForAll()
+                }
+                if let last = batch.last?.0.position { progress?(last, head) }
+            }
+        }
+        let folded = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return try await withThrowingTaskGroup(of: (Int, Int64).self) { group in
+            for (i, fold) in folds.enumerated() {
+                group.addTask {
+                    var clock = PhaseClock { phase, seconds in phases?(fold.def.name, phase, seconds) }
+                    phases?(fold.def.name, .fold, folded)
+                    return (i, try await finish(fold.def, fold.box, from: head, store: store, batchSize: batchSize, clock: &clock))
+                }
+            }
+            var checkpoints = [Int64](repeating: 0, count: defs.count)
+            for try await (i, checkpoint) in group { checkpoints[i] = checkpoint }
+            return checkpoints
+        }
+    }
+
+    /// Steps 2 to 4 of a rebuild, once its state holds the log up to `position`: fill and index the shadow tables,
+    /// catch up, swap. Returns the checkpoint.
+    static func finish(_ def: any ProjectionDefinition, _ box: SendableBox<any ProjectionState>, from position: Int64, store: EventStore,
+                       batchSize: Int, clock: inout PhaseClock) async throws -> Int64 {
+        // 2. Fill the shadow tables, and commit them: nothing reads a shadow table, and the next rebuild drops
+        // whatever a crash left of one.
         let shadow = "__shadow"
+        let ddl = def.createTables(suffix: shadow)
+        let isIndex: @Sendable (String) -> Bool = { $0.hasPrefix("CREATE INDEX") || $0.hasPrefix("CREATE UNIQUE INDEX") }
         try await store.pool.withConnection { c in
             try c.transaction { c in
                 for table in def.tables { try c.execute(unsafe: "DROP TABLE IF EXISTS \(table)\(shadow)") }
-                // Secondary indexes after the rows: one sorted build each, not an index entry per copied row.
-                let ddl = def.createTables(suffix: shadow)
-                let isIndex = { (s: String) in s.hasPrefix("CREATE INDEX") || s.hasPrefix("CREATE UNIQUE INDEX") }
                 for statement in ddl where !isIndex(statement) { try c.execute(unsafe: statement) }
                 try box.value.copyAll(c, suffix: shadow)
-                for statement in ddl where isIndex(statement) { try c.execute(unsafe: statement) }
-                // Fresh tables have no statistics: the first reads after the swap would be planned blind.
-                for table in def.tables { try c.execute(unsafe: "ANALYZE \(table)\(shadow)") }
             }
         }
+        clock.lap(.copy)
+        // Secondary indexes after the rows: one sorted build each, not an index entry per copied row; on two
+        // connections, as the fold's second core is free by now. Then statistics: fresh tables have none, and the
+        // first reads after the swap would be planned blind (ANALYZE waits for a table's index builds).
+        let work = StatementQueue(ddl.filter(isIndex) + def.tables.map { "ANALYZE \($0)\(shadow)" })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    try await store.pool.withConnection { c in
+                        while let statement = work.take() { try c.execute(unsafe: statement) }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        clock.lap(.index)
         // 3. Catch up with what was appended meanwhile (kept in memory, flushed in the swap).
-        head = try await store.headPosition()
-        position = try await fold(box, store: store, from: position, to: head, filter: filter, batchSize: batchSize, progress: progress)
+        let head = try await store.headPosition()
+        let final = try await fold(box, store: store, from: position, to: head, filter: EventFilter(types: def.eventTypes), batchSize: batchSize,
+                                   progress: nil)
         // 4. Swap: readers wait for this transaction's locks and then see the new tables, never an empty one.
         let name = def.name
         let version = def.version
         let tables = def.tables
-        let final = position
         try await store.pool.withConnection { c in
             try c.transaction { c in
                 for table in tables {
@@ -62,12 +124,36 @@ extension ProjectionRunner {
                     """)
             }
         }
-        return (state, final)
+        clock.lap(.swap)
+        return final
+    }
+
+    /// A joint rebuild stopped: this projection's fold refused the event at `position`.
+    public struct RebuildFailure: Error, CustomStringConvertible {
+        public let projection: String
+        public let position: Int64
+        public let message: String
+        public var description: String { "projection \(projection) cannot apply the event at position \(position): \(message)" }
+    }
+
+    /// The steps of a rebuild, for `phases`.
+    public enum RebuildPhase: String, Sendable, CaseIterable {
+        /// Read and fold the log up to the head seen at the start.
+        case fold
+        /// Create the shadow tables and COPY the rows in.
+        case copy
+        /// Build the secondary indexes and ANALYZE.
+        case index
+        /// Fold what arrived meanwhile, swap the tables and move the checkpoint.
+        case swap
     }
 
     static func fold(_ box: SendableBox<any ProjectionState>, store: EventStore, from: Int64, to: Int64, filter: EventFilter,
                      batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> Int64 {
         guard from < to else { return to }
+        if let decoding = box.value as? any DecodingProjectionState {
+            return try await foldDecoding(decoding, store: store, from: from, to: to, filter: filter, batchSize: batchSize, progress: progress)
+        }
         try await store.forEach(after: from, filter: filter, until: .position(to), batchSize: batchSize,
                                 afterBatch: { progress?($0, to) }) { event in
             do { try box.value.apply(event) } catch {
@@ -75,5 +161,72 @@ extension ProjectionRunner {
             }
         }
         return to
+    }
+
+    /// `fold` for a state that decodes apart: the prefetch decodes each batch while the fold applies the one before.
+    static func foldDecoding<S: DecodingProjectionState>(_ state: S, store: EventStore, from: Int64, to: Int64, filter: EventFilter,
+                                                         batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> Int64 {
+        try await store.forEach(after: from, filter: filter, until: .position(to), batchSize: batchSize, prepare: S.decode,
+                                afterBatch: { progress?($0, to) }) { event, decoded in
+            do { try state.apply(decoded.get(), event) } catch {
+                throw HandlerFailure(position: event.position, message: String(describing: error))
+            }
+        }
+        return to
+    }
+}
+
+/// Statements handed out one at a time to whichever connection is free.
+private final class StatementQueue: Sendable {
+    private let statements: [String]
+    private let next = Mutex(0)
+    init(_ statements: [String]) { self.statements = statements }
+    func take() -> String? {
+        let i = next.withLock { n in defer { n += 1 }; return n }
+        return i < statements.count ? statements[i] : nil
+    }
+}
+
+/// A rebuild's stopwatch: each `lap` reports the seconds since the one before.
+struct PhaseClock {
+    let report: (ProjectionRunner.RebuildPhase, Double) -> Void
+    private var last = DispatchTime.now().uptimeNanoseconds
+    init(_ report: @escaping (ProjectionRunner.RebuildPhase, Double) -> Void) { self.report = report }
+    mutating func lap(_ phase: ProjectionRunner.RebuildPhase) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        report(phase, Double(now - last) / 1e9)
+        last = now
+    }
+}
+
+/// One projection's part of a joint rebuild: its state, the event types it reads, and how it applies a decoded event.
+private final class JointFold<Decoded: Sendable>: @unchecked Sendable {
+    // Touched by one task at a time: the batch's fold task, then the finishing one.
+    let def: any ProjectionDefinition
+    let box: SendableBox<any ProjectionState>
+    private let types: Set<String>?
+    private let applyDecoded: (Decoded, RecordedEvent) throws -> Void
+
+    init(_ def: any ProjectionDefinition) {
+        self.def = def
+        let state = def.makeState()
+        box = SendableBox(state)
+        types = def.eventTypes.map(Set.init)
+        if let decoding = state as? any DecodingProjectionState<Decoded> {
+            applyDecoded = { decoded, event in try decoding.apply(decoded, event) }
+        } else {
+            applyDecoded = { _, event in try state.apply(event) }
+        }
+    }
+
+    func apply(_ batch: [(RecordedEvent, Result<Decoded, any Error>)]) throws {
+        // By index through the buffer: the events are borrowed, not copied (a copy retains each of their strings).
+        try batch.withUnsafeBufferPointer { events in
+            for i in events.indices where types?.contains(events[i].0.type) ?? true {
+                do { try applyDecoded(events[i].1.get(), events[i].0) } catch {
+                    throw ProjectionRunner.RebuildFailure(projection: def.name, position: events[i].0.position, message: String(describing: error))
+                }
+            }
+        }
     }
 }

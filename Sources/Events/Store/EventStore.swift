@@ -219,16 +219,44 @@ public final class EventStore: Sendable {
     /// through the current one, so reading and folding share the two cores. `afterBatch` gets the last position.
     public func forEach(after position: Int64 = 0, filter: EventFilter = .all, until: ReadLimit = .none, batchSize: Int = 5000,
                         afterBatch: ((Int64) -> Void)? = nil, _ body: (RecordedEvent) throws -> Void) async throws {
-        var pending: Task<[RecordedEvent], Error>? = Task { try await self.read(after: position, limit: batchSize, filter: filter, until: until) }
+        try await forEach(after: position, filter: filter, until: until, batchSize: batchSize, prepare: { _ in () }, afterBatch: afterBatch) { event, _ in
+            try body(event)
+        }
+    }
+
+    /// `forEach`, with `prepare` run on each event as part of the prefetch (on another thread than `body`): a fold
+    /// decodes batch n+1 while it applies batch n. `body` gets what `prepare` returned or threw for its event, in
+    /// order, so a failure surfaces at its event, after every event before it.
+    public func forEach<Prepared: Sendable>(after position: Int64 = 0, filter: EventFilter = .all, until: ReadLimit = .none, batchSize: Int = 5000,
+                                            prepare: @escaping @Sendable (RecordedEvent) throws -> Prepared,
+                                            afterBatch: ((Int64) -> Void)? = nil,
+                                            _ body: (RecordedEvent, Result<Prepared, any Error>) throws -> Void) async throws {
+        try await forEachBatch(after: position, filter: filter, until: until, batchSize: batchSize, prepare: prepare) { batch in
+            for (event, prepared) in batch { try body(event, prepared) }
+            if let last = batch.last?.0.position { afterBatch?(last) }
+        }
+    }
+
+    /// `forEach(prepare:)` a batch at a time: `body` gets each batch whole (to hand it to several folds at once)
+    /// while the next one is read and prepared.
+    public func forEachBatch<Prepared: Sendable>(after position: Int64 = 0, filter: EventFilter = .all, until: ReadLimit = .none,
+                                                 batchSize: Int = 5000, prepare: @escaping @Sendable (RecordedEvent) throws -> Prepared,
+                                                 _ body: ([(RecordedEvent, Result<Prepared, any Error>)]) async throws -> Void) async throws {
+        typealias Batch = [(RecordedEvent, Result<Prepared, any Error>)]
+        @Sendable func fetch(_ after: Int64) async throws -> Batch {
+            try await self.read(after: after, limit: batchSize, filter: filter, until: until).map { event in
+                (event, Result { try prepare(event) })
+            }
+        }
+        var pending: Task<Batch, Error>? = Task { try await fetch(position) }
         while let current = pending {
-            let events = try await current.value
-            if events.count == batchSize, let last = events.last?.position {
-                pending = Task { try await self.read(after: last, limit: batchSize, filter: filter, until: until) }
+            let batch = try await current.value
+            if batch.count == batchSize, let last = batch.last?.0.position {
+                pending = Task { try await fetch(last) }
             } else {
                 pending = nil
             }
-            for event in events { try body(event) }
-            if let last = events.last?.position { afterBatch?(last) }
+            try await body(batch)
         }
     }
 

@@ -20,7 +20,8 @@ enum ProjectionBench {
             import of it leaves the log). Then times:
               baseline   SELECT count(*), sum(length(data::text)) FROM events (the server reads every event)
               rebuild    every projection rebuilt from scratch, as `coordctl projections rebuild --all` does
-                         (fold in memory, COPY into shadow tables, swap), the projections running concurrently;
+                         (one read and decode of the log folded into every projection at once, then each one's
+                         COPY into shadow tables, index builds and swap, concurrently);
                          twice: first on the log as the load left it, without planner statistics (the hard case:
                          a log just bulk-loaded, before autovacuum or anything analysed it; autovacuum is held
                          off the scratch log until then), then after VACUUM (ANALYZE), which `coordctl import`
@@ -79,14 +80,13 @@ enum ProjectionBench {
         try await session.pool.withConnection { c in try c.query("SELECT count(*), sum(length(data::text)) FROM events") }
         let scanSeconds = Date().timeIntervalSince(scanStart)
 
+        // Seconds per projection and phase, of the last rebuildAll.
+        let phases = PhaseTally()
         func rebuildAll() async throws -> Double {
             let start = Date()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for def in Coordination.projections {
-                    group.addTask { _ = try await ProjectionRunner.rebuild(def, store: store, batchSize: 10_000) }
-                }
-                try await group.waitForAll()
-            }
+            phases.reset()
+            _ = try await ProjectionRunner.rebuild(Coordination.projections, store: store, decode: EventCodec.decode, batchSize: 10_000,
+                                                   phases: { name, phase, seconds in phases.add(name, phase, seconds) })
             return Date().timeIntervalSince(start)
         }
         let unanalysedSeconds = try await rebuildAll()
@@ -110,7 +110,8 @@ enum ProjectionBench {
             print(Output.json(["events": generated, "profile": profile.rawValue, "generate_seconds": genSeconds, "baseline_scan_seconds": scanSeconds,
                                "baseline_events_per_second": scanRate.rounded(),
                                "rebuild_unanalysed_seconds": unanalysedSeconds, "rebuild_unanalysed_events_per_second": unanalysedRate.rounded(),
-                               "rebuild_seconds": rebuildSeconds, "rebuild_events_per_second": rebuildRate.rounded(), "rows": counts]))
+                               "rebuild_seconds": rebuildSeconds, "rebuild_events_per_second": rebuildRate.rounded(), "rows": counts,
+                               "phase_seconds": phases.seconds.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) }]))
         } else {
             print("coordctl bench rebuild: \(generated) events, profile \(profile.rawValue) (generated in \(String(format: "%.1f", genSeconds)) s)")
             print(Output.table(["phase", "seconds", "events/s", "x baseline"], [
@@ -120,6 +121,12 @@ enum ProjectionBench {
                 ["rebuild, after VACUUM ANALYZE (as import leaves it)", String(format: "%.2f", rebuildSeconds), String(format: "%.0f", rebuildRate),
                  String(format: "%.3f", rebuildRate / scanRate)],
             ]))
+            let byPhase = phases.seconds
+            let all = ProjectionRunner.RebuildPhase.allCases
+            print("after VACUUM ANALYZE, seconds by projection and phase (the fold is shared; the other phases run at once across rows):")
+            print(Output.table(["projection"] + all.map(\.rawValue), Coordination.projections.map { def in
+                [def.name] + all.map { String(format: "%.2f", byPhase[def.name]?[$0] ?? 0) }
+            }))
             print("read-model rows: " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         }
         return 0
@@ -257,5 +264,15 @@ enum ReplayBench {
             ]))
         }
         return 0
+    }
+}
+
+/// Seconds of each rebuild phase, by projection.
+final class PhaseTally: Sendable {
+    private let state = Mutex<[String: [ProjectionRunner.RebuildPhase: Double]]>([:])
+    var seconds: [String: [ProjectionRunner.RebuildPhase: Double]] { state.withLock { $0 } }
+    func reset() { state.withLock { $0 = [:] } }
+    func add(_ name: String, _ phase: ProjectionRunner.RebuildPhase, _ seconds: Double) {
+        state.withLock { $0[name, default: [:]][phase, default: 0] += seconds }
     }
 }
