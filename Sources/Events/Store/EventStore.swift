@@ -242,21 +242,25 @@ public final class EventStore: Sendable {
     public func forEachBatch<Prepared: Sendable>(after position: Int64 = 0, filter: EventFilter = .all, until: ReadLimit = .none,
                                                  batchSize: Int = 5000, prepare: @escaping @Sendable (RecordedEvent) throws -> Prepared,
                                                  _ body: ([(RecordedEvent, Result<Prepared, any Error>)]) async throws -> Void) async throws {
-        typealias Batch = [(RecordedEvent, Result<Prepared, any Error>)]
+        typealias Batch = (events: [(RecordedEvent, Result<Prepared, any Error>)], next: Int64?)
+        // Up to a known position, each read covers a window of `batchSize` positions: whatever plan the server picks
+        // (a log just bulk-loaded has no statistics, and a type filter then looks like a bitmap scan of the type index
+        // and a sort of every remaining row, per batch), it only ever touches one window.
+        let end: Int64? = if case .position(let p) = until { p } else { nil }
         @Sendable func fetch(_ after: Int64) async throws -> Batch {
-            try await self.read(after: after, limit: batchSize, filter: filter, until: until).map { event in
+            let windowEnd = end.map { min($0, after + Int64(batchSize)) }
+            let events = try await self.read(after: after, limit: batchSize, filter: filter,
+                                             until: windowEnd.map { .position($0) } ?? until).map { event in
                 (event, Result { try prepare(event) })
             }
+            if let windowEnd, let end { return (events, windowEnd < end ? windowEnd : nil) }
+            return (events, events.count == batchSize ? events.last?.0.position : nil)
         }
         var pending: Task<Batch, Error>? = Task { try await fetch(position) }
         while let current = pending {
             let batch = try await current.value
-            if batch.count == batchSize, let last = batch.last?.0.position {
-                pending = Task { try await fetch(last) }
-            } else {
-                pending = nil
-            }
-            try await body(batch)
+            pending = batch.next.map { next in Task { try await fetch(next) } }
+            if !batch.events.isEmpty { try await body(batch.events) }
         }
     }
 
