@@ -28,6 +28,8 @@ enum ProjectionCommands {
             details: """
                 Builds shadow tables while the current ones keep serving reads, then swaps them in one short transaction.
                 When a coordd leads the projection, the rebuild is handed to it and this command waits for it to finish.
+                The projections no coordd leads are rebuilt here together: one read and decode of the log folds into
+                all of them at once.
 
                 """ + databaseHelp)) { args in
             try args.requirePositionals(0...1)
