@@ -183,15 +183,9 @@ struct ReadModelTable<Row>: Sendable {
     }
 
     /// Appends `rows` with COPY (a rebuild's fresh tables, or the append-only stock card).
-    func copy(_ c: PostgresConnection, suffix: String, rows: some Sequence<Row>) throws {
-        var rest = rows.makeIterator()
-        guard let first = rest.next() else { return }  // no COPY for nothing
-        var pending: Row? = first
-        let all = AnyIterator<Row> {
-            if let row = pending { pending = nil; return row }
-            return rest.next()
-        }
-        try c.copyIn(SQL(unsafe: "COPY \(name)\(suffix) (\(columnList)) FROM STDIN"), rows: all) { [self] row, out in appendLine(row, to: &out) }
+    func copy(_ c: PostgresConnection, suffix: String, rows: some Collection<Row>) throws {
+        guard !rows.isEmpty else { return }  // no COPY for nothing
+        try c.copyIn(SQL(unsafe: "COPY \(name)\(suffix) (\(columnList)) FROM STDIN"), rows: rows) { [self] row, out in appendLine(row, to: &out) }
     }
 
     /// Makes the rows with these keys exactly `rows` (upserts; a key without a row is deleted).
