@@ -166,11 +166,13 @@ extension ProjectionRunner {
     /// `fold` for a state that decodes apart: the prefetch decodes each batch while the fold applies the one before.
     static func foldDecoding<S: DecodingProjectionState>(_ state: S, store: EventStore, from: Int64, to: Int64, filter: EventFilter,
                                                          batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> Int64 {
-        try await store.forEach(after: from, filter: filter, until: .position(to), batchSize: batchSize, prepare: S.decode,
-                                afterBatch: { progress?($0, to) }) { event, decoded in
-            do { try state.apply(decoded.get(), event) } catch {
-                throw HandlerFailure(position: event.position, message: String(describing: error))
+        try await store.forEachBatch(after: from, filter: filter, until: .position(to), batchSize: batchSize, prepare: S.decode) { batch in
+            for (event, decoded) in batch {
+                do { try state.apply(decoded.get(), event) } catch {
+                    throw HandlerFailure(position: event.position, message: String(describing: error))
+                }
             }
+            if let last = batch.last?.0.position { progress?(last, to) }
         }
         return to
     }

@@ -219,26 +219,16 @@ public final class EventStore: Sendable {
     /// through the current one, so reading and folding share the two cores. `afterBatch` gets the last position.
     public func forEach(after position: Int64 = 0, filter: EventFilter = .all, until: ReadLimit = .none, batchSize: Int = 5000,
                         afterBatch: ((Int64) -> Void)? = nil, _ body: (RecordedEvent) throws -> Void) async throws {
-        try await forEach(after: position, filter: filter, until: until, batchSize: batchSize, prepare: { _ in () }, afterBatch: afterBatch) { event, _ in
-            try body(event)
-        }
-    }
-
-    /// `forEach`, with `prepare` run on each event as part of the prefetch (on another thread than `body`): a fold
-    /// decodes batch n+1 while it applies batch n. `body` gets what `prepare` returned or threw for its event, in
-    /// order, so a failure surfaces at its event, after every event before it.
-    public func forEach<Prepared: Sendable>(after position: Int64 = 0, filter: EventFilter = .all, until: ReadLimit = .none, batchSize: Int = 5000,
-                                            prepare: @escaping @Sendable (RecordedEvent) throws -> Prepared,
-                                            afterBatch: ((Int64) -> Void)? = nil,
-                                            _ body: (RecordedEvent, Result<Prepared, any Error>) throws -> Void) async throws {
-        try await forEachBatch(after: position, filter: filter, until: until, batchSize: batchSize, prepare: prepare) { batch in
-            for (event, prepared) in batch { try body(event, prepared) }
+        try await forEachBatch(after: position, filter: filter, until: until, batchSize: batchSize, prepare: { _ in () }) { batch in
+            for (event, _) in batch { try body(event) }
             if let last = batch.last?.0.position { afterBatch?(last) }
         }
     }
 
-    /// `forEach(prepare:)` a batch at a time: `body` gets each batch whole (to hand it to several folds at once)
-    /// while the next one is read and prepared.
+    /// `forEach` a batch at a time, with `prepare` run on each event as part of the prefetch (on another thread than
+    /// `body`): a fold decodes batch n+1 while it applies batch n, or hands a batch whole to several folds. `body` gets
+    /// what `prepare` returned or threw for each event, in order, so a failure surfaces at its event, after every
+    /// event before it.
     public func forEachBatch<Prepared: Sendable>(after position: Int64 = 0, filter: EventFilter = .all, until: ReadLimit = .none,
                                                  batchSize: Int = 5000, prepare: @escaping @Sendable (RecordedEvent) throws -> Prepared,
                                                  _ body: ([(RecordedEvent, Result<Prepared, any Error>)]) async throws -> Void) async throws {
