@@ -74,6 +74,12 @@ struct TableIOTests {
             if n == 1 { #expect(counts[1...] == [0, 8, 8], "then updates in place (deleted, updated, HOT)") }
             if n > 1 { #expect(counts[1] == 0 && counts[2] == 8, "\(n): \(counts)") }
         }
+        // The stage is empty between transactions, and its deleted rows do not pile up: 2,000 flushes of 8 rows
+        // would leave ~100 pages of dead rows in it without the periodic truncation (autovacuum skips temp tables).
+        let stage = Self.table.stage(suffix: "")
+        #expect(try c.query(SQL(unsafe: "SELECT count(*) FROM \(stage)")).decode(0, 0, as: Int64.self) == 0)
+        let stagePages = try c.query("SELECT pg_relation_size(\(stage)::regclass) / 8192").decode(0, 0, as: Int64.self)
+        #expect(stagePages <= 12, "the stage has \(stagePages) pages")
         let rows = try c.query("SELECT key, warehouse, on_hand FROM rm_t ORDER BY on_hand").rows
         #expect(rows.count == keys.count)
         #expect(try rows.map { try $0.decode(2, as: Int64.self) } == keys.indices.map { Int64(19_990 + $0) })
@@ -90,5 +96,27 @@ struct TableIOTests {
         try replace(c, [keys[1]], [Row(key: keys[1], warehouse: "W1", onHand: 2)])
         let after = try c.query("SELECT on_hand FROM rm_t WHERE key = ANY(\([keys[0], keys[1]])::text[]) ORDER BY key").rows
         #expect(try after.map { try $0.decode(0, as: Int64.self) } == [1, 2])
+    }
+
+    @Test("a replace in a transaction that rolls back, on a new session, leaves the next one able to stage its rows")
+    func replaceAfterRollback() async throws {
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        let c = try TestDatabase.connection(like: pool)
+        defer { c.close() }
+        for ddl in Self.table.createStatements(suffix: "") { try c.execute(unsafe: ddl) }
+        struct Refused: Error {}
+        // The first use creates the stage; the rollback takes its creation back with the rest.
+        #expect(throws: Refused.self) {
+            try c.transaction { c in
+                try Self.table.replace(c, suffix: "", keys: ["a"], rows: [Row(key: "a", warehouse: "W0", onHand: 1)])
+                throw Refused()
+            }
+        }
+        #expect(try c.query("SELECT to_regclass(\(Self.table.stage(suffix: ""))) IS NULL").decode(0, 0, as: Bool.self))
+        for n in 1...3 {
+            try c.transaction { c in try Self.table.replace(c, suffix: "", keys: ["a"], rows: [Row(key: "a", warehouse: "W0", onHand: Int64(n))]) }
+        }
+        #expect(try c.query("SELECT on_hand FROM rm_t WHERE key = 'a'").decode(0, 0, as: Int64.self) == 3)
     }
 }

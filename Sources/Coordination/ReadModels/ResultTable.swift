@@ -35,30 +35,62 @@ public struct ResultTable: Sendable, Equatable {
 
     /// A JSON array of objects, numbers and booleans typed, documents embedded.
     public var jsonArray: String {
-        var out = "["
+        var out: [UInt8] = []
+        appendJSONArray(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `jsonArray` as UTF-8, appended to `out`: each list answer is written straight into its body. The column
+    /// kinds and the quoted keys are worked out once per table, not once per cell.
+    public func appendJSONArray(to out: inout [UInt8]) {
+        let layout = jsonLayout
+        out.reserveCapacity(out.count + rows.count * columns.count * 24)
+        out.append(0x5b)  // [
         for (r, row) in rows.enumerated() {
-            if r > 0 { out += "," }
-            out += jsonObject(row)
+            if r > 0 { out.append(0x2c) }
+            appendJSONObject(row, layout, to: &out)
         }
-        return out + "]"
+        out.append(0x5d)  // ]
     }
 
     /// One row as a JSON object.
     public func jsonObject(_ row: [String?]) -> String {
-        var out = "{"
-        for (i, column) in columns.enumerated() {
-            if i > 0 { out += "," }
-            out += JSONWriter.quote(column) + ":"
-            if let v = row[i] {
-                if numeric.contains(column) || documents.contains(column) { out += v }
-                else if boolean.contains(column) { out += v == "t" ? "true" : "false" }
-                else { out += JSONWriter.quote(v) }
-            } else {
-                out += "null"
+        var out: [UInt8] = []
+        appendJSONObject(row, jsonLayout, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func appendJSONObject(_ row: [String?], _ layout: (kinds: [JSONCell], keys: [[UInt8]]), to out: inout [UInt8]) {
+        out.append(0x7b)  // {
+        for i in columns.indices {
+            if i > 0 { out.append(0x2c) }
+            out.append(contentsOf: layout.keys[i])
+            guard var v = row[i] else { out.append(contentsOf: Self.null); continue }
+            switch layout.kinds[i] {
+            case .raw: v.withUTF8 { out.append(contentsOf: $0) }
+            case .boolean: out.append(contentsOf: v == "t" ? Self.true : Self.false)
+            case .text: JSONWriter.appendQuoted(v, to: &out)
             }
         }
-        return out + "}"
+        out.append(0x7d)  // }
     }
+
+    /// How each column is written, and its key quoted with the colon after it.
+    private var jsonLayout: (kinds: [JSONCell], keys: [[UInt8]]) {
+        let kinds = columns.map { c in
+            numeric.contains(c) || documents.contains(c) ? JSONCell.raw : boolean.contains(c) ? .boolean : .text
+        }
+        let keys = columns.map { c in
+            var key: [UInt8] = []
+            JSONWriter.appendQuoted(c, to: &key)
+            key.append(0x3a)  // :
+            return key
+        }
+        return (kinds, keys)
+    }
+
+    private enum JSONCell { case raw, boolean, text }
+    private static let null = Array("null".utf8), `true` = Array("true".utf8), `false` = Array("false".utf8)
 
     public func column(_ name: String) -> [String?] {
         guard let i = columns.firstIndex(of: name) else { return [] }

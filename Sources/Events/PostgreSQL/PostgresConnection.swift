@@ -239,8 +239,20 @@ public final class PostgresConnection: @unchecked Sendable {
             return value
         } catch {
             if isUsable { _ = try? execute(unsafe: "ROLLBACK") }
+            sessionUses.removeAll()
             throw error
         }
+    }
+
+    /// Counts of uses a caller keeps for this session under its own key, as `use(_:)` returns them. A
+    /// rolled-back transaction sets every count back to zero, as it may have undone what a first use did
+    /// (create a temporary table). A new connection is a new session, and starts from zero.
+    private var sessionUses: [String: Int] = [:]
+
+    /// One more use of `key` in this session: 1 the first time, and again after a rollback.
+    public func use(_ key: String) -> Int {
+        sessionUses[key, default: 0] += 1
+        return sessionUses[key]!
     }
 
     /// Streams rows into `COPY ... FROM STDIN` (text format). Each element of `rows` is one line

@@ -134,16 +134,22 @@ final class App: Sendable {
     /// The route for a request, or 404 (no such path) / 405 (path known, method not) with `Allow`.
     static func route(for request: HTTPRequest) throws -> (Route, [String: String]) {
         let parts = Route.parts(request.path)
-        let matching = routes.compactMap { r in r.match(parts).map { (r, $0) } }
         let method = request.method == "HEAD" ? "GET" : request.method
-        guard let found = matching.first(where: { $0.0.method == method }) else {
-            if matching.isEmpty { throw Problem(status: 404, detail: "no such resource") }
-            var p = Problem(status: 405, detail: "method not allowed here")
-            p.headers = [("Allow", Set(matching.map(\.0.method)).sorted().joined(separator: ", "))]
-            throw p
+        var methods: Set<String> = []
+        // Only the routes with as many segments are tried, by index: a Route is copied once, when it is found.
+        for i in routesBySegments[parts.count] ?? [] {
+            guard let params = routes[i].match(parts) else { continue }
+            if routes[i].method == method { return (routes[i], params) }
+            methods.insert(routes[i].method)
         }
-        return found
+        if methods.isEmpty { throw Problem(status: 404, detail: "no such resource") }
+        var p = Problem(status: 405, detail: "method not allowed here")
+        p.headers = [("Allow", methods.sorted().joined(separator: ", "))]
+        throw p
     }
+
+    /// The indices of `routes` by their number of segments, in table order (the first match wins).
+    static let routesBySegments: [Int: [Int]] = Dictionary(grouping: routes.indices, by: { routes[$0].segments.count })
 
     /// The request's query parameters, each one the route declares: an unknown one (a typo such as `?stauts=`)
     /// is refused rather than ignored, as unknown JSON fields are.

@@ -29,8 +29,12 @@ extension App {
         if format == "json" {
             let (table, next) = try await personal(spec.page(lists, arguments, limit: limit ?? 100, after: after), spec, ctx, route: route)
             // The log keeps its v1 shape: `events`, and `next` as the position to pass as `after`.
-            if spec.name == "events" { return .json(200, "{\"events\":\(table.jsonArray),\"next\":\(next ?? "null")}") }
-            return .json(200, "{\"items\":\(table.jsonArray),\"next\":\(next.map { JSONWriter.quote(Self.encodeCursor($0)) } ?? "null")}")
+            let events = spec.name == "events"
+            var body = Array((events ? "{\"events\":" : "{\"items\":").utf8)
+            table.appendJSONArray(to: &body)
+            let cursor = events ? next ?? "null" : next.map { JSONWriter.quote(Self.encodeCursor($0)) } ?? "null"
+            body.append(contentsOf: ",\"next\":\(cursor)}".utf8)
+            return .json(200, bytes: body)
         }
         let contentType = "text/csv; charset=utf-8"
         let filename = "\(spec.name).\(format == "hxl" ? "hxl.csv" : "csv")"
