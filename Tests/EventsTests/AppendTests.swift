@@ -370,4 +370,166 @@ struct SetBasedAppendTests {
         #expect(fast.0.contains("6 f conflict 0 - -") && !fast.0.contains { $0.hasPrefix("6 e") })
         #expect(fast.1.count == 3 + 4)
     }
+
+    typealias Request = (streams: [(String, String, [(String, String)])], receipt: String?)
+
+    /// `batch` as coord_write's jsonb and as coord_write_arrays' arguments.
+    func encode(_ batch: [Request]) -> (json: String, arrays: SQL) {
+        let json = "[" + batch.map { r in
+            var one = request(r.streams)
+            if let receipt = r.receipt {
+                one.removeLast()
+                one += #","receipt":{"id":"\#(receipt)","hash":"h-\#(receipt)","answer":"a-\#(receipt)"}}"#
+            }
+            return one
+        }.joined(separator: ",") + "]"
+        var a = [PostgresArrayLiteral](repeating: PostgresArrayLiteral(), count: 13)
+        for (index, r) in batch.enumerated() {
+            for (stream, expected, events) in r.streams {
+                a[0].append(index + 1); a[1].append(stream)
+                switch expected {
+                case "any": a[2].appendNull()
+                case "no_stream": a[2].append(0)
+                case "exists": a[2].append(-1)
+                default: a[2].append(Int(expected)!)
+                }
+                a[3].append(events.count)
+                for (id, data) in events {
+                    a[4].append(id); a[5].append("test.happened"); a[6].append(data); a[7].append(#"{"actor":"t"}"#)
+                    a[8].append("2026-11-09T00:00:00Z")
+                }
+            }
+            if let receipt = r.receipt {
+                a[9].append(index + 1); a[10].append(receipt); a[11].append("h-" + receipt); a[12].append("a-" + receipt)
+            }
+        }
+        let arrays: SQL = """
+            coord_write_arrays(\(a[0])::int[], \(a[1])::text[], \(a[2])::bigint[], \(a[3])::int[], \(a[4])::uuid[], \(a[5])::text[],
+                               \(a[6])::jsonb[], \(a[7])::jsonb[], \(a[8])::timestamptz[], \(a[9])::int[], \(a[10])::uuid[],
+                               \(a[11])::text[], \(a[12])::text[])
+            """
+        return (json, arrays)
+    }
+
+    /// Runs `setup` through coord_write, then `batch` through `lean` (coord_write_arrays) or coord_write; returns the
+    /// outcome rows, the stored events and the stored receipts.
+    func outcome(setup: [Request], batch: [Request], lean: Bool) async throws -> (rows: [String], events: [String], receipts: [String]) {
+        let pool = try await TestDatabase.makePool()
+        defer { pool.close() }
+        return try await pool.withConnection { c in
+            if !setup.isEmpty { _ = try c.query("SELECT * FROM coord_write(\(JSONText(encode(setup).json))::jsonb)") }
+            let (json, arrays) = encode(batch)
+            let r = try c.query("SELECT req, stream, outcome, version, first_position, last_position FROM " + (lean ? arrays : "coord_write(\(JSONText(json))::jsonb)"))
+            let rows = try (0..<r.count).map { i in
+                try (0..<6).map { try r.decodeOptional(i, $0, as: String.self) ?? "-" }.joined(separator: " ")
+            }.sorted()
+            let e = try c.query("SELECT position, stream, version, id, type, data::text, metadata::text, occurred_at::text FROM events ORDER BY position")
+            let events = try (0..<e.count).map { i in try (0..<8).map { try e.decode(i, $0, as: String.self) }.joined(separator: " ") }
+            let rc = try c.query("SELECT id, request_hash, answer FROM command_receipts ORDER BY id")
+            let receipts = try (0..<rc.count).map { i in try (0..<3).map { try rc.decode(i, $0, as: String.self) }.joined(separator: " ") }
+            #expect(try c.query("SELECT broken_at FROM coord_verify(1, 1000)").decodeOptional(0, 0, as: Int64.self) == nil)
+            #expect(try c.query("SELECT count(*) FROM coord_verify_state(10)").decode(0, 0, as: Int64.self) == 0)
+            return (rows, events, receipts)
+        }
+    }
+
+    @Test("the lean writer decides independent requests, and stores their receipts, exactly as coord_write does")
+    func leanSameAsWrite() async throws {
+        let setup: [Request] = [
+            ([("a", "no_stream", [(id(1), #"{"n":1}"#)])], nil),
+            ([("b", "no_stream", [(id(2), #"{"n":2}"#), (id(3), #"{"n":3}"#)])], nil),
+            ([("k", "no_stream", [(id(4), #"{"n":4}"#)])], nil),
+        ]
+        let batch: [Request] = [
+            ([("c", "no_stream", [(id(10), #"{"n":10}"#), (id(11), #"{"n":"\"quoted\" \\ back"}"#)])], id(900)),  // ok, two events
+            ([("k", "5", [(id(12), #"{"n":12}"#)])], id(901)),                                                   // conflict: no receipt
+            ([("e", "no_stream", [(id(13), #"{"n":13}"#)]), ("f", "exists", [(id(14), #"{"n":14}"#)])], id(902)),  // conflict on f only
+            ([("g", "any", [(id(15), #"{"n":15}"#)]), ("h", "0", [(id(16), #"{"n":16}"#)])], id(903)),          // ok, two streams
+            ([("b", "2", [(id(17), #"{"n":17}"#)]), ("i", "no_stream", [])], nil),                              // ok; i has no events
+            ([("j", "exists", [(id(18), #"{"n":18}"#)])], nil),                                                 // conflict
+            ([("a", "exists", [(id(19), "{}")])], id(904)),                                                     // ok
+        ]
+        let lean = try await outcome(setup: setup, batch: batch, lean: true)
+        let write = try await outcome(setup: setup, batch: batch, lean: false)
+        #expect(lean.rows == write.rows)
+        #expect(lean.events == write.events)
+        #expect(lean.receipts == write.receipts)
+        #expect(lean.rows.contains("1 c ok 2 5 6") && lean.rows.contains("2 k conflict 1 - -") && lean.rows.contains("3 f conflict 0 - -"))
+        #expect(lean.rows.contains("5 b ok 3 9 9") && !lean.rows.contains { $0.hasPrefix("5 i") } && lean.rows.contains("7 a ok 2 10 10"))
+        #expect(lean.events.count == 4 + 6)
+        #expect(lean.receipts.count == 3 && !lean.receipts.contains { $0.hasPrefix(id(901)) || $0.hasPrefix(id(902)) })
+    }
+
+    @Test("the lean writer decides requests on one stream (a hot stock card) in order, exactly as coord_write does")
+    func leanDependentSameAsWrite() async throws {
+        let setup: [Request] = [([("s", "no_stream", [(id(1), #"{"n":1}"#)])], nil)]
+        let batch: [Request] = [
+            ([("s", "1", [(id(10), #"{"n":10}"#)])], id(900)),                                     // ok: s at 2
+            ([("s", "2", [(id(11), #"{"n":11}"#), (id(12), #"{"n":12}"#)])], id(901)),             // ok: s at 4
+            ([("s", "2", [(id(13), #"{"n":13}"#)])], id(902)),                                     // conflict: s is at 4
+            ([("s", "4", [(id(14), #"{"n":14}"#)])], nil),                                         // ok: s at 5
+            ([("s", "5", [(id(15), #"{"n":15}"#)]), ("t", "no_stream", [(id(16), #"{"n":16}"#)])], id(903)),  // ok: s 6, t 1
+            ([("t", "exists", [(id(17), #"{"n":17}"#)]), ("u", "no_stream", [(id(18), #"{"n":18}"#)])], nil),  // ok: t 2, u 1
+            ([("s", "any", [(id(19), #"{"n":19}"#)]), ("t", "0", [(id(20), #"{"n":20}"#)])], id(904)),       // conflict on t only
+            ([("u", "no_stream", [(id(21), #"{"n":21}"#)])], nil),                                  // conflict: u at 1
+            ([("s", "6", [(id(22), #"{"n":22}"#)])], id(905)),                                     // ok: the conflicts left s at 6
+        ]
+        let lean = try await outcome(setup: setup, batch: batch, lean: true)
+        let write = try await outcome(setup: setup, batch: batch, lean: false)
+        #expect(lean.rows == write.rows)
+        #expect(lean.events == write.events)
+        #expect(lean.receipts == write.receipts)
+        #expect(lean.rows.contains("3 s conflict 4 - -") && lean.rows.contains("7 t conflict 2 - -") && lean.rows.contains("8 u conflict 1 - -"))
+        #expect(lean.rows.contains("9 s ok 7 10 10") && !lean.rows.contains { $0.hasPrefix("7 s") })
+        #expect(lean.receipts.count == 4 && !lean.receipts.contains { $0.hasPrefix(id(902)) || $0.hasPrefix(id(904)) })
+    }
+
+    @Test("the lean writer hands back, having written nothing, a batch with an id twice or an id already stored")
+    func leanResends() async throws {
+        let pool = try await TestDatabase.makePool()
+        defer { pool.close() }
+        try await pool.withConnection { c in
+            _ = try c.query("SELECT * FROM coord_write(\(JSONText(encode([([("a", "no_stream", [(id(1), "{}")])], nil)]).json))::jsonb)")
+            let batches: [[Request]] = [
+                [([("s", "any", [(id(2), "{}")])], nil), ([("t", "any", [(id(2), "{}")])], nil)],         // id twice
+                [([("s", "any", [(id(2), "{}")])], id(901)), ([("t", "any", [(id(1), "{}")])], nil)],     // id stored
+            ]
+            for batch in batches {
+                let r = try c.query("SELECT req, stream, outcome FROM " + encode(batch).arrays)
+                #expect(r.count == 1)
+                #expect(try r.decode(0, 2, as: String.self) == "resend")
+                #expect(try r.decodeOptional(0, 0, as: Int.self) == nil)
+            }
+            #expect(try c.query("SELECT position FROM event_head").decode(0, 0, as: Int64.self) == 1)
+            #expect(try c.query("SELECT count(*) FROM command_receipts").decode(0, 0, as: Int64.self) == 0)
+            #expect(try c.query("SELECT count(*) FROM streams").decode(0, 0, as: Int64.self) == 1)
+        }
+    }
+
+    @Test("the lean writer refuses arrays that do not describe one batch, and writes nothing")
+    func leanRefusesBadArrays() async throws {
+        let pool = try await TestDatabase.makePool()
+        defer { pool.close() }
+        try await pool.withConnection { c in
+            let e = "{00000000-0000-0000-0000-000000000001}"
+            let calls: [SQL] = [
+                // two events announced, one given
+                "SELECT * FROM coord_write_arrays('{1}', '{s}', '{NULL}', '{2}', \(e)::uuid[], '{t.x}', '{\"{}\"}', '{\"{}\"}', '{2026-11-09T00:00:00Z}', '{}', '{}', '{}', '{}')",
+                // a type missing
+                "SELECT * FROM coord_write_arrays('{1}', '{s}', '{NULL}', '{1}', \(e)::uuid[], '{}', '{\"{}\"}', '{\"{}\"}', '{2026-11-09T00:00:00Z}', '{}', '{}', '{}', '{}')",
+                // a receipt without its answer
+                "SELECT * FROM coord_write_arrays('{1}', '{s}', '{NULL}', '{1}', \(e)::uuid[], '{t.x}', '{\"{}\"}', '{\"{}\"}', '{2026-11-09T00:00:00Z}', '{1}', \(e)::uuid[], '{h}', '{}')",
+                // a negative count
+                "SELECT * FROM coord_write_arrays('{1,1}', '{s,t}', '{NULL,NULL}', '{2,-1}', \(e)::uuid[], '{t.x}', '{\"{}\"}', '{\"{}\"}', '{2026-11-09T00:00:00Z}', '{}', '{}', '{}', '{}')",
+                // nothing at all
+                "SELECT * FROM coord_write_arrays('{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
+            ]
+            for call in calls {
+                var state: String?
+                do { _ = try c.query(call) } catch let error as PostgresError { state = error.sqlState }
+                #expect(state == "22023")
+            }
+            #expect(try c.query("SELECT position FROM event_head").decode(0, 0, as: Int64.self) == 0)
+        }
+    }
 }

@@ -15,6 +15,7 @@ private let shipped: [String: String] = [
     "events v4": "7b13b5f2ca7039816f18abf094629a840d5ff372f7b78b78cb5e7ae0fc744667",
     "events v5": "4a9811d6bd2e9a8ba062d865eff1ed5b8376d2670b8e6f6c669652cadfbc426b",
     "events v6": "3fa4c7f7b580d144cf98e0518c3667451b02f784aee50c3bb35abfaf18cee22d",
+    "events v7": "b835940b294c3a1cc3b88f46d9f37e643f0563263b36c68d73a1b4ab08a2030a",
     "coordination v1": "187d83b1bad513505633ff1abd8d20a5fa66022ed51d8add5f01c7f232279c22",
     "coordination v2": "0ff5750e4b22c3b81f211c046d46ab8525c42681c6fa011b4951b4da2b00eda8",
     "coordination v3": "afc40f91d9739ffef9a91585caef7042ac5aaea77be2ba731fb2fe2cd027f134",

@@ -166,22 +166,44 @@ public struct JSONText: PostgresEncodable, Hashable, CustomStringConvertible {
 extension Array: PostgresEncodable where Element: PostgresEncodable {
     /// A PostgreSQL array literal; every element is quoted and escaped.
     public var postgresText: String {
-        var out = "{"
-        out.reserveCapacity(2 + count * 16)
-        for (i, element) in enumerated() {
-            if i > 0 { out += "," }
-            out += "\""
-            let text = element.postgresText
-            if !text.utf8.contains(where: { $0 == 0x22 || $0 == 0x5c }) {
-                out += text
-            } else {
-                for ch in text.unicodeScalars {
-                    if ch == "\"" || ch == "\\" { out += "\\" }
-                    out.unicodeScalars.append(ch)
-                }
-            }
-            out += "\""
-        }
-        return out + "}"
+        var literal = PostgresArrayLiteral(capacity: count * 16)
+        for element in self { literal.append(element.postgresText) }
+        return literal.postgresText
     }
+}
+
+/// A PostgreSQL array literal built element by element, sent as one text bind parameter: each element is quoted
+/// and its `"` and `\` escaped, so no element can end the literal or the statement; `appendNull` adds SQL NULL.
+public struct PostgresArrayLiteral: PostgresEncodable {
+    private var bytes: [UInt8] = [UInt8(ascii: "{")]
+    private var empty = true
+
+    public init(capacity: Int = 64) { bytes.reserveCapacity(capacity + 2) }
+
+    public mutating func append(_ text: String) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        for b in text.utf8 {
+            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+            bytes.append(b)
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    public mutating func append(_ value: some BinaryInteger) {
+        separate()
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    public mutating func appendNull() {
+        separate()
+        bytes.append(contentsOf: "NULL".utf8)
+    }
+
+    private mutating func separate() {
+        if !empty { bytes.append(UInt8(ascii: ",")) }
+        empty = false
+    }
+
+    public var postgresText: String { String(decoding: bytes + [UInt8(ascii: "}")], as: UTF8.self) }
 }

@@ -19,9 +19,11 @@ public enum EventStoreSchema {
         Migration(version: 4, name: "bulk append with a precomputed chain", sql: v4),
         Migration(version: 5, name: "receipts and a guarded writer", sql: v5),
         Migration(version: 6, name: "redaction", sql: v6),
+        Migration(version: 7, name: "a lean writer for independent requests", sql: v7),
     ], appGrants: [
         ("SELECT", "TABLE events, streams, event_head, command_receipts, schema_migrations, event_redactions"),
         ("SELECT, INSERT, UPDATE", "TABLE projection_checkpoints"),
-        ("EXECUTE", "FUNCTION coord_write(jsonb), coord_record_receipt(uuid, text, text)"),
+        ("EXECUTE", "FUNCTION coord_write(jsonb), coord_record_receipt(uuid, text, text), "
+            + "coord_write_arrays(int[], text[], bigint[], int[], uuid[], text[], jsonb[], jsonb[], timestamptz[], int[], uuid[], text[], text[])"),
     ])
 }

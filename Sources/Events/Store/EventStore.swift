@@ -87,7 +87,7 @@ public final class EventStore: Sendable {
     public func enqueue(_ streams: [StreamAppend], receipt: AppendReceipt? = nil, speculation: Speculation? = nil,
                         after producers: [Speculation] = []) throws -> AppendTicket {
         let (json, count) = try Self.encode(streams, receipt: receipt)
-        return committer.submit(streams, json: json, eventCount: count, speculation: speculation, after: producers)
+        return committer.submit(streams, receipt: receipt, json: json, eventCount: count, speculation: speculation, after: producers)
     }
 
     /// The receipt stored under `id`, if any.

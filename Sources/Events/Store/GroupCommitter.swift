@@ -2,8 +2,8 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// Gathers concurrent appends of this process into one call of `coord_write` (which runs `coord_append` and
-/// records receipts), one transaction.
+/// Gathers concurrent appends of this process into one call of `coord_write_arrays` (or, when an event id appears
+/// twice or is stored already, `coord_write`), one transaction that also records receipts.
 ///
 /// Throughput comes from here: one round trip and one WAL flush serve every request that arrived while
 /// the previous batch was committing. Each request keeps its own expected-version check inside the
@@ -22,12 +22,17 @@ final class GroupCommitter: @unchecked Sendable {
         let json: String
         let eventCount: Int
         let request: [StreamAppend]
+        let receipt: AppendReceipt?
         let ticket: AppendTicket
         /// Resolved with this append's outcome; later appends may be decided on it.
         let speculation: Speculation?
         /// The queued appends this one was decided on (see `Speculation`).
         let after: [Speculation]
     }
+
+    /// Whether the schema has `coord_write_arrays` (events v7), asked once per connection: a store on a schema migrated
+    /// only to v5 or v6 (a test of an older log) writes through `coord_write` alone.
+    private var hasArrayWriter = false
 
     /// When the writer's cached plans were last dropped (see `run`).
     private var plansReset = DispatchTime.now().uptimeNanoseconds
@@ -50,10 +55,11 @@ final class GroupCommitter: @unchecked Sendable {
 
     var stats: (batches: Int, events: Int) { counters.withLock { $0 } }
 
-    func submit(_ request: [StreamAppend], json: String, eventCount: Int, speculation: Speculation? = nil,
+    func submit(_ request: [StreamAppend], receipt: AppendReceipt?, json: String, eventCount: Int, speculation: Speculation? = nil,
                 after: [Speculation] = []) -> AppendTicket {
         let ticket = AppendTicket()
-        enqueue([Pending(json: json, eventCount: eventCount, request: request, ticket: ticket, speculation: speculation, after: after)])
+        enqueue([Pending(json: json, eventCount: eventCount, request: request, receipt: receipt, ticket: ticket,
+                         speculation: speculation, after: after)])
         return ticket
     }
 
@@ -216,11 +222,13 @@ final class GroupCommitter: @unchecked Sendable {
         return violators
     }
 
-    /// Sends `batch` as one call of `coord_write`. With `check`, in an explicit transaction that commits only when
-    /// `check` finds no violators in the outcomes; otherwise it rolls back and returns them. Connection failures and
-    /// transient errors are retried; a server's refusal is thrown.
+    /// Sends `batch` as one call of `coord_write_arrays`, or of `coord_write` when an event id appears twice in it or
+    /// is stored already (a batch sent again after its commit went unacknowledged). With `check`, in an explicit transaction that commits
+    /// only when `check` finds no violators in the outcomes; otherwise it rolls back and returns them. Connection
+    /// failures and transient errors are retried; a server's refusal is thrown.
     private func send(_ batch: [Pending], check: (([Outcome?]) -> [Int])?) throws -> ([Outcome?], [Int]) {
-        let json = "[" + batch.map(\.json).joined(separator: ",") + "]"
+        lazy var arrays = Self.arraysStatement(batch)
+        var json: String { "[" + batch.map(\.json).joined(separator: ",") + "]" }
         var attempt = 0
         while true {
             attempt += 1
@@ -232,6 +240,9 @@ final class GroupCommitter: @unchecked Sendable {
                     // coord_append's statements take arrays and jsonb whose contents do not change the best plan:
                     // planning them once (generic plans) instead of on every call saves ~0.4 ms per batch.
                     try connection!.execute(unsafe: "SET plan_cache_mode = force_generic_plan")
+                    hasArrayWriter = try connection!.query("""
+                        SELECT to_regprocedure('coord_write_arrays(int[], text[], bigint[], int[], uuid[], text[], jsonb[], jsonb[], timestamptz[], int[], uuid[], text[], text[])') IS NOT NULL
+                        """).decode(0, 0)
                 }
                 // PL/pgSQL keeps its statements' plans for the session, and with generic plans a plan made
                 // while `events` was small scans the whole table: it stays until a statistics change replaces
@@ -243,10 +254,21 @@ final class GroupCommitter: @unchecked Sendable {
                     plansReset = now
                 }
                 if check != nil { try connection!.execute(unsafe: "BEGIN"); open = true }
-                let result = try connection!.query("""
-                    SELECT req, stream, outcome, version, first_position, last_position
-                    FROM coord_write(\(JSONText(json))::jsonb)
-                    """)
+                var result: PostgresResult
+                if hasArrayWriter, let arrays {
+                    result = try connection!.query(arrays)
+                    if result.count == 1, try result.decode(0, 2, as: String.self) == "resend" {
+                        result = try connection!.query("""
+                            SELECT req, stream, outcome, version, first_position, last_position
+                            FROM coord_write(\(JSONText(json))::jsonb)
+                            """)
+                    }
+                } else {
+                    result = try connection!.query("""
+                        SELECT req, stream, outcome, version, first_position, last_position
+                        FROM coord_write(\(JSONText(json))::jsonb)
+                        """)
+                }
                 let outcomes = try Self.outcomes(result, batch)
                 var violators: [Int] = []
                 if let check {
@@ -267,6 +289,53 @@ final class GroupCommitter: @unchecked Sendable {
                 throw error
             }
         }
+    }
+
+    /// `batch` as a call of `coord_write_arrays`, or nil when an event id appears twice in it (`coord_write` answers
+    /// 'retry' for the later request).
+    static func arraysStatement(_ batch: [Pending]) -> SQL? {
+        var ids = Set<UUID>()
+        let eventCount = batch.reduce(0) { $0 + $1.eventCount }
+        var sRq = PostgresArrayLiteral(), sStream = PostgresArrayLiteral(), sExpected = PostgresArrayLiteral()
+        var sNev = PostgresArrayLiteral()
+        var eId = PostgresArrayLiteral(capacity: eventCount * 39), eType = PostgresArrayLiteral(capacity: eventCount * 24)
+        var eData = PostgresArrayLiteral(capacity: eventCount * 160), eMeta = PostgresArrayLiteral(capacity: eventCount * 64)
+        var eOcc = PostgresArrayLiteral(capacity: eventCount * 30)
+        var rRq = PostgresArrayLiteral(), rId = PostgresArrayLiteral(), rHash = PostgresArrayLiteral()
+        var rAnswer = PostgresArrayLiteral()
+        for (index, item) in batch.enumerated() {
+            for a in item.request {
+                sRq.append(index + 1)
+                sStream.append(a.stream)
+                switch a.expected {
+                case .any: sExpected.appendNull()
+                case .noStream: sExpected.append(0)
+                case .streamExists: sExpected.append(-1)
+                case .exact(let v): sExpected.append(v)
+                }
+                sNev.append(a.events.count)
+                for e in a.events {
+                    guard ids.insert(e.id).inserted else { return nil }
+                    eId.append(e.id.lowercasedString)
+                    eType.append(e.type)
+                    eData.append(e.data.text)
+                    eMeta.append(e.metadataJSON)
+                    eOcc.append(Timestamp.format(e.occurredAt))
+                }
+            }
+            if let r = item.receipt {
+                rRq.append(index + 1)
+                rId.append(r.id.lowercasedString)
+                rHash.append(r.requestHash)
+                rAnswer.append(r.answer)
+            }
+        }
+        return """
+            SELECT req, stream, outcome, version, first_position, last_position
+            FROM coord_write_arrays(\(sRq)::int[], \(sStream)::text[], \(sExpected)::bigint[], \(sNev)::int[],
+                                    \(eId)::uuid[], \(eType)::text[], \(eData)::jsonb[], \(eMeta)::jsonb[], \(eOcc)::timestamptz[],
+                                    \(rRq)::int[], \(rId)::uuid[], \(rHash)::text[], \(rAnswer)::text[])
+            """
     }
 
     private static func outcomes(_ result: PostgresResult, _ batch: [Pending]) throws -> [Result<AppendResult, Error>?] {
