@@ -214,4 +214,38 @@ struct GzipTests {
         #expect(!Gzip.accepted(by: nil))
         #expect(!Gzip.accepted(by: "*;q=0, br"))
     }
+
+    @Test("Waiters: a waiter whose condition holds returns at once; others wake at resumeAll, or when cancelled; none is lost to a change made while it parks")
+    func waiters() async throws {
+        final class Counter: Sendable {
+            let value = Mutex(0)
+            var now: Int { value.withLock { $0 } }
+        }
+        let w = Waiters()
+        let counter = Counter()
+        await w.wait { true }
+        let parked = Task { await w.wait { counter.now > 0 }; return counter.now }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        counter.value.withLock { $0 = 1 }
+        w.resumeAll()
+        #expect(await parked.value == 1)
+        let cancelled = Task { await w.wait { false } }
+        try await Task.sleep(nanoseconds: 20_000_000)
+        cancelled.cancel()
+        await cancelled.value
+        // Changes racing with parking: the owner changes its state and resumes all right as each waiter parks.
+        counter.value.withLock { $0 = 0 }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 1...200 {
+                group.addTask { while counter.now < i { await w.wait { counter.now >= i } } }
+            }
+            for _ in 1...200 {
+                counter.value.withLock { $0 += 1 }
+                w.resumeAll()
+                await Task.yield()
+            }
+            try await group.waitForAll()
+        }
+        #expect(counter.now == 200)
+    }
 }

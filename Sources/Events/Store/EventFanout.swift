@@ -24,8 +24,6 @@ public final class EventFanout: Sendable {
         var tail: Int64 = 0
         var window: [(event: RecordedEvent, rendered: [UInt8])] = []
         var windowStart = 0
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextWaiter = 0
         var task: Task<Void, Never>?
         /// The tail reader cannot read the log (the database is down): consumers waiting on it would idle.
         var unreadable = false
@@ -35,6 +33,7 @@ public final class EventFanout: Sendable {
     private let capacity: Int
     private let render: @Sendable (RecordedEvent) -> [UInt8]
     private let state = Mutex(State())
+    private let waiters = Waiters()
 
     /// `render` turns an event into what consumers send (done once per event, not once per consumer).
     public init(store: EventStore, capacity: Int = 10_000, render: @escaping @Sendable (RecordedEvent) -> [UInt8] = { _ in [] }) {
@@ -74,26 +73,18 @@ public final class EventFanout: Sendable {
     public var isUnreadable: Bool { state.withLock { $0.unreadable } }
 
     private func setReadable(_ readable: Bool) {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.unreadable = !readable
-            defer { s.waiters = [:] }
-            return Array(s.waiters.values)
-        }
-        waiters.forEach { $0.resume() }
+        state.withLock { $0.unreadable = !readable }
+        waiters.resumeAll()
     }
 
     public func stop() {
-        let (task, waiters) = state.withLock { s -> (Task<Void, Never>?, [CheckedContinuation<Void, Never>]) in
-            defer { s.waiters = [:] }
-            return (s.task, Array(s.waiters.values))
-        }
-        task?.cancel()
-        waiters.forEach { $0.resume() }
+        state.withLock { $0.task }?.cancel()
+        waiters.resumeAll()
     }
 
     private func append(_ batch: [RecordedEvent]) {
         let rendered = batch.map { ($0, render($0)) }
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        state.withLock { s in
             s.window.append(contentsOf: rendered)
             s.tail = batch.last?.position ?? s.tail
             let live = s.window.count - s.windowStart
@@ -102,10 +93,8 @@ public final class EventFanout: Sendable {
                 s.window.removeFirst(s.windowStart)
                 s.windowStart = 0
             }
-            defer { s.waiters = [:] }
-            return Array(s.waiters.values)
         }
-        waiters.forEach { $0.resume() }
+        waiters.resumeAll()
     }
 
     /// Up to `limit` events after `position`.
@@ -123,21 +112,6 @@ public final class EventFanout: Sendable {
     /// Returns when an event after `position` is in the window, when the log stops being readable, or when the
     /// task is cancelled.
     public func wait(after position: Int64) async {
-        let id = state.withLock { s -> Int in
-            s.nextWaiter += 1
-            return s.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if s.tail > position || s.unreadable || Task.isCancelled { return true }
-                    s.waiters[id] = c
-                    return false
-                }
-                if now { c.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
-        }
+        await waiters.wait { state.withLock { $0.tail > position || $0.unreadable } }
     }
 }

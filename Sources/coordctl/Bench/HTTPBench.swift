@@ -31,7 +31,8 @@ enum HTTPBench {
                  as a ratio of the spread one
               3. GET /v1/stock at a fixed rate while --idle idle connections and --streams live feeds stay open and
                  one more connection posts a receipt every 20 ms; at the end every feed must have delivered every
-                 event appended during the phase, once, in position order
+                 event appended during the phase, once, in position order. Before the GETs start, coordd's CPU
+                 over 4 quiet seconds with the feeds and idle connections open: what holding them costs
             coordd's RSS (from /proc) is sampled throughout. coordd is the binary beside this one.
 
             """ + databaseHelp)
@@ -196,6 +197,11 @@ enum HTTPBench {
                 return SendableBox((c, c.openStream("/v1/events/live?after=\(feedStart)", token: token)))
             }
         }
+        // What holding them costs while nothing happens: coordd's CPU over a few quiet seconds.
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let quiet0 = ProcessCPU.seconds(pid: daemon.pid), quietStart = Date()
+        try await Task.sleep(nanoseconds: 4_000_000_000)
+        let quietCPU = (ProcessCPU.seconds(pid: daemon.pid) - quiet0) / Date().timeIntervalSince(quietStart) * 1000
         let writer = Task {
             try await runBlocking {
                 let c = try BenchClient(port: port)
@@ -263,6 +269,7 @@ enum HTTPBench {
             "get_rate": (Double(g.count) / getSeconds).rounded(), "get_p50_ms": percentile(g, 0.5), "get_p99_ms": percentile(g, 0.99),
             "get_errors": getLatency.errors.withLock { $0 }, "idle_connections_held": stillOpen, "max_rss_mib": (maxRSS * 10).rounded() / 10,
             "live_feeds": feeds, "live_feeds_complete": complete, "live_feed_events": expected.count,
+            "quiet_coordd_cpu_ms_per_second": (quietCPU * 10).rounded() / 10,
             "cpu_us_per_insert_unnamed": ["client": baseCPU[0].client.rounded(), "postgres": baseCPU[0].postgres.rounded()],
             "cpu_us_per_insert_prepared": ["client": baseCPU[1].client.rounded(), "postgres": baseCPU[1].postgres.rounded()],
             "spread_receipts_per_second": spread.rate.rounded(), "spread_receipt_p99_ms": spread.p99,
@@ -289,6 +296,7 @@ enum HTTPBench {
                 ["CPU µs per command (GETs' share in): coordd + PostgreSQL + client",
                  String(format: "%.0f + %.0f + %.0f", commandCPU.coordd, commandCPU.postgres, commandCPU.client)],
                 ["GET /v1/stock at \(getRate)/s: achieved, p50 / p99 ms", String(format: "%.0f/s, %.1f / %.1f", Double(g.count) / getSeconds, percentile(g, 0.5), percentile(g, 0.99))],
+                ["coordd CPU ms per second, \(feeds) feeds and \(idle) idle connections open, nothing happening", String(format: "%.1f", quietCPU)],
                 ["idle connections held open (answering at the end)", "\(stillOpen)/\(idle)"],
                 ["live feeds delivering all \(expected.count) events of the phase, in order", "\(complete)/\(feeds)"],
                 ["coordd max RSS MiB", String(format: "%.1f", maxRSS)],

@@ -129,7 +129,8 @@ extension App {
                         if let scope, await !Self.reaches(scope, alert: m, queries: queries) { continue }
                         if !stream.send(Self.alertMessage(m)) { return }
                     }
-                    try? await Task.sleep(nanoseconds: 250_000_000)
+                    await alertFeed.wait(after: cursor)
+                    if alertFeed.isStopped { return }
                 }
             }
             // Heartbeats keep proxies from closing an idle feed, and notice when the client is gone: then the
