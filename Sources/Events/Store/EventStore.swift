@@ -86,8 +86,8 @@ public final class EventStore: Sendable {
     /// queued appends this one was decided on: it is written only if they all were (see `Speculation`).
     public func enqueue(_ streams: [StreamAppend], receipt: AppendReceipt? = nil, speculation: Speculation? = nil,
                         after producers: [Speculation] = []) throws -> AppendTicket {
-        let (json, count) = try Self.encode(streams, receipt: receipt)
-        return committer.submit(streams, receipt: receipt, json: json, eventCount: count, speculation: speculation, after: producers)
+        let count = try Self.validate(streams, receipt: receipt)
+        return committer.submit(streams, receipt: receipt, eventCount: count, speculation: speculation, after: producers)
     }
 
     /// The receipt stored under `id`, if any.
@@ -109,7 +109,14 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// Checks an append and renders it as `coord_write`'s JSON request; returns the JSON and the number of events.
     static func encode(_ streams: [StreamAppend], receipt: AppendReceipt? = nil) throws -> (String, Int) {
+        let count = try validate(streams, receipt: receipt)
+        return (json(streams, receipt: receipt), count)
+    }
+
+    /// Refuses an append the store cannot hold (see `check` for each event); returns its number of events.
+    static func validate(_ streams: [StreamAppend], receipt: AppendReceipt?) throws -> Int {
         guard !streams.isEmpty, streams.contains(where: { !$0.events.isEmpty }) else {
             throw EventStoreError.invalidInput(field: "events", reason: "an append needs at least one event")
         }
@@ -118,23 +125,42 @@ public final class EventStore: Sendable {
         }
         var ids = Set<UUID>()
         var count = 0
-        var json = "{\"streams\":["
-        for (si, s) in streams.enumerated() {
+        for s in streams {
             guard isValidStreamName(s.stream) else {
                 throw EventStoreError.invalidInput(field: "stream", reason: "must match [A-Za-z0-9][A-Za-z0-9._:@+/=-]{0,199}")
             }
             if case .exact(let v) = s.expected, v < 0 {
                 throw EventStoreError.invalidInput(field: "expected", reason: "a version is never negative")
             }
+            for e in s.events {
+                try check(e, ids: &ids)
+                if e.data.text.utf8.contains(0) || e.metadataJSON.utf8.contains(0) {
+                    throw EventStoreError.invalidInput(field: "data", reason: "contains a NUL character")
+                }
+                count += 1
+            }
+        }
+        guard count <= maxEventsPerAppend else {
+            throw EventStoreError.invalidInput(field: "events", reason: "more than \(maxEventsPerAppend) events in one append")
+        }
+        if let receipt, receipt.requestHash.utf8.contains(0) || receipt.answer.utf8.contains(0) {
+            throw EventStoreError.invalidInput(field: "data", reason: "contains a NUL character")
+        }
+        return count
+    }
+
+    /// An append as one element of `coord_write`'s JSON batch (built only for the batches `coord_write_arrays` hands
+    /// back, or a schema without it).
+    static func json(_ streams: [StreamAppend], receipt: AppendReceipt?) -> String {
+        var json = "{\"streams\":["
+        for (si, s) in streams.enumerated() {
             if si > 0 { json += "," }
             json += "{\"stream\":" + JSONWriter.quote(s.stream) + ",\"expected\":\"" + s.expected.wire + "\",\"events\":["
             for (ei, e) in s.events.enumerated() {
-                try check(e, ids: &ids)
                 if ei > 0 { json += "," }
                 json += "{\"id\":\"" + e.id.lowercasedString + "\",\"type\":" + JSONWriter.quote(e.type)
                 json += ",\"data\":" + e.data.text + ",\"metadata\":" + e.metadataJSON
                 json += ",\"occurred_at\":\"" + Timestamp.format(e.occurredAt) + "\"}"
-                count += 1
             }
             json += "]}"
         }
@@ -143,14 +169,7 @@ public final class EventStore: Sendable {
             json += ",\"receipt\":{\"id\":\"\(receipt.id.lowercasedString)\",\"hash\":" + JSONWriter.quote(receipt.requestHash)
                 + ",\"answer\":" + JSONWriter.quote(receipt.answer) + "}"
         }
-        json += "}"
-        guard count <= maxEventsPerAppend else {
-            throw EventStoreError.invalidInput(field: "events", reason: "more than \(maxEventsPerAppend) events in one append")
-        }
-        if json.utf8.contains(0) {
-            throw EventStoreError.invalidInput(field: "data", reason: "contains a NUL character")
-        }
-        return (json, count)
+        return json + "}"
     }
 
     /// Refuses an event the store cannot hold: a bad type name, data that is not a JSON object or too large,

@@ -19,7 +19,6 @@ final class GroupCommitter: @unchecked Sendable {
     let maxBatchEvents: Int
 
     struct Pending {
-        let json: String
         let eventCount: Int
         let request: [StreamAppend]
         let receipt: AppendReceipt?
@@ -55,10 +54,10 @@ final class GroupCommitter: @unchecked Sendable {
 
     var stats: (batches: Int, events: Int) { counters.withLock { $0 } }
 
-    func submit(_ request: [StreamAppend], receipt: AppendReceipt?, json: String, eventCount: Int, speculation: Speculation? = nil,
+    func submit(_ request: [StreamAppend], receipt: AppendReceipt?, eventCount: Int, speculation: Speculation? = nil,
                 after: [Speculation] = []) -> AppendTicket {
         let ticket = AppendTicket()
-        enqueue([Pending(json: json, eventCount: eventCount, request: request, receipt: receipt, ticket: ticket,
+        enqueue([Pending(eventCount: eventCount, request: request, receipt: receipt, ticket: ticket,
                          speculation: speculation, after: after)])
         return ticket
     }
@@ -223,12 +222,12 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     /// Sends `batch` as one call of `coord_write_arrays`, or of `coord_write` when an event id appears twice in it or
-    /// is stored already (a batch sent again after its commit went unacknowledged). With `check`, in an explicit transaction that commits
-    /// only when `check` finds no violators in the outcomes; otherwise it rolls back and returns them. Connection
-    /// failures and transient errors are retried; a server's refusal is thrown.
+    /// is stored already (a batch sent again after its commit went unacknowledged). With `check`, in an explicit
+    /// transaction that commits only when `check` finds no violators in the outcomes; otherwise it rolls back and
+    /// returns them. Connection failures and transient errors are retried; a server's refusal is thrown.
     private func send(_ batch: [Pending], check: (([Outcome?]) -> [Int])?) throws -> ([Outcome?], [Int]) {
         lazy var arrays = Self.arraysStatement(batch)
-        var json: String { "[" + batch.map(\.json).joined(separator: ",") + "]" }
+        var json: String { "[" + batch.map { EventStore.json($0.request, receipt: $0.receipt) }.joined(separator: ",") + "]" }
         var attempt = 0
         while true {
             attempt += 1
@@ -254,21 +253,15 @@ final class GroupCommitter: @unchecked Sendable {
                     plansReset = now
                 }
                 if check != nil { try connection!.execute(unsafe: "BEGIN"); open = true }
-                var result: PostgresResult
+                var lean: PostgresResult?
                 if hasArrayWriter, let arrays {
-                    result = try connection!.query(arrays)
-                    if result.count == 1, try result.decode(0, 2, as: String.self) == "resend" {
-                        result = try connection!.query("""
-                            SELECT req, stream, outcome, version, first_position, last_position
-                            FROM coord_write(\(JSONText(json))::jsonb)
-                            """)
-                    }
-                } else {
-                    result = try connection!.query("""
-                        SELECT req, stream, outcome, version, first_position, last_position
-                        FROM coord_write(\(JSONText(json))::jsonb)
-                        """)
+                    lean = try connection!.query(arrays)
+                    if lean!.count == 1, try lean!.decode(0, 2, as: String.self) == "resend" { lean = nil }
                 }
+                let result = try lean ?? connection!.query("""
+                    SELECT req, stream, outcome, version, first_position, last_position
+                    FROM coord_write(\(JSONText(json))::jsonb)
+                    """)
                 let outcomes = try Self.outcomes(result, batch)
                 var violators: [Int] = []
                 if let check {
