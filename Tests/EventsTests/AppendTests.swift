@@ -329,6 +329,13 @@ struct SetBasedAppendTests {
 
     func id(_ n: Int) -> String { String(format: "00000000-0000-0000-0000-%012d", n) }
 
+    /// Each row of `result` as one line, its columns joined by spaces (NULL as "-").
+    func lines(_ result: PostgresResult) throws -> [String] {
+        try (0..<result.count).map { i in
+            try (0..<result.columnCount).map { try result.decodeOptional(i, $0, as: String.self) ?? "-" }.joined(separator: " ")
+        }
+    }
+
     @Test("decides a batch of independent requests exactly as the request-by-request function does")
     func sameAsSequential() async throws {
         let setup = "[" + [
@@ -352,11 +359,8 @@ struct SetBasedAppendTests {
             return try await pool.withConnection { c in
                 _ = try c.query("SELECT * FROM coord_append_sequential(\(JSONText(setup))::jsonb)")
                 let r = try c.query(SQL(unsafe: "SELECT req, stream, outcome, version, first_position, last_position FROM \(function)(") + "\(JSONText(batch))::jsonb)")
-                let rows = try (0..<r.count).map { i in
-                    try (0..<6).map { try r.decodeOptional(i, $0, as: String.self) ?? "-" }.joined(separator: " ")
-                }.sorted()
-                let e = try c.query("SELECT position, stream, version, id, data::text FROM events ORDER BY position")
-                let events = try (0..<e.count).map { i in try (0..<5).map { try e.decode(i, $0, as: String.self) }.joined(separator: " ") }
+                let rows = try lines(r).sorted()
+                let events = try lines(c.query("SELECT position, stream, version, id, data::text FROM events ORDER BY position"))
                 let verified = try c.query("SELECT broken_at FROM coord_verify(1, 1000)")
                 #expect(try verified.decodeOptional(0, 0, as: Int64.self) == nil)
                 return (rows, events)
@@ -420,13 +424,9 @@ struct SetBasedAppendTests {
             if !setup.isEmpty { _ = try c.query("SELECT * FROM coord_write(\(JSONText(encode(setup).json))::jsonb)") }
             let (json, arrays) = encode(batch)
             let r = try c.query("SELECT req, stream, outcome, version, first_position, last_position FROM " + (lean ? arrays : "coord_write(\(JSONText(json))::jsonb)"))
-            let rows = try (0..<r.count).map { i in
-                try (0..<6).map { try r.decodeOptional(i, $0, as: String.self) ?? "-" }.joined(separator: " ")
-            }.sorted()
-            let e = try c.query("SELECT position, stream, version, id, type, data::text, metadata::text, occurred_at::text FROM events ORDER BY position")
-            let events = try (0..<e.count).map { i in try (0..<8).map { try e.decode(i, $0, as: String.self) }.joined(separator: " ") }
-            let rc = try c.query("SELECT id, request_hash, answer FROM command_receipts ORDER BY id")
-            let receipts = try (0..<rc.count).map { i in try (0..<3).map { try rc.decode(i, $0, as: String.self) }.joined(separator: " ") }
+            let rows = try lines(r).sorted()
+            let events = try lines(c.query("SELECT position, stream, version, id, type, data::text, metadata::text, occurred_at::text FROM events ORDER BY position"))
+            let receipts = try lines(c.query("SELECT id, request_hash, answer FROM command_receipts ORDER BY id"))
             #expect(try c.query("SELECT broken_at FROM coord_verify(1, 1000)").decodeOptional(0, 0, as: Int64.self) == nil)
             #expect(try c.query("SELECT count(*) FROM coord_verify_state(10)").decode(0, 0, as: Int64.self) == 0)
             return (rows, events, receipts)
