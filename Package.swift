@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "Events", dependencies: ["CLibPQ"]),
         .target(name: "Coordination", dependencies: ["Events"]),
         // The console's HTML, CSS and JavaScript are embedded in the binary: coordd serves them with nothing beside it.
-        .executableTarget(name: "coordd", dependencies: ["Events", "Coordination"], resources: [.embedInCode("Console/assets")]),
+        .executableTarget(name: "coordd", dependencies: ["CLibPQ", "Events", "Coordination"], resources: [.embedInCode("Console/assets")]),
         .executableTarget(name: "coordctl", dependencies: ["Events", "Coordination"]),
         // Shared by the test targets: the throwaway PostgreSQL and per-test schemas.
         .target(name: "TestSupport", dependencies: ["Events"], path: "Tests/TestSupport"),

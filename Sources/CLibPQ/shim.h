@@ -5,4 +5,7 @@
 /* glibc declares pipe2 only under _GNU_SOURCE, which Swift's Glibc module is not built with.
    The launcher needs it to create pipes that are close-on-exec from birth (see Subprocess.swift). */
 extern int pipe2(int pipefd[2], int flags);
+
+/* Swift's Glibc module leaves out <sys/epoll.h>; coordd's HTTP loop waits in epoll (HTTPServer.swift). */
+#include <sys/epoll.h>
 #endif

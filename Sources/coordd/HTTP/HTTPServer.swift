@@ -1,6 +1,7 @@
-// One file on purpose, past the usual size: the poll loop owns every connection's state (buffers, streams,
+// One file on purpose, past the usual size: the event loop owns every connection's state (buffers, streams,
 // timers) and nothing else may touch it, so the loop and its connection state machine stay together, private.
 
+import CLibPQ
 import Dispatch
 import Events
 import Foundation
@@ -50,6 +51,12 @@ final class HTTPServer: @unchecked Sendable {
     private let wakePending = Atomic<Bool>(false)
     private var wakeRead: Int32 = -1
     private var wakeWrite: Int32 = -1
+    /// The loop waits in epoll: each connection's interest is set when it changes, not handed to the kernel again on
+    /// every turn. `poll` over 1,000 idle and streaming connections cost 14% of coordd's CPU under 1,000 GETs a second
+    /// (sock_poll, tcp_poll, fdget for every descriptor, every turn).
+    private var epoll: Int32 = -1
+    /// The listener's registered interest: none while the server is full or stopping.
+    private var listenerWatched: UInt32 = 0
     /// True while the wake pipe is open.
     private let wakeLock = Mutex(true)
     private(set) var boundPort: UInt16 = 0
@@ -89,6 +96,8 @@ final class HTTPServer: @unchecked Sendable {
         var requestStarted: Date?
         var lastActivity = Date()
         var headMethod = false
+        /// The events registered for it in epoll (nil: not registered yet).
+        var watched: UInt32?
 
         init(fd: Int32, generation: UInt64, limits: HTTPLimits) {
             self.fd = fd
@@ -134,6 +143,11 @@ final class HTTPServer: @unchecked Sendable {
         setNonBlocking(listener)
         guard let pipe = makeWakePipe() else { throw POSIXError(.EMFILE) }
         (wakeRead, wakeWrite) = (pipe.read, pipe.write)
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0, watch(wakeRead, EPOLLIN.rawValue, add: true), watch(listener, EPOLLIN.rawValue, add: true) else {
+            throw POSIXError(.EMFILE)
+        }
+        listenerWatched = EPOLLIN.rawValue
         let thread = Thread { [self] in run() }
         thread.name = "coordd-http"
         thread.stackSize = 1 << 20
@@ -197,20 +211,23 @@ final class HTTPServer: @unchecked Sendable {
                 for c in Array(connections.values) { closeConnection(c) }
                 break
             }
-            var fds: [pollfd] = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            if listener >= 0 && connections.count < configuration.maxConnections + 64 {
-                fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            if listener >= 0 {
+                let wanted = connections.count < configuration.maxConnections + 64 ? EPOLLIN.rawValue : 0
+                if wanted != listenerWatched, watch(listener, wanted, add: false) { listenerWatched = wanted }
             }
-            for (fd, c) in connections {
-                var events = Int16(0)
+            for c in connections.values {
+                var wanted: UInt32 = 0
                 // Read only what can be answered: not while a handler runs, a stream is open, or answers wait unsent.
-                if !c.busy && c.stream == nil && !c.closeAfterWrite && c.output.count < configuration.maxQueuedOutput { events |= Int16(POLLIN) }
-                if !c.output.isEmpty { events |= Int16(POLLOUT) }
-                fds.append(pollfd(fd: fd, events: events, revents: 0))
+                if !c.busy && c.stream == nil && !c.closeAfterWrite && c.output.count < configuration.maxQueuedOutput { wanted |= EPOLLIN.rawValue }
+                if !c.output.isEmpty { wanted |= EPOLLOUT.rawValue }
+                if wanted != c.watched {
+                    if watch(c.fd, wanted, add: c.watched == nil) { c.watched = wanted } else { closeConnection(c) }
+                }
             }
-            let rc = poll(&fds, nfds_t(fds.count), 250)
-            if rc < 0 && errno != EINTR { logger.error("poll failed", ["errno": String(errno)]); continue }
-            for p in fds where p.revents != 0 {
+            let ready = epoll_wait(epoll, &readyEvents, Int32(readyEvents.count), 250)
+            if ready < 0 && errno != EINTR { logger.error("epoll_wait failed", ["errno": String(errno)]); continue }
+            for i in 0..<max(0, Int(ready)) {
+                let p = (fd: readyEvents[i].data.fd, events: readyEvents[i].events)
                 if p.fd == wakeRead {
                     // One read: wakes are coalesced to a byte or so, and anything left makes poll report it again.
                     _ = receiveBuffer.withUnsafeMutableBytes { read(wakeRead, $0.baseAddress, 256) }
@@ -222,9 +239,9 @@ final class HTTPServer: @unchecked Sendable {
                 } else if let c = connections[p.fd] {
                     // Hung up or reset: no answer can reach the client any more. Closing now (a running handler's
                     // answer is dropped by its generation) also stops poll reporting it again on every turn.
-                    if p.revents & Int16(POLLHUP | POLLERR) != 0 { closeConnection(c); continue }
-                    if p.revents & Int16(POLLIN) != 0 && !c.busy && c.stream == nil { readFrom(c) }
-                    if connections[p.fd] != nil && p.revents & Int16(POLLOUT) != 0 {
+                    if p.events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { closeConnection(c); continue }
+                    if p.events & EPOLLIN.rawValue != 0 && !c.busy && c.stream == nil { readFrom(c) }
+                    if connections[p.fd] != nil && p.events & EPOLLOUT.rawValue != 0 {
                         flush(c)
                         // Room again: answer what was read while the output was backed up.
                         if connections[p.fd] != nil { processBuffered(c) }
@@ -241,7 +258,20 @@ final class HTTPServer: @unchecked Sendable {
             close(wakeRead)
             close(wakeWrite)
         }
+        close(epoll)
         finished.signal()
+    }
+
+    /// Events epoll_wait reports per turn; more wait for the next turn (level-triggered: nothing is lost).
+    private var readyEvents = [epoll_event](repeating: epoll_event(), count: 1024)
+
+    /// Registers `fd` for `events` (add) or changes its registration. A descriptor's registration ends when it is
+    /// closed. False when epoll refused (the caller closes the connection).
+    private func watch(_ fd: Int32, _ events: UInt32, add: Bool) -> Bool {
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        return epoll_ctl(epoll, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &event) == 0
     }
 
     private func acceptAll() {
