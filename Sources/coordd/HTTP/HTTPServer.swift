@@ -145,6 +145,7 @@ final class HTTPServer: @unchecked Sendable {
         (wakeRead, wakeWrite) = (pipe.read, pipe.write)
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0, watch(wakeRead, EPOLLIN.rawValue, add: true), watch(listener, EPOLLIN.rawValue, add: true) else {
+            for fd in [epoll, wakeRead, wakeWrite, listener] where fd >= 0 { close(fd) }
             throw POSIXError(.EMFILE)
         }
         listenerWatched = EPOLLIN.rawValue
@@ -229,7 +230,7 @@ final class HTTPServer: @unchecked Sendable {
             for i in 0..<max(0, Int(ready)) {
                 let p = (fd: readyEvents[i].data.fd, events: readyEvents[i].events)
                 if p.fd == wakeRead {
-                    // One read: wakes are coalesced to a byte or so, and anything left makes poll report it again.
+                    // One read: wakes are coalesced to a byte or so, and anything left makes epoll report it again.
                     _ = receiveBuffer.withUnsafeMutableBytes { read(wakeRead, $0.baseAddress, 256) }
                     // After draining (a byte written meanwhile is gone, so the flag must not stay set) and before
                     // the work below, which therefore sees everything signalled so far; later wakes write again.
@@ -238,7 +239,7 @@ final class HTTPServer: @unchecked Sendable {
                     acceptAll()
                 } else if let c = connections[p.fd] {
                     // Hung up or reset: no answer can reach the client any more. Closing now (a running handler's
-                    // answer is dropped by its generation) also stops poll reporting it again on every turn.
+                    // answer is dropped by its generation) also stops epoll reporting it again on every turn.
                     if p.events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { closeConnection(c); continue }
                     if p.events & EPOLLIN.rawValue != 0 && !c.busy && c.stream == nil { readFrom(c) }
                     if connections[p.fd] != nil && p.events & EPOLLOUT.rawValue != 0 {
