@@ -193,7 +193,12 @@ final class HTTPServer: @unchecked Sendable {
             let isStopping = stopping.withLock { $0 }
             if isStopping, shutdownStarted == nil {
                 shutdownStarted = Date()
-                if listener >= 0 { close(listener); listener = -1 }
+                if listener >= 0 {
+                    var event = epoll_event()
+                    _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener, &event)
+                    close(listener)
+                    listener = -1
+                }
                 for c in connections.values {
                     if let s = c.stream {
                         // Event streams end with a final event so clients know to reconnect elsewhere.
@@ -277,10 +282,8 @@ final class HTTPServer: @unchecked Sendable {
 
     private func acceptAll() {
         while listener >= 0 {
-            let fd = accept(listener, nil, nil)
+            let fd = accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
             if fd < 0 { return }
-            setNonBlocking(fd)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             nextGeneration += 1
@@ -463,6 +466,12 @@ final class HTTPServer: @unchecked Sendable {
         guard connections[c.fd] != nil else { return }
         c.stream?.cancel()
         connections[c.fd] = nil
+        // Out of the epoll set first: close alone leaves the registration while any other descriptor still refers to
+        // the socket, and the next connection given this number would then be refused (EEXIST) or get its events.
+        if c.watched != nil {
+            var event = epoll_event()
+            _ = epoll_ctl(epoll, EPOLL_CTL_DEL, c.fd, &event)
+        }
         Glibc.shutdown(c.fd, Int32(SHUT_RDWR))
         close(c.fd)
         openConnections.store(connections.count, ordering: .relaxed)
