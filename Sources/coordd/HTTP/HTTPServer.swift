@@ -227,7 +227,12 @@ final class HTTPServer: @unchecked Sendable {
                 if !c.busy && c.stream == nil && !c.closeAfterWrite && c.output.count < configuration.maxQueuedOutput { wanted |= EPOLLIN.rawValue }
                 if !c.output.isEmpty { wanted |= EPOLLOUT.rawValue }
                 if wanted != c.watched {
-                    if watch(c.fd, wanted, add: c.watched == nil) { c.watched = wanted } else { closeConnection(c) }
+                    if watch(c.fd, wanted, add: c.watched == nil) {
+                        c.watched = wanted
+                    } else {
+                        logger.warning("epoll refused a connection: closed", ["errno": String(errno)])
+                        closeConnection(c)
+                    }
                 }
             }
             let ready = epoll_wait(epoll, &readyEvents, Int32(readyEvents.count), 250)
