@@ -58,7 +58,9 @@ struct SubscriptionTests {
         // Another connection appends but holds its transaction open before COMMIT.
         let holder = try TestDatabase.connection(like: store.pool)
         defer { holder.close() }
-        let (json, _) = try EventStore.encode([StreamAppend(stream: "late", events: sampleEvents(1))])
+        let late = [StreamAppend(stream: "late", events: sampleEvents(1))]
+        _ = try EventStore.validate(late, receipt: nil)
+        let json = EventStore.json(late, receipt: nil)
         try holder.execute(unsafe: "BEGIN")
         try holder.query("SELECT * FROM coord_append(\(JSONText("[" + json + "]"))::jsonb)")
 

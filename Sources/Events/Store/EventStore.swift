@@ -109,12 +109,6 @@ public final class EventStore: Sendable {
         }
     }
 
-    /// Checks an append and renders it as `coord_write`'s JSON request; returns the JSON and the number of events.
-    static func encode(_ streams: [StreamAppend], receipt: AppendReceipt? = nil) throws -> (String, Int) {
-        let count = try validate(streams, receipt: receipt)
-        return (json(streams, receipt: receipt), count)
-    }
-
     /// Refuses an append the store cannot hold (see `check` for each event); returns its number of events.
     static func validate(_ streams: [StreamAppend], receipt: AppendReceipt?) throws -> Int {
         guard !streams.isEmpty, streams.contains(where: { !$0.events.isEmpty }) else {
