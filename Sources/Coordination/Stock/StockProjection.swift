@@ -6,7 +6,8 @@ public struct StockProjection: ReadModelProjection {
     public init() {}
     public let name = "stock"
     /// 2: movement ids, reversals, partial receipts and losses on both cards, jsonb kits, `no_levels`.
-    public let version = 2
+    /// 3: the card's `reverses` index holds reversals only, and its `id` index (no query used it) is gone.
+    public let version = 3
     public let eventTypes: [String]? = [
         WarehouseRegistered.eventType, WarehouseAmended.eventType, ItemRegistered.eventType, ItemAmended.eventType,
         StockLevelsSet.eventType, StockReceived.eventType, StockDispatched.eventType, StockAdjusted.eventType, StockCounted.eventType,
@@ -32,7 +33,7 @@ public struct StockProjection: ReadModelProjection {
     /// The stock card: append-only, one row per movement and warehouse (a loss in transit has a row on both cards).
     static let ledger = ReadModelTable<M.LedgerEntry>(
         "rm_stock_ledger", key: nil, primaryKey: "position, warehouse",
-        indexes: ["(warehouse, item, position)", "(response, position)", "(id)", "(reverses)"], empty: { M.LedgerEntry() }, [
+        indexes: ["(warehouse, item, position)", "(response, position)", "(reverses) WHERE reverses IS NOT NULL"], empty: { M.LedgerEntry() }, [
             Column("position", \.position), Column("id", \.id), Column("warehouse", \.warehouse), Column("item", \.item),
             Column("occurred_at", \.occurredAt), Column("recorded_at", \.recordedAt), Column("movement", \.movement),
             Column("quantity", \.quantity), Column("balance", \.balance), Column("lost", \.lost), Column("reference", \.reference),
@@ -62,7 +63,7 @@ public struct StockProjection: ReadModelProjection {
 }
 
 /// The in-memory fold behind `StockProjection`; also used by replay to compute stock as of any moment.
-public final class StockReadModel: DecodingProjectionState {
+public final class StockReadModel: DecodingProjectionState, AppendingProjectionState {
     public struct Warehouse: Sendable, Equatable {
         public var code = "", name = "", country = "", kind = ""
         public var pcode: String?
@@ -145,6 +146,8 @@ public final class StockReadModel: DecodingProjectionState {
     /// Keep every ledger entry in memory (replay) rather than only until the next flush.
     public var keepsLedger = false
 
+    /// Responses that transfer_out rows already written learnt since (see `transferCreated`).
+    private var lateResponses: [(transfer: String, response: String)] = []
     private var dirtyWarehouses = DirtyKeys(), dirtyItems = DirtyKeys(), dirtyStock = DirtyKeys(), dirtyTransfers = DirtyKeys()
 
     public init() {}
@@ -237,9 +240,14 @@ public final class StockReadModel: DecodingProjectionState {
             dirtyTransfers.touch(e.transfer)
             touch(e.from, e.item, event) { $0.inTransitOut.add(e.quantity) }
             touch(e.to, e.item, event) { $0.inTransitIn.add(e.quantity) }
-            // The sending card's transfer_out row (appended just before, on the stock stream) learns the response.
-            if let r = e.response, let i = ledger.lastIndex(where: { $0.reference == e.transfer && $0.movement == "transfer_out" }) {
-                ledger[i].response = r
+            // The sending card's transfer_out row (appended just before, on the stock stream) learns the response: in
+            // memory, or, when a flush has written it already, in its table at the next flush.
+            if let r = e.response {
+                if let i = ledger.lastIndex(where: { $0.reference == e.transfer && $0.movement == "transfer_out" }) {
+                    if ledger[i].response == nil { ledger[i].response = r }
+                } else {
+                    lateResponses.append((transfer: e.transfer, response: r))
+                }
             }
         case .transferReceived(let e):
             var t = try transfer(e.transfer)
@@ -278,6 +286,11 @@ public final class StockReadModel: DecodingProjectionState {
         try dirtyStock.flush(P.stock, c, suffix: s, rows: stock)
         try dirtyTransfers.flush(P.transfers, c, suffix: s, rows: transfers)
         try P.ledger.copy(c, suffix: s, rows: ledger)
+        for late in lateResponses {
+            try c.query(SQL(unsafe: "UPDATE \(P.ledger.name)\(s) SET response = ") + """
+                \(late.response) WHERE reference = \(late.transfer) AND movement = 'transfer_out' AND response IS NULL
+                """)
+        }
         clearDirty()
     }
 
@@ -291,8 +304,26 @@ public final class StockReadModel: DecodingProjectionState {
         clearDirty()
     }
 
+    public var appendedCount: Int { keepsLedger ? 0 : ledger.count }
+
+    /// The stock card rows so far, but for a tail that still waits for its transfer: a `transfer_out` row of an
+    /// older log, whose `stock.transfer_sent` had no response, learns it from the `transfer.created` that follows
+    /// (above), so it and the rows after it stay until that transfer exists.
+    public func takeAppended(suffix: String) -> @Sendable (PostgresConnection) throws -> Void {
+        let waiting = ledger.firstIndex { $0.movement == "transfer_out" && $0.response == nil && transfers[$0.reference ?? ""] == nil }
+        let rows: [LedgerEntry]
+        if let waiting {
+            rows = Array(ledger[..<waiting])
+            ledger.removeFirst(waiting)
+        } else {
+            rows = ledger
+            ledger.removeAll(keepingCapacity: true)
+        }
+        return { c in try StockProjection.ledger.copy(c, suffix: suffix, rows: rows) }
+    }
+
     private func clearDirty() {
-        dirtyWarehouses.clear(); dirtyItems.clear(); dirtyStock.clear(); dirtyTransfers.clear()
+        dirtyWarehouses.clear(); dirtyItems.clear(); dirtyStock.clear(); dirtyTransfers.clear(); lateResponses.removeAll()
         if !keepsLedger { ledger.removeAll(keepingCapacity: true) }
     }
 }

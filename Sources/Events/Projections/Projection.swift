@@ -47,6 +47,18 @@ extension DecodingProjectionState {
     public func apply(_ event: RecordedEvent) throws { try apply(Self.decode(event), event) }
 }
 
+/// A state that also appends rows to an append-only table (a ledger), which a rebuild writes out while the fold is
+/// still running: at every batch boundary it takes what has piled up and COPYs it into the shadow table on another
+/// connection, so the rows neither pile up in memory nor wait for the end of the fold to be written.
+public protocol AppendingProjectionState: ProjectionState {
+    /// Rows appended and not yet taken.
+    var appendedCount: Int { get }
+    /// Hands over the rows appended so far that are final (a state may hold back a row a later event may still
+    /// change), as a job that COPYs them into the tables with `suffix`; the state forgets them. `copyAll` then writes
+    /// only what was not taken. Called between two events, never during `apply`.
+    func takeAppended(suffix: String) -> @Sendable (PostgresConnection) throws -> Void
+}
+
 /// Checkpoints and status of every projection, in one table (created by the event store's migrations).
 public struct ProjectionStatus: Sendable, Equatable {
     public let name: String

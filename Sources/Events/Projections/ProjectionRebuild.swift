@@ -7,15 +7,23 @@ extension ProjectionRunner {
     /// live tables keep serving reads, catches up with what arrived meanwhile, and swaps the tables and the
     /// checkpoint in one short transaction. Only the projection's leader (or a process holding its lock)
     /// may call this. Returns the new state and checkpoint.
-    public static func rebuild(_ def: any ProjectionDefinition, store: EventStore, batchSize: Int = 5000,
+    ///
+    /// Rows the state appends (`AppendingProjectionState`: the stock card) go to the shadow table during the fold,
+    /// `spillRows` or more at a time, on another connection: they are not all held in memory, and their COPY
+    /// overlaps the fold instead of following it.
+    public static func rebuild(_ def: any ProjectionDefinition, store: EventStore, batchSize: Int = 5000, spillRows: Int = 20_000,
                                progress: (@Sendable (Int64, Int64) -> Void)? = nil,
                                phases: (@Sendable (RebuildPhase, Double) -> Void)? = nil) async throws -> (any ProjectionState, Int64) {
         let box = SendableBox(def.makeState())
         let head = try await store.headPosition()
         var clock = PhaseClock { phase, seconds in phases?(phase, seconds) }
-        // 1. Fold history in memory, batch by batch (no long transaction).
-        let position = try await fold(box, store: store, from: 0, to: head, filter: EventFilter(types: def.eventTypes), batchSize: batchSize,
-                                      progress: progress)
+        // 1. Fold history in memory, batch by batch (no long transaction), into fresh shadow tables.
+        try await createShadowTables(def, store: store)
+        let copier = AppendedRowsCopier(store: store, spillRows: spillRows)
+        let position = try await copier.during {
+            try await fold(box, store: store, from: 0, to: head, filter: EventFilter(types: def.eventTypes), batchSize: batchSize,
+                           progress: progress, afterBatch: { try await copier.offer(box.value) })
+        }
         clock.lap(.fold)
         let final = try await finish(def, box, from: position, store: store, batchSize: batchSize, clock: &clock)
         return (box.value, final)
@@ -29,20 +37,26 @@ extension ProjectionRunner {
     /// Returns each projection's checkpoint, in `defs`' order.
     public static func rebuild<Decoded: Sendable>(_ defs: [any ProjectionDefinition], store: EventStore,
                                                   decode: @escaping @Sendable (RecordedEvent) throws -> Decoded, batchSize: Int = 5000,
+                                                  spillRows: Int = 20_000,
                                                   progress: (@Sendable (Int64, Int64) -> Void)? = nil,
                                                   phases: (@Sendable (String, RebuildPhase, Double) -> Void)? = nil) async throws -> [Int64] {
         let folds = defs.map { JointFold<Decoded>($0) }
         let head = try await store.headPosition()
         let start = DispatchTime.now().uptimeNanoseconds
+        for def in defs { try await createShadowTables(def, store: store) }
+        let copier = AppendedRowsCopier(store: store, spillRows: spillRows)
         if head > 0 {
             let types: [String]? = defs.contains { $0.eventTypes == nil } ? nil : Array(Set(defs.flatMap { $0.eventTypes ?? [] })).sorted()
-            try await store.forEachBatch(after: 0, filter: EventFilter(types: types), until: .position(head), batchSize: batchSize,
-                                         prepare: decode) { batch in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for fold in folds { group.addTask { try fold.apply(batch) } }
-                    try await group.waitForAll()
+            try await copier.during {
+                try await store.forEachBatch(after: 0, filter: EventFilter(types: types), until: .position(head), batchSize: batchSize,
+                                             prepare: decode) { batch in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for fold in folds { group.addTask { try fold.apply(batch) } }
+                        try await group.waitForAll()
+                    }
+                    for fold in folds { try await copier.offer(fold.box.value) }
+                    if let last = batch.last?.0.position { progress?(last, head) }
                 }
-                if let last = batch.last?.0.position { progress?(last, head) }
             }
         }
         let folded = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -64,23 +78,16 @@ extension ProjectionRunner {
     /// catch up, swap. Returns the checkpoint.
     static func finish(_ def: any ProjectionDefinition, _ box: SendableBox<any ProjectionState>, from position: Int64, store: EventStore,
                        batchSize: Int, clock: inout PhaseClock) async throws -> Int64 {
-        // 2. Fill the shadow tables, and commit them: nothing reads a shadow table, and the next rebuild drops
-        // whatever a crash left of one.
-        let shadow = "__shadow"
-        let ddl = def.createTables(suffix: shadow)
-        let isIndex: @Sendable (String) -> Bool = { $0.hasPrefix("CREATE INDEX") || $0.hasPrefix("CREATE UNIQUE INDEX") }
+        // 2. Fill the shadow tables (created before the fold, which may have spilled appended rows into them
+        // already), and commit them: nothing reads a shadow table, and the next rebuild drops whatever a crash left.
         try await store.pool.withConnection { c in
-            try c.transaction { c in
-                for table in def.tables { try c.execute(unsafe: "DROP TABLE IF EXISTS \(table)\(shadow)") }
-                for statement in ddl where !isIndex(statement) { try c.execute(unsafe: statement) }
-                try box.value.copyAll(c, suffix: shadow)
-            }
+            try c.transaction { c in try box.value.copyAll(c, suffix: shadow) }
         }
         clock.lap(.copy)
         // Secondary indexes after the rows: one sorted build each, not an index entry per copied row; on two
         // connections, as the fold's second core is free by now. Then statistics: fresh tables have none, and the
         // first reads after the swap would be planned blind (ANALYZE waits for a table's index builds).
-        let work = StatementQueue(ddl.filter(isIndex) + def.tables.map { "ANALYZE \($0)\(shadow)" })
+        let work = StatementQueue(def.createTables(suffix: shadow).filter(isIndex) + def.tables.map { "ANALYZE \($0)\(shadow)" })
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<2 {
                 group.addTask {
@@ -128,6 +135,22 @@ extension ProjectionRunner {
         return final
     }
 
+    /// The suffix of a rebuild's tables until the swap.
+    static let shadow = "__shadow"
+
+    static func isIndex(_ statement: String) -> Bool { statement.hasPrefix("CREATE INDEX") || statement.hasPrefix("CREATE UNIQUE INDEX") }
+
+    /// Drops what an earlier rebuild may have left, and creates the shadow tables without their secondary indexes
+    /// (built after the rows are in), committed.
+    static func createShadowTables(_ def: any ProjectionDefinition, store: EventStore) async throws {
+        try await store.pool.withConnection { c in
+            try c.transaction { c in
+                for table in def.tables { try c.execute(unsafe: "DROP TABLE IF EXISTS \(table)\(shadow)") }
+                for statement in def.createTables(suffix: shadow) where !isIndex(statement) { try c.execute(unsafe: statement) }
+            }
+        }
+    }
+
     /// A joint rebuild stopped: this projection's fold refused the event at `position`.
     public struct RebuildFailure: Error, CustomStringConvertible {
         public let projection: String
@@ -138,9 +161,9 @@ extension ProjectionRunner {
 
     /// The steps of a rebuild, for `phases`.
     public enum RebuildPhase: String, Sendable, CaseIterable {
-        /// Read and fold the log up to the head seen at the start.
+        /// Create the shadow tables, read and fold the log up to the head seen at the start (spilling appended rows).
         case fold
-        /// Create the shadow tables and COPY the rows in.
+        /// COPY the rows in (those the fold did not spill already).
         case copy
         /// Build the secondary indexes and ANALYZE.
         case index
@@ -148,33 +171,78 @@ extension ProjectionRunner {
         case swap
     }
 
+    /// Folds the events after `from` up to `to` into the state; `afterBatch` runs between two batches.
     static func fold(_ box: SendableBox<any ProjectionState>, store: EventStore, from: Int64, to: Int64, filter: EventFilter,
-                     batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> Int64 {
+                     batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?,
+                     afterBatch: (() async throws -> Void)? = nil) async throws -> Int64 {
         guard from < to else { return to }
         if let decoding = box.value as? any DecodingProjectionState {
-            return try await foldDecoding(decoding, store: store, from: from, to: to, filter: filter, batchSize: batchSize, progress: progress)
+            return try await foldDecoding(decoding, store: store, from: from, to: to, filter: filter, batchSize: batchSize, progress: progress,
+                                          afterBatch: afterBatch)
         }
-        try await store.forEach(after: from, filter: filter, until: .position(to), batchSize: batchSize,
-                                afterBatch: { progress?($0, to) }) { event in
-            do { try box.value.apply(event) } catch {
-                throw HandlerFailure(position: event.position, message: String(describing: error))
+        try await store.forEachBatch(after: from, filter: filter, until: .position(to), batchSize: batchSize, prepare: { _ in () }) { batch in
+            for (event, _) in batch {
+                do { try box.value.apply(event) } catch {
+                    throw HandlerFailure(position: event.position, message: String(describing: error))
+                }
             }
+            try await afterBatch?()
+            if let last = batch.last?.0.position { progress?(last, to) }
         }
         return to
     }
 
     /// `fold` for a state that decodes apart: the prefetch decodes each batch while the fold applies the one before.
     static func foldDecoding<S: DecodingProjectionState>(_ state: S, store: EventStore, from: Int64, to: Int64, filter: EventFilter,
-                                                         batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> Int64 {
+                                                         batchSize: Int, progress: (@Sendable (Int64, Int64) -> Void)?,
+                                                         afterBatch: (() async throws -> Void)?) async throws -> Int64 {
         try await store.forEachBatch(after: from, filter: filter, until: .position(to), batchSize: batchSize, prepare: S.decode) { batch in
             for (event, decoded) in batch {
                 do { try state.apply(decoded.get(), event) } catch {
                     throw HandlerFailure(position: event.position, message: String(describing: error))
                 }
             }
+            try await afterBatch?()
             if let last = batch.last?.0.position { progress?(last, to) }
         }
         return to
+    }
+}
+
+/// COPYs the rows a rebuild's fold hands over (`AppendingProjectionState.takeAppended`) into its shadow tables while
+/// the fold goes on: one job after another, each on a pooled connection. At most `maxPending` jobs wait, so a fold
+/// faster than the COPY waits for it rather than piling rows up in memory.
+final class AppendedRowsCopier: @unchecked Sendable {
+    // Touched by one task at a time: the fold's, between two batches.
+    private let store: EventStore
+    private let spillRows: Int
+    private var pending: [Task<Void, any Error>] = []
+    static let maxPending = 2
+
+    init(store: EventStore, spillRows: Int) { (self.store, self.spillRows) = (store, max(1, spillRows)) }
+
+    /// Takes the state's appended rows once `spillRows` have piled up, and queues their COPY.
+    func offer(_ state: any ProjectionState) async throws {
+        guard let appending = state as? any AppendingProjectionState, appending.appendedCount >= spillRows else { return }
+        while pending.count >= Self.maxPending { try await pending.removeFirst().value }
+        let job = appending.takeAppended(suffix: ProjectionRunner.shadow)
+        let (previous, store) = (pending.last, store)
+        pending.append(Task {
+            try await previous?.value  // in order, one connection at a time
+            try await store.pool.withConnection { c in try job(c) }
+        })
+    }
+
+    /// Runs `body` (the fold), then waits for every queued COPY; the first failure is thrown, after every job has ended.
+    func during<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            while !pending.isEmpty { try await pending.removeFirst().value }
+            return result
+        } catch {
+            while !pending.isEmpty { _ = try? await pending.removeFirst().value }
+            throw error
+        }
     }
 }
 
