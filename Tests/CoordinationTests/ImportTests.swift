@@ -69,6 +69,52 @@ struct CanonicalJSONTests {
         #expect(compared > 900)
     }
 
+    @Test("receipts and dispatches read from their fields are what Decodable makes of the same text, over thousands of shapes; the stored shape takes that path")
+    func directPayloads() throws {
+        let values: [String?] = [nil, "null", #""W00""#, #""""#, "5", "-3", "0", "5.0", "1e3", "true", "[]", "{}", #""2026-03-01""#,
+                                 #""2026-02-30""#, #""1800-01-01""#, "99999999999999999999", #""a\"b""#, #""\u00e9""#]
+        var rng = SplitMix(seed: 7)
+        func check<P: DirectlyDecodedPayload>(_: P.Type, _ base: [(String, String)]) throws {
+            func json(_ shape: [String?]) -> String {
+                "{" + zip(base, shape).compactMap { field, value in value.map { "\"\(field.0)\": \($0)" } }.joined(separator: ", ") + "}"
+            }
+            var shapes: [[String?]] = [base.map(\.1)]
+            for k in base.indices { for v in values { var s: [String?] = base.map(\.1); s[k] = v; shapes.append(s) } }
+            for _ in 0..<2000 { shapes.append(base.map { rng.next(4) != 0 ? $0.1 : values[rng.next(values.count)] }) }
+            var direct = 0, refused = 0
+            for shape in shapes {
+                let text = json(shape)
+                let fast = (try? JSONValue.parse(text)).flatMap(JSONFields.init).flatMap(P.init(fields:))
+                let reference = try? FastJSONDecoder.decode(P.self, from: Data(text.utf8))
+                if let fast { direct += 1; #expect(fast == reference, "\(text)") }
+                // The codec as a whole (direct, else Decodable) answers what Decodable alone did: the same payload, or an error.
+                let codec = try? DomainEvent.registry[P.eventType]!.decode(text, 1, 0)
+                let old = try? EventCodec.decode(P.self, data: Data(text.utf8), version: 1, position: 0)
+                #expect(codec.flatMap { $0.payload as? P } == old, "\(text)")
+                if old == nil { refused += 1 }
+            }
+            #expect(direct > 300 && refused > 300, "both paths exercised: \(direct) direct, \(refused) refused")
+            // The shape jsonb stores takes the direct path.
+            #expect(P(fields: JSONFields(try JSONValue.parse(json(base.map(\.1))))!) != nil)
+        }
+        try check(StockReceived.self, [("warehouse", #""W00""#), ("item", #""ITEM01""#), ("quantity", "100"), ("source", #""donation""#),
+                                       ("reference", #""GRN-1""#), ("donor", #""ECHO""#), ("expiry", #""2027-06-30""#)])
+        try check(StockDispatched.self, [("warehouse", #""W00""#), ("item", #""ITEM01""#), ("quantity", "10"), ("destination", #""site""#),
+                                         ("response", #""R1""#), ("reference", #""WB-1""#), ("transport", #""truck""#)])
+    }
+
+    @Test("a fold reads the actor from stored metadata as a full parse does, escapes, nesting and odd shapes included")
+    func metadataActor() throws {
+        for (text, actor) in [(#"{"actor": "ops@example.org", "source": "api"}"#, "ops@example.org"), (#"{"actor": ""}"#, ""),
+                              (#"{"actor": "a\"b\\c", "source": "api"}"#, #"a"b\c"#), (#"{"actor": "caf\u00e9"}"#, "café"),
+                              (#"{"x": {"actor": "nested"}, "actor": "top"}"#, "top"), (#"{"source": "api"}"#, nil), (#"{"actor": 5}"#, nil),
+                              (#"{"actor": null}"#, nil), (#"{"actor": "unterminated"#, nil), ("{}", nil)] as [(String, String?)] {
+            let event = RecordedEvent(position: 1, stream: "s", version: 1, id: UUID(), type: "t", data: JSONText("{}"),
+                                      metadata: JSONText(text), occurredAt: Date(), recordedAt: Date(), hash: "")
+            #expect(event.actor == actor, "\(text)")
+        }
+    }
+
     @Test("the fast decoder reads every demo command and stored payload exactly as Foundation's does, and refuses what it is unsure of")
     func fastDecoder() async throws {
         for line in DemoScenario.lines {

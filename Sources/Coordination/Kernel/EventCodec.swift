@@ -38,7 +38,7 @@ public enum EventCodec {
     public static func decode(_ event: RecordedEvent) throws -> DomainEvent {
         guard let entry = DomainEvent.registry[event.type] else { throw EventCodecError.unknownType(event.type) }
         let version = schemaVersion(ofMetadata: event.metadata.text)
-        return try entry.decode(Data(event.data.text.utf8), version, event.position)
+        return try entry.decode(event.data.text, version, event.position)
     }
 
     static func decode<P: EventPayload>(_ type: P.Type, data: Data, version: Int, position: Int64) throws -> P {

@@ -129,3 +129,27 @@ public struct TransferCancelled: EventPayload {
     public var transfer: String
     public var reason: String?
 }
+
+extension StockReceived: DirectlyDecodedPayload {
+    init?(fields f: JSONFields) {
+        guard let warehouse = f.string("warehouse"), let item = f.string("item"), let quantity = f.int64("quantity"),
+              let source = f.string("source"), let reference = f.optionalString("reference"), let donor = f.optionalString("donor"),
+              let expiry = f.optionalString("expiry") else { return nil }
+        var day: Day?
+        if let expiry {
+            guard let parsed = Day(expiry) else { return nil }
+            day = parsed
+        }
+        self.init(warehouse: warehouse, item: item, quantity: quantity, source: source, reference: reference, donor: donor, expiry: day)
+    }
+}
+
+extension StockDispatched: DirectlyDecodedPayload {
+    init?(fields f: JSONFields) {
+        guard let warehouse = f.string("warehouse"), let item = f.string("item"), let quantity = f.int64("quantity"),
+              let destination = f.string("destination"), let response = f.optionalString("response"),
+              let reference = f.optionalString("reference"), let transport = f.optionalString("transport") else { return nil }
+        self.init(warehouse: warehouse, item: item, quantity: quantity, destination: destination, response: response, reference: reference,
+                  transport: transport)
+    }
+}

@@ -178,3 +178,51 @@ public enum FastJSONDecoder {
         }
     }
 }
+
+/// An object's fields, read by name for a type that decodes itself from them without the `Decoder` machinery (the
+/// containers, boxes and generic calls of `Decodable` were most of a rebuild's decoding). Each accessor answers
+/// nil where `FastJSONDecoder` would refuse, so a caller that gives up on nil and falls back to `Decodable` accepts
+/// and refuses exactly what `Decodable` does. Keys are the JSON's own (snake_case).
+public struct JSONFields {
+    let fields: [(String, JSONValue)]
+
+    /// Nil for anything but an object.
+    public init?(_ value: JSONValue) {
+        guard case .object(let fields) = value else { return nil }
+        self.fields = fields
+    }
+
+    func find(_ key: String) -> JSONValue? {
+        for field in fields where field.0 == key { return field.1 }
+        return nil
+    }
+
+    /// A required string: nil when absent, null or not a string.
+    public func string(_ key: String) -> String? {
+        if case .string(let s)? = find(key) { return s }
+        return nil
+    }
+
+    /// A required integer: nil when absent or not an integer that fits.
+    public func int64(_ key: String) -> Int64? {
+        guard let value = find(key) else { return nil }
+        return try? FastJSONDecoder.Containers.int(value)
+    }
+
+    /// An optional string: `.some(nil)` when absent or null, nil when it holds anything but a string.
+    public func optionalString(_ key: String) -> String?? {
+        switch find(key) {
+        case nil, .null?: return .some(nil)
+        case .string(let s)?: return .some(s)
+        default: return nil
+        }
+    }
+
+    /// Whether the field is absent or null.
+    public func isAbsent(_ key: String) -> Bool {
+        switch find(key) {
+        case nil, .null?: return true
+        default: return false
+        }
+    }
+}

@@ -27,6 +27,18 @@ public enum JSONValue: Sendable {
         }
     }
 
+    /// `parse` over a string's bytes, without copying them into a `Data` first.
+    public static func parse(_ text: String) throws -> JSONValue {
+        var text = text
+        return try text.withUTF8 { bytes in
+            var parser = Parser(bytes: bytes)
+            let value = try parser.value(depth: 0)
+            parser.skipSpace()
+            guard parser.i == parser.bytes.count else { throw Invalid() }
+            return value
+        }
+    }
+
     /// An object's keys, in order; nil for anything else.
     public var keys: [String]? {
         if case .object(let fields) = self { return fields.map(\.0) }
