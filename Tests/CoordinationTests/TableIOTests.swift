@@ -41,6 +41,53 @@ struct TableIOTests {
         #expect(try c.query("SELECT status FROM rm_t ORDER BY key").rows.map { try $0.decode(0, as: String.self) } == ["below", "ok"])
     }
 
+    struct Card: Sendable, Equatable {
+        var position: Int64 = 0
+        var text = ""
+        var note: String?
+        var amount: Int64?
+        var flag = false
+        var at = Date(timeIntervalSince1970: 0)
+        var until: Date?
+        var kind: String { flag ? "flagged" : "plain" }
+    }
+    static let card = ReadModelTable<Card>("rm_card", key: nil, primaryKey: "position", empty: { Card() }, [
+        Column("position", \.position), Column("text", \.text), Column("note", \.note), Column("amount", \.amount), Column("flag", \.flag),
+        Column("at", \.at), Column("until", \.until), Column("kind", derived: \.kind),
+    ])
+
+    @Test("a table of text, integers, booleans and times COPYs in binary, and its rows load back as written, edge values included; the stock card is such a table")
+    func binaryCopy() async throws {
+        #expect(Self.card.copiesBinary && StockProjection.ledger.copiesBinary && StockProjection.stock.copiesBinary)
+        #expect(!Self.table.copiesBinary, "a jsonb array or a date column keeps the text format")
+        let pool = try await TestDatabase.makePool(migrate: false)
+        defer { pool.close() }
+        let c = try TestDatabase.connection(like: pool)
+        defer { c.close() }
+        for ddl in Self.card.createStatements(suffix: "") { try c.execute(unsafe: ddl) }
+        let rows = [
+            Card(position: 1, text: "tab\tnew\nline \\ back", note: "café ☂︎ \u{1F600}", amount: -42, flag: true,
+                 at: Date(timeIntervalSince1970: 1_790_000_000.123456), until: Date(timeIntervalSince1970: -1_000_000_000.5)),
+            Card(position: 2, text: "", note: nil, amount: nil, flag: false, at: Date(timeIntervalSince1970: 946_684_800), until: nil),
+            Card(position: Int64.max, text: String(repeating: "x", count: 70_000), note: "\\N", amount: Int64.min, flag: false,
+                 at: Date(timeIntervalSince1970: 0.000001), until: Date(timeIntervalSince1970: 4_102_444_800)),
+        ]
+        try Self.card.copy(c, suffix: "", rows: rows)
+        let loaded = try Self.card.load(c, suffix: "").sorted { $0.position < $1.position }
+        #expect(loaded.count == rows.count)
+        for (got, want) in zip(loaded, rows) {
+            #expect(got.position == want.position && got.text == want.text && got.note == want.note && got.amount == want.amount
+                    && got.flag == want.flag, "row \(want.position)")
+            // Times as the text format stores them: to the microsecond.
+            #expect(Timestamp.format(got.at) == Timestamp.format(want.at) && got.until.map(Timestamp.format) == want.until.map(Timestamp.format))
+        }
+        #expect(try c.query("SELECT kind FROM rm_card ORDER BY position").rows.map { try $0.decode(0, as: String.self) } == ["flagged", "plain", "plain"])
+        #expect(try c.query("SELECT at::text FROM rm_card WHERE position = 1").decode(0, 0, as: String.self) == "2026-09-21 14:13:20.123456+00")
+        // A value the server refuses (a NUL in text) fails the whole COPY, which writes nothing.
+        #expect(throws: PostgresError.self) { try Self.card.copy(c, suffix: "", rows: [Card(position: 9, text: "a\u{0}b")]) }
+        #expect(try c.query("SELECT count(*) FROM rm_card").decode(0, 0, as: Int64.self) == 3)
+    }
+
     @Test("replaced rows are updated in place (HOT), never deleted and re-inserted, and hold the last values")
     func replaceKeepsTablesSmall() async throws {
         let pool = try await TestDatabase.makePool(migrate: false)

@@ -13,6 +13,21 @@ protocol ColumnValue {
     static func read(_ row: PostgresResult.Row, _ column: Int) throws -> Self
 }
 
+/// A value COPY can also take in its binary format (what the columns of the stock card and of stock on hand are).
+protocol BinaryColumnValue: ColumnValue {
+    func appendBinary(to out: inout [UInt8])
+}
+
+extension String: BinaryColumnValue { func appendBinary(to out: inout [UInt8]) { CopyBinary.append(self, to: &out) } }
+extension Int64: BinaryColumnValue { func appendBinary(to out: inout [UInt8]) { CopyBinary.append(self, to: &out) } }
+extension Bool: BinaryColumnValue { func appendBinary(to out: inout [UInt8]) { CopyBinary.append(self, to: &out) } }
+extension Date: BinaryColumnValue { func appendBinary(to out: inout [UInt8]) { CopyBinary.append(self, to: &out) } }
+extension Optional: BinaryColumnValue where Wrapped: BinaryColumnValue {
+    func appendBinary(to out: inout [UInt8]) {
+        if let value = self { value.appendBinary(to: &out) } else { CopyBinary.appendNull(to: &out) }
+    }
+}
+
 extension ColumnValue {
     static var isNullable: Bool { false }
     func appendCopy(to out: inout [UInt8]) { out.append(contentsOf: copyText.utf8) }
@@ -104,6 +119,10 @@ struct Column<Row>: Sendable {
     let copyStored: (@Sendable (UnsafeRawPointer, inout [UInt8]) -> Void)?
     /// Nil for a derived column (computed from others, written but never loaded).
     let load: (@Sendable (inout Row, PostgresResult.Row, Int) throws -> Void)?
+    /// The value as a binary COPY field, for the types that have one (`BinaryColumnValue`); nil otherwise.
+    let binary: (@Sendable (Row, inout [UInt8]) -> Void)?
+    /// `binary` from the row's bytes, for a stored property (as `copyStored`).
+    let binaryStored: (@Sendable (UnsafeRawPointer, inout [UInt8]) -> Void)?
 
     private static func stored<V: ColumnValue>(_ keyPath: KeyPath<Row, V>, _: V.Type) -> (@Sendable (UnsafeRawPointer, inout [UInt8]) -> Void)? {
         guard let offset = MemoryLayout<Row>.offset(of: keyPath) else { return nil }
@@ -111,22 +130,43 @@ struct Column<Row>: Sendable {
         return { base, out in (base + offset).assumingMemoryBound(to: V.self).pointee.appendCopy(to: &out) }
     }
 
-    /// A stored column: written from and loaded into `keyPath`.
-    init<V: ColumnValue>(_ name: String, _ keyPath: WritableKeyPath<Row, V> & Sendable) {
+    private static func storedBinary<V: BinaryColumnValue>(_ keyPath: KeyPath<Row, V>, _: V.Type) -> (@Sendable (UnsafeRawPointer, inout [UInt8]) -> Void)? {
+        guard let offset = MemoryLayout<Row>.offset(of: keyPath) else { return nil }
+        return { base, out in (base + offset).assumingMemoryBound(to: V.self).pointee.appendBinary(to: &out) }
+    }
+
+    private init<V: ColumnValue>(_ name: String, _ keyPath: KeyPath<Row, V> & Sendable, _: V.Type,
+                                 load: (@Sendable (inout Row, PostgresResult.Row, Int) throws -> Void)?,
+                                 binary: (@Sendable (Row, inout [UInt8]) -> Void)?, binaryStored: (@Sendable (UnsafeRawPointer, inout [UInt8]) -> Void)?) {
         self.name = name
         self.definition = name + " " + V.sqlType + (V.isNullable ? "" : " NOT NULL")
         self.copy = { row, out in row[keyPath: keyPath].appendCopy(to: &out) }
         self.copyStored = Self.stored(keyPath, V.self)
-        self.load = { row, result, column in row[keyPath: keyPath] = try V.read(result, column) }
+        self.load = load
+        (self.binary, self.binaryStored) = (binary, binaryStored)
+    }
+
+    /// A stored column: written from and loaded into `keyPath`.
+    init<V: ColumnValue>(_ name: String, _ keyPath: WritableKeyPath<Row, V> & Sendable) {
+        self.init(name, keyPath, V.self, load: { row, result, column in row[keyPath: keyPath] = try V.read(result, column) },
+                  binary: nil, binaryStored: nil)
+    }
+
+    /// A stored column whose type COPY also takes in binary.
+    init<V: BinaryColumnValue>(_ name: String, _ keyPath: WritableKeyPath<Row, V> & Sendable) {
+        self.init(name, keyPath, V.self, load: { row, result, column in row[keyPath: keyPath] = try V.read(result, column) },
+                  binary: { row, out in row[keyPath: keyPath].appendBinary(to: &out) }, binaryStored: Self.storedBinary(keyPath, V.self))
     }
 
     /// A derived column (a status, a key): written for queries, recomputed from the others on load.
     init<V: ColumnValue>(_ name: String, derived keyPath: KeyPath<Row, V> & Sendable) {
-        self.name = name
-        self.definition = name + " " + V.sqlType + (V.isNullable ? "" : " NOT NULL")
-        self.copy = { row, out in row[keyPath: keyPath].appendCopy(to: &out) }
-        self.copyStored = Self.stored(keyPath, V.self)
-        self.load = nil
+        self.init(name, keyPath, V.self, load: nil, binary: nil, binaryStored: nil)
+    }
+
+    /// A derived column whose type COPY also takes in binary.
+    init<V: BinaryColumnValue>(_ name: String, derived keyPath: KeyPath<Row, V> & Sendable) {
+        self.init(name, keyPath, V.self, load: nil, binary: { row, out in row[keyPath: keyPath].appendBinary(to: &out) },
+                  binaryStored: Self.storedBinary(keyPath, V.self))
     }
 }
 
@@ -182,10 +222,30 @@ struct ReadModelTable<Row>: Sendable {
         }
     }
 
-    /// Appends `rows` with COPY (a rebuild's fresh tables, or the append-only stock card).
+    /// Whether every column has a binary COPY field, so `copy` sends binary.
+    var copiesBinary: Bool { columns.allSatisfy { $0.binary != nil } }
+
+    /// The row as one binary COPY tuple, appended to `out`.
+    func appendBinaryRow(_ row: Row, to out: inout [UInt8]) {
+        CopyBinary.appendFieldCount(columns.count, to: &out)
+        withUnsafeBytes(of: row) { base in
+            for column in columns {
+                if let stored = column.binaryStored { stored(base.baseAddress!, &out) } else { column.binary!(row, &out) }
+            }
+        }
+    }
+
+    /// Appends `rows` with COPY (a rebuild's fresh tables, or the append-only stock card): in binary when every
+    /// column has a binary field, as text otherwise.
     func copy(_ c: PostgresConnection, suffix: String, rows: some Collection<Row>) throws {
         guard !rows.isEmpty else { return }  // no COPY for nothing
-        try c.copyIn(SQL(unsafe: "COPY \(name)\(suffix) (\(columnList)) FROM STDIN"), rows: rows) { [self] row, out in appendLine(row, to: &out) }
+        if copiesBinary {
+            try c.copyInBinary(SQL(unsafe: "COPY \(name)\(suffix) (\(columnList)) FROM STDIN (FORMAT binary)"), rows: rows) { [self] row, out in
+                appendBinaryRow(row, to: &out)
+            }
+        } else {
+            try c.copyIn(SQL(unsafe: "COPY \(name)\(suffix) (\(columnList)) FROM STDIN"), rows: rows) { [self] row, out in appendLine(row, to: &out) }
+        }
     }
 
     /// Makes the rows with these keys exactly `rows` (upserts; a key without a row is deleted).

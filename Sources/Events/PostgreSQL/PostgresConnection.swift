@@ -270,8 +270,16 @@ public final class PostgresConnection: @unchecked Sendable {
         try copyIn(sql, chunks: CopyLines(rows: rows, write: write))
     }
 
-    /// Sends `chunks` of COPY text (64 KiB or so each) and ends the COPY; a NUL anywhere aborts it.
-    private func copyIn<C: Collection<UInt8>>(_ sql: SQL, chunks: some Sequence<C>) throws -> Int {
+    /// `copyIn` in COPY's binary format (`sql` ends `FROM STDIN (FORMAT binary)`): `write` appends each row's field
+    /// count and fields (`CopyBinary`), and the file header and trailer are added here. No value is printed as text
+    /// for the server to parse back (timestamps and integers are most of a stock card's parsing).
+    @discardableResult
+    public func copyInBinary<Rows: Sequence>(_ sql: SQL, rows: Rows, write: @escaping (Rows.Element, inout [UInt8]) -> Void) throws -> Int {
+        try copyIn(sql, chunks: CopyBinaryChunks(rows: rows, write: write), binary: true)
+    }
+
+    /// Sends `chunks` of COPY text (64 KiB or so each) and ends the COPY; a NUL anywhere in text aborts it.
+    private func copyIn<C: Collection<UInt8>>(_ sql: SQL, chunks: some Sequence<C>, binary: Bool = false) throws -> Int {
         let conn = try handle()
         let start = try query(sql)
         guard PQresultStatus(start.handle) == PGRES_COPY_IN else {
@@ -280,7 +288,7 @@ public final class PostgresConnection: @unchecked Sendable {
         var copyError: Error?
         for chunk in chunks {
             let status: Int32? = chunk.withContiguousStorageIfAvailable { b in
-                if memchr(b.baseAddress!, 0, b.count) != nil { return -2 }
+                if !binary, memchr(b.baseAddress!, 0, b.count) != nil { return -2 }
                 return b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { PQputCopyData(conn, $0, Int32(b.count)) }
             }
             if status == -2 || status == nil {
@@ -385,6 +393,83 @@ private struct CopyLines<Rows: Sequence>: Sequence {
             }
             return buffer.isEmpty ? nil : buffer
         }
+    }
+}
+
+/// A binary COPY's chunks: the header, the rows (about 64 KiB a chunk), the trailer.
+private struct CopyBinaryChunks<Rows: Sequence>: Sequence {
+    let rows: Rows
+    let write: (Rows.Element, inout [UInt8]) -> Void
+    func makeIterator() -> AnyIterator<[UInt8]> {
+        var it = rows.makeIterator()
+        var state = 0  // 0: header not sent, 1: rows, 2: done
+        return AnyIterator {
+            guard state < 2 else { return nil }
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(1 << 16 + 1024)
+            if state == 0 {
+                buffer.append(contentsOf: CopyBinary.header)
+                state = 1
+            }
+            while buffer.count < 1 << 16 {
+                guard let row = it.next() else {
+                    buffer.append(0xff); buffer.append(0xff)  // the trailer: a field count of -1
+                    state = 2
+                    break
+                }
+                write(row, &buffer)
+            }
+            return buffer
+        }
+    }
+}
+
+/// COPY's binary format (PostgreSQL's "Binary Format" of COPY): each row an int16 field count, each field an int32
+/// byte length (-1 for NULL) and the type's binary representation, all big-endian.
+public enum CopyBinary {
+    /// The signature, the flags (none) and the header extension's length (none).
+    static let header: [UInt8] = Array("PGCOPY\n".utf8) + [0xff, 0x0d, 0x0a, 0x00] + [0, 0, 0, 0] + [0, 0, 0, 0]
+    /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+    static let postgresEpochMicros: Int64 = 946_684_800_000_000
+
+    public static func appendFieldCount(_ count: Int, to out: inout [UInt8]) { appendBigEndian(Int16(count), to: &out) }
+    public static func appendNull(to out: inout [UInt8]) { appendBigEndian(Int32(-1), to: &out) }
+
+    /// A `text` field: its UTF-8 bytes.
+    public static func append(_ value: String, to out: inout [UInt8]) {
+        let done: Void? = value.utf8.withContiguousStorageIfAvailable { bytes in
+            appendBigEndian(Int32(bytes.count), to: &out)
+            out.append(contentsOf: bytes)
+        }
+        if done == nil {
+            let bytes = Array(value.utf8)
+            appendBigEndian(Int32(bytes.count), to: &out)
+            out.append(contentsOf: bytes)
+        }
+    }
+
+    /// A `bigint` field.
+    public static func append(_ value: Int64, to out: inout [UInt8]) {
+        appendBigEndian(Int32(8), to: &out)
+        appendBigEndian(value, to: &out)
+    }
+
+    /// A `boolean` field.
+    public static func append(_ value: Bool, to out: inout [UInt8]) {
+        appendBigEndian(Int32(1), to: &out)
+        out.append(value ? 1 : 0)
+    }
+
+    /// A `timestamptz` field: microseconds since 2000-01-01, rounded as `Timestamp.format` rounds them. A time
+    /// beyond PostgreSQL's range is sent as one the server refuses (as it refuses the text of one), never as
+    /// `infinity`.
+    public static func append(_ value: Date, to out: inout [UInt8]) {
+        appendBigEndian(Int32(8), to: &out)
+        appendBigEndian(Timestamp.micros(value).map { $0 &- postgresEpochMicros } ?? (Int64.max - 1), to: &out)
+    }
+
+    static func appendBigEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
     }
 }
 

@@ -28,13 +28,14 @@ extension Int64: PostgresDecodable {
         while i < bytes.count {
             let c = bytes[i]
             guard c >= 48, c <= 57 else { throw decodingError(Int64.self) }
+            // Accumulated towards the sign, so Int64.min (whose magnitude no Int64 holds) decodes too.
             let (m, o1) = value.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(Int64(c - 48))
+            let (a, o2) = negative ? m.subtractingReportingOverflow(Int64(c - 48)) : m.addingReportingOverflow(Int64(c - 48))
             guard !o1, !o2 else { throw decodingError(Int64.self) }
             value = a
             i += 1
         }
-        self = negative ? -value : value
+        self = value
     }
 }
 
