@@ -16,7 +16,7 @@ extension EventPayload {
 /// A payload that decodes itself from an object's fields, for the events a rebuild reads by the hundred thousand
 /// (stock receipts and dispatches): `Decodable`'s containers cost several times the parse. `init(fields:)` answers
 /// nil wherever `Decodable` might decode differently or refuse, and the codec then asks `Decodable`
-/// (`EventCodecTests` compares the two over many shapes).
+/// (`ImportTests.directPayloads` compares the two over thousands of shapes).
 protocol DirectlyDecodedPayload: EventPayload {
     init?(fields: JSONFields)
 }

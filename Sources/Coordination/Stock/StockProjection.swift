@@ -240,8 +240,9 @@ public final class StockReadModel: DecodingProjectionState, AppendingProjectionS
             dirtyTransfers.touch(e.transfer)
             touch(e.from, e.item, event) { $0.inTransitOut.add(e.quantity) }
             touch(e.to, e.item, event) { $0.inTransitIn.add(e.quantity) }
-            // The sending card's transfer_out row (appended just before, on the stock stream) learns the response: in
-            // memory, or, when a flush has written it already, in its table at the next flush.
+            // The sending card's transfer_out row (appended just before, on the stock stream) learns the response when
+            // it has none (a response its own event carried stays): in memory, or, when a flush has written it
+            // already, in its table at the next flush. A rebuild holds such a row back until now (`takeAppended`).
             if let r = e.response {
                 if let i = ledger.lastIndex(where: { $0.reference == e.transfer && $0.movement == "transfer_out" }) {
                     if ledger[i].response == nil { ledger[i].response = r }
