@@ -53,6 +53,24 @@ struct CoordctlTests {
         }
     }
 
+    @Test("bench append interleaves its phases in rounds: every round of every phase ran, and the chain verifies")
+    func benchAppendRounds() async throws {
+        let schema = "bench_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        let out = try await Coordctl.run(["bench", "append", "--writers", "2", "--events", "1000", "--rounds", "3", "--schema", String(schema), "--json"],
+                                         env: ["DATABASE_URL": try TestDatabase.connectionString()])
+        #expect(out.status == 0, "\(out.output)")
+        let text = try #require(out.output.firstIndex(of: "{").map { out.output[$0...] })  // after any progress lines
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(json["rounds"] as? Int == 3)
+        #expect((json["round_ratios_prepared"] as? [Double])?.count == 3)
+        #expect(json["chain_sound"] as? Bool == true)
+        // 1000 / 2 writers / 3 rounds = 166 a writer a round: 996 events in each phase, in the log too.
+        #expect((json["append"] as? [String: Any])?["events"] as? Int == 996)
+        #expect((json["baseline_prepared"] as? [String: Any])?["events"] as? Int == 996)
+        let bad = try await Coordctl.run(["bench", "append", "--rounds", "0"], env: ["DATABASE_URL": try TestDatabase.connectionString()])
+        #expect(bad.status == 64)
+    }
+
     @Test("migrate, status and verify against DATABASE_URL; verify exits 2 on a tampered log")
     func migrateStatusVerify() async throws {
         let schema = "cli_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
