@@ -127,7 +127,7 @@ public final class CoordinationService: Sendable {
 
     /// The canonical body of a command, for idempotency digests.
     static func canonical(_ command: some DomainCommand) -> String {
-        (try? JSONWriter.encode(command)) ?? ""
+        (try? EventCodec.canonicalJSON(command)) ?? ""
     }
 
     /// Checks `If-Match` against the resource's version.

@@ -30,8 +30,13 @@ public enum EventCodec {
     public static func event<P: EventPayload>(_ payload: P, id: UUID, metadata: EventMetadata, occurredAt: Date) throws -> EventData {
         var metadata = metadata
         metadata.schemaVersion = P.schemaVersion == 1 ? nil : P.schemaVersion
-        let data = try CanonicalJSON.encode(payload)
+        let data = try canonicalJSON(payload)
         return EventData(id: id, type: P.eventType, data: JSONText(encoded: data), metadata: metadata, occurredAt: occurredAt)
+    }
+
+    /// The canonical text of a value: its own rendering when it has one (`DirectlyEncoded`), else `CanonicalJSON`'s.
+    static func canonicalJSON<T: Encodable>(_ value: T) throws -> String {
+        try (value as? any DirectlyEncoded)?.canonicalJSON ?? CanonicalJSON.encode(value)
     }
 
     /// The event of a stored row, upcast to the current schema.

@@ -153,3 +153,31 @@ extension StockDispatched: DirectlyDecodedPayload {
                   transport: transport)
     }
 }
+
+extension StockReceived: DirectlyEncoded {
+    var canonicalJSON: String {
+        var o = CanonicalObject()
+        o.field("donor", donor)
+        o.field("expiry", described: expiry)
+        o.field("item", item)
+        o.field("quantity", quantity)
+        o.field("reference", reference)
+        o.field("source", source)
+        o.field("warehouse", warehouse)
+        return o.finish()
+    }
+}
+
+extension StockDispatched: DirectlyEncoded {
+    var canonicalJSON: String {
+        var o = CanonicalObject()
+        o.field("destination", destination)
+        o.field("item", item)
+        o.field("quantity", quantity)
+        o.field("reference", reference)
+        o.field("response", response)
+        o.field("transport", transport)
+        o.field("warehouse", warehouse)
+        return o.finish()
+    }
+}
