@@ -192,6 +192,43 @@ struct CanonicalJSONTests {
         #expect(try FastJSONDecoder.decode(Sample.self, from: Data(#"{"quantity": 1, "lead_org": "a\"b"}"#.utf8)).leadOrg == "a\"b")
     }
 
+    @Test("a projection's slim read of metadata answers the actor and schema version a full read does, for every shape; the projections ask for it")
+    func slimMetadataRead() async throws {
+        let pool = try await TestDatabase.makePool()
+        defer { pool.close() }
+        let store = EventStore(pool: pool)
+        defer { store.close() }
+        let shapes: [EventMetadata] = [
+            EventMetadata(actor: "ops@example.org", correlationID: "c-1", causationID: "x", source: "api", idempotencyKey: "k", requestHash: "d"),
+            EventMetadata(actor: "a\"b\\c", source: "api", schemaVersion: 2), EventMetadata(actor: "café 😀"), EventMetadata(source: "import"),
+            EventMetadata(), EventMetadata(actor: "", schemaVersion: 3), EventMetadata(correlationID: "only", schemaVersion: 7),
+        ]
+        for (i, m) in shapes.enumerated() {
+            try await store.append([EventData(type: "thing.happened", data: JSONText(#"{"n": \#(i)}"#), metadata: m)], to: "slim-\(i)", expected: .any)
+        }
+        // One with nothing but an actor.
+        try await store.append([EventData(type: "thing.happened", data: JSONText("{}"), metadata: EventMetadata(actor: "z"))], to: "slim-x", expected: .any)
+        let full = try await store.read(after: 0, limit: 100)
+        let keys = StockProjection().metadataKeys
+        #expect(keys == ["actor", "schema_version"])
+        #expect(Coordination.projections.allSatisfy { $0.metadataKeys == keys })
+        let slim = try await store.read(after: 0, limit: 100, filter: EventFilter(metadataKeys: ["schema_version", "actor", "actor"]))
+        #expect(slim.count == full.count && full.count == shapes.count + 1)
+        for (f, s) in zip(full, slim) {
+            #expect(s.position == f.position && s.id == f.id && s.data == f.data && s.occurredAt == f.occurredAt && s.recordedAt == f.recordedAt && s.hash == f.hash)
+            #expect(s.actor == f.actor, "\(f.metadata.text)")
+            #expect(EventCodec.schemaVersion(ofMetadata: s.metadata.text) == EventCodec.schemaVersion(ofMetadata: f.metadata.text), "\(f.metadata.text)")
+            // Only the keys asked for, with the values the full object has.
+            let fo = try JSONValue.parse(f.metadata.text), so = try JSONValue.parse(s.metadata.text)
+            #expect(Set(so.keys ?? []) == Set((fo.keys ?? []).filter { ["actor", "schema_version"].contains($0) }), "\(s.metadata.text)")
+            for key in so.keys ?? [] { #expect(String(describing: so[key]) == String(describing: fo[key]), "\(key)") }
+        }
+        // The same filtered by type, through the batched read a rebuild uses.
+        var batched: [RecordedEvent] = []
+        try await store.forEach(after: 0, filter: EventFilter(types: ["thing.happened"], metadataKeys: ["actor"]), until: .position(100), batchSize: 3) { batched.append($0) }
+        #expect(batched.map(\.actor) == full.map(\.actor))
+    }
+
     @Test("idempotency ids and request digests equal PostgreSQL's md5 of the same text")
     func md5MatchesPostgres() async throws {
         let pool = try await TestDatabase.makePool()

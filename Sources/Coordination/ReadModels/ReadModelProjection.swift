@@ -7,6 +7,10 @@ protocol ReadModelProjection: ProjectionDefinition {
 }
 
 extension ReadModelProjection {
+    /// What the folds read of an event's metadata: who (`RecordedEvent.actor`: the stock card's and a task comment's
+    /// author) and the payload's schema version (`EventCodec`). A fold that needs another key adds it here; a read
+    /// leaves every other key out.
+    public var metadataKeys: [String]? { ["actor", "schema_version"] }
     public var tables: [String] { readModelTables.map(\.name) }
     public func createTables(suffix: String) -> [String] { readModelTables.flatMap { $0.createStatements(suffix: suffix) } }
 }

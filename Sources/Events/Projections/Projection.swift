@@ -13,6 +13,9 @@ public protocol ProjectionDefinition: Sendable {
     var tables: [String] { get }
     /// The event types it reads (nil: all).
     var eventTypes: [String]? { get }
+    /// The top-level metadata keys its fold reads (nil, the default: all). The runner and a rebuild then read only
+    /// these of each event's metadata (`EventFilter.metadataKeys`).
+    var metadataKeys: [String]? { get }
     /// DDL creating its tables with `suffix` appended to each table name. Constant text only.
     /// (A rebuild runs the `CREATE INDEX` statements after it has copied the rows in.)
     func createTables(suffix: String) -> [String]
@@ -20,6 +23,12 @@ public protocol ProjectionDefinition: Sendable {
     func makeState() -> any ProjectionState
     /// The state as stored in its tables (after a restart).
     func loadState(_ connection: PostgresConnection, suffix: String) throws -> any ProjectionState
+}
+
+extension ProjectionDefinition {
+    public var metadataKeys: [String]? { nil }
+    /// The filter of its reads: its event types, and of their metadata the keys it reads.
+    var readFilter: EventFilter { EventFilter(types: eventTypes, metadataKeys: metadataKeys) }
 }
 
 /// The mutable fold of one projection. Used by one task at a time.

@@ -21,7 +21,7 @@ extension ProjectionRunner {
         try await createShadowTables(def, store: store)
         let copier = AppendedRowsCopier(store: store, spillRows: spillRows)
         let position = try await copier.during {
-            try await fold(box, store: store, from: 0, to: head, filter: EventFilter(types: def.eventTypes), batchSize: batchSize,
+            try await fold(box, store: store, from: 0, to: head, filter: def.readFilter, batchSize: batchSize,
                            progress: progress, afterBatch: { try await copier.offer(box.value) })
         }
         clock.lap(.fold)
@@ -47,8 +47,9 @@ extension ProjectionRunner {
         let copier = AppendedRowsCopier(store: store, spillRows: spillRows)
         if head > 0 {
             let types: [String]? = defs.contains { $0.eventTypes == nil } ? nil : Array(Set(defs.flatMap { $0.eventTypes ?? [] })).sorted()
+            let keys: [String]? = defs.contains { $0.metadataKeys == nil } ? nil : Array(Set(defs.flatMap { $0.metadataKeys ?? [] })).sorted()
             try await copier.during {
-                try await store.forEachBatch(after: 0, filter: EventFilter(types: types), until: .position(head), batchSize: batchSize,
+                try await store.forEachBatch(after: 0, filter: EventFilter(types: types, metadataKeys: keys), until: .position(head), batchSize: batchSize,
                                              prepare: decode) { batch in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         for fold in folds { group.addTask { try fold.apply(batch) } }
@@ -101,7 +102,7 @@ extension ProjectionRunner {
         clock.lap(.index)
         // 3. Catch up with what was appended meanwhile (kept in memory, flushed in the swap).
         let head = try await store.headPosition()
-        let final = try await fold(box, store: store, from: position, to: head, filter: EventFilter(types: def.eventTypes), batchSize: batchSize,
+        let final = try await fold(box, store: store, from: position, to: head, filter: def.readFilter, batchSize: batchSize,
                                    progress: nil)
         // 4. Swap: readers wait for this transaction's locks and then see the new tables, never an empty one.
         let name = def.name

@@ -329,7 +329,7 @@ public final class ProjectionRunner: Sendable {
         }
         let start = max(from, w.scanned)
         let events = head <= start ? []
-            : try await store.read(after: start, limit: batchSize, filter: EventFilter(types: w.definition.eventTypes), until: .position(head))
+            : try await store.read(after: start, limit: batchSize, filter: w.definition.readFilter, until: .position(head))
         var target = events.count < batchSize ? head : events.last!.position
         if events.isEmpty {
             w.scanned = max(w.scanned, head)
