@@ -141,6 +141,16 @@ struct SubscriptionTests {
         try await store.append(sampleEvents(2), to: "asof")
         #expect(try await store.read(until: .recordedAt(known)).count == 3)
         #expect(try await store.read(until: .position(4)).count == 4)
+        // The batched read up to a recorded time, in windows smaller than what it returns, and with nothing recorded yet.
+        var windowed: [Int64] = []
+        try await store.forEach(until: .recordedAt(known), batchSize: 2) { windowed.append($0.position) }
+        #expect(windowed == [1, 2, 3])
+        windowed = []
+        try await store.forEach(after: 1, until: .recordedAt(Date()), batchSize: 1) { windowed.append($0.position) }
+        #expect(windowed == [2, 3, 4, 5])
+        windowed = []
+        try await store.forEach(until: .recordedAt(known.addingTimeInterval(-3600)), batchSize: 2) { windowed.append($0.position) }
+        #expect(windowed.isEmpty)
         let backward = try await store.read(stream: "asof", from: .max, direction: .backward, limit: 2)
         #expect(backward.map(\.version) == [5, 4])
         #expect(try await store.read(stream: "asof", from: 4).map(\.version) == [4, 5])

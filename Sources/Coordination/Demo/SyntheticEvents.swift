@@ -18,7 +18,6 @@ public enum SyntheticEvents {
     public static func generate(_ store: EventStore, count: Int, profile: Profile = .mixed, progress: (Int) -> Void) async throws {
         let warehouses = (0..<50).map { String(format: "W%02d", $0) }
         let items = (0..<20).map { String(format: "ITEM%02d", $0) }
-        let metadata = EventMetadata(actor: "bench", source: "bench")
         var rng = SplitMix(seed: 42)
         var written = 0
         var batch: [String: [EventData]] = [:]
@@ -29,8 +28,9 @@ public enum SyntheticEvents {
         var deployments = 0
 
         func add<P: EventPayload>(_ stream: String, _ p: P) throws {
-            let at = start.addingTimeInterval(Double(written + batchCount))
-            batch[stream, default: []].append(try EventCodec.event(p, id: UUID.random(), metadata: metadata, occurredAt: at))
+            let n = written + batchCount
+            let at = start.addingTimeInterval(Double(n))
+            batch[stream, default: []].append(try EventCodec.event(p, id: UUID.random(), metadata: importMetadata(line: n + 1), occurredAt: at))
             batchCount += 1
         }
         func flush() async throws {
@@ -102,6 +102,15 @@ public enum SyntheticEvents {
     }
 
 
+
+    /// The metadata `coordctl import` leaves on the events of line `line` (an API command's carries as much): who, from
+    /// where, which request and command caused it, its idempotency key and the digest of its body. What a rebuild
+    /// reads with every event, so a benchmark log carries it too (until 2026-12-03 it had only an actor and a source).
+    static func importMetadata(line: Int) -> EventMetadata {
+        EventMetadata(actor: "coordctl-import", correlationID: "import-line-\(line)", causationID: UUID.random().lowercasedString, source: "import",
+                      idempotencyKey: "import:\(line):" + String(UInt64(truncatingIfNeeded: line) &* 0x9E37_79B9_7F4A_7C15, radix: 16),
+                      requestHash: MD5.hex(String(line)))
+    }
 
     /// A response declaration event.
     public static func response(_ id: String) throws -> EventData {

@@ -6,11 +6,14 @@ protocol ReadModelProjection: ProjectionDefinition {
     var readModelTables: [any AnyReadModelTable] { get }
 }
 
+/// The metadata keys the read-model folds read (see `ReadModelProjection.metadataKeys`), live, rebuilt or replayed.
+let foldMetadataKeys = ["actor", "schema_version"]
+
 extension ReadModelProjection {
     /// What the folds read of an event's metadata: who (`RecordedEvent.actor`: the stock card's and a task comment's
     /// author) and the payload's schema version (`EventCodec`). A fold that needs another key adds it here; a read
     /// leaves every other key out.
-    public var metadataKeys: [String]? { ["actor", "schema_version"] }
+    public var metadataKeys: [String]? { foldMetadataKeys }
     public var tables: [String] { readModelTables.map(\.name) }
     public func createTables(suffix: String) -> [String] { readModelTables.flatMap { $0.createStatements(suffix: suffix) } }
 }

@@ -39,9 +39,11 @@ public struct Replay: Sendable {
         }
     }
 
-    /// Every event of the log up to `limit`, in position order, read in batches with the next batch prefetched.
-    func allEvents(limit: ReadLimit, _ body: (RecordedEvent) throws -> Void) async throws {
-        try await store.forEach(until: limit, batchSize: 10_000, body)
+    /// Every event of the log up to `limit`, in position order, read in batches with the next batch prefetched. With
+    /// `foldsOnly`, of each event's metadata only what the read-model folds read (`foldMetadataKeys`): a replay
+    /// of state or figures leaves the rest on the server, a timeline (whose entries carry their events) reads it all.
+    func allEvents(limit: ReadLimit, foldsOnly: Bool = false, _ body: (RecordedEvent) throws -> Void) async throws {
+        try await store.forEach(filter: EventFilter(metadataKeys: foldsOnly ? foldMetadataKeys : nil), until: limit, batchSize: 10_000, body)
     }
 
     // MARK: Timeline
@@ -262,7 +264,7 @@ public struct Replay: Sendable {
             var applied = 0
         }
         let f = Folds()
-        try await allEvents(limit: moment.readLimit) { e in
+        try await allEvents(limit: moment.readLimit, foldsOnly: true) { e in
             guard moment.includes(e), let payload = try? EventCodec.decode(e) else { return }
             do {
                 try f.stock.apply(payload, e)

@@ -63,7 +63,7 @@ extension Replay {
         var transfers: [String: (from: String, to: String, item: String, sent: Date)] = [:]
         var lost: [(transfer: String, units: Int64)] = []
 
-        try await allEvents(limit: .none) { e in
+        try await allEvents(limit: .none, foldsOnly: true) { e in
             guard let event = try? EventCodec.decode(e) else { return }
             switch event {
             case .warehouseRegistered(let w): warehouseCountry[w.code] = w.country

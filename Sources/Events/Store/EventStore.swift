@@ -240,13 +240,20 @@ public final class EventStore: Sendable {
     /// Reads all events after `position`, in position order, at most `limit`, matching `filter`,
     /// and stopping at `until`.
     public func read(after position: Int64 = 0, limit: Int = 1000, filter: EventFilter = .all, until: ReadLimit = .none) async throws -> [RecordedEvent] {
+        try await read(after: position, limit: limit, filter: filter, until: until, through: nil)
+    }
+
+    /// `read`, also bounded by position when `through` is set (a window of a batched read up to a recorded time).
+    private func read(after position: Int64, limit: Int, filter: EventFilter, until: ReadLimit, through: Int64?) async throws -> [RecordedEvent] {
         let keys = Self.jsonbOrder(filter.metadataKeys)
-        let sql = Self.readAllSQL(after: position, limit: limit, filter: filter, until: until, metadataKeys: keys)
+        let sql = Self.readAllSQL(after: position, limit: limit, filter: filter, until: until, metadataKeys: keys, through: through)
         return try await pool.withConnection(retryOnConnectionFailure: true) { c in try Self.decodeEvents(try c.query(sql), metadataKeys: keys) }
     }
 
-    static func readAllSQL(after position: Int64, limit: Int, filter: EventFilter, until: ReadLimit, metadataKeys: [String]? = nil) -> SQL {
+    static func readAllSQL(after position: Int64, limit: Int, filter: EventFilter, until: ReadLimit, metadataKeys: [String]? = nil,
+                           through: Int64? = nil) -> SQL {
         var sql = columns(metadataKeys: metadataKeys) + " WHERE position > \(position)"
+        if let through { sql = sql + " AND position <= \(through)" }
         switch until {
         case .none: break
         case .position(let p): sql = sql + " AND position <= \(p)"
@@ -281,11 +288,22 @@ public final class EventStore: Sendable {
         // Up to a known position, each read covers a window of `batchSize` positions: whatever plan the server picks
         // (a log just bulk-loaded has no statistics, and a type filter then looks like a bitmap scan of the type index
         // and a sort of every remaining row, per batch), it only ever touches one window.
-        let end: Int64? = if case .position(let p) = until { p } else { nil }
+        // Up to a recorded time, the windows end at the last position recorded by then (one query on the recorded_at
+        // index), and each window's read keeps the time's condition too: a log whose clock once stepped back stays exact.
+        let end: Int64?
+        switch until {
+        case .position(let p): end = p
+        case .recordedAt(let t):
+            end = try await pool.withConnection(retryOnConnectionFailure: true) { c in
+                try c.query("SELECT coalesce(max(position), 0) FROM events WHERE recorded_at <= \(t)").decode(0, 0)
+            }
+        case .none: end = nil
+        }
+        let timed: Bool = if case .recordedAt = until { true } else { false }
         @Sendable func fetch(_ after: Int64) async throws -> Batch {
             let windowEnd = end.map { min($0, after + Int64(batchSize)) }
-            let events = try await self.read(after: after, limit: batchSize, filter: filter,
-                                             until: windowEnd.map { .position($0) } ?? until).map { event in
+            let events = try await self.read(after: after, limit: batchSize, filter: filter, until: timed ? until : windowEnd.map { .position($0) } ?? until,
+                                             through: timed ? windowEnd : nil).map { event in
                 (event, Result { try prepare(event) })
             }
             if let windowEnd, let end { return (events, windowEnd < end ? windowEnd : nil) }
