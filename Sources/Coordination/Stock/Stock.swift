@@ -302,30 +302,14 @@ public struct SetLevels: DomainCommand {
 
 extension ReceiveStock: DirectlyEncoded {
     var canonicalJSON: String {
-        var o = CanonicalObject()
-        o.field("donor", donor)
-        o.field("expiry", described: expiry)
-        o.field("item", item)
-        o.field("occurred_at", occurredAt)
-        o.field("quantity", quantity)
-        o.field("reference", reference)
-        o.field("source", source)
-        o.field("warehouse", warehouse)
-        return o.finish()
+        StockReceived(warehouse: warehouse, item: item, quantity: quantity, source: source, reference: reference, donor: donor, expiry: expiry)
+            .canonicalJSON(occurredAt: occurredAt)
     }
 }
 
 extension DispatchStock: DirectlyEncoded {
     var canonicalJSON: String {
-        var o = CanonicalObject()
-        o.field("destination", destination)
-        o.field("item", item)
-        o.field("occurred_at", occurredAt)
-        o.field("quantity", quantity)
-        o.field("reference", reference)
-        o.field("response", response)
-        o.field("transport", transport)
-        o.field("warehouse", warehouse)
-        return o.finish()
+        StockDispatched(warehouse: warehouse, item: item, quantity: quantity, destination: destination, response: response, reference: reference,
+                        transport: transport).canonicalJSON(occurredAt: occurredAt)
     }
 }

@@ -155,11 +155,15 @@ extension StockDispatched: DirectlyDecodedPayload {
 }
 
 extension StockReceived: DirectlyEncoded {
-    var canonicalJSON: String {
+    var canonicalJSON: String { canonicalJSON(occurredAt: nil) }
+
+    /// The event's text, or with a business time its command's (`ReceiveStock`, the same fields and `occurred_at`).
+    func canonicalJSON(occurredAt: Date?) -> String {
         var o = CanonicalObject()
         o.field("donor", donor)
         o.field("expiry", described: expiry)
         o.field("item", item)
+        o.field("occurred_at", occurredAt)
         o.field("quantity", quantity)
         o.field("reference", reference)
         o.field("source", source)
@@ -169,10 +173,14 @@ extension StockReceived: DirectlyEncoded {
 }
 
 extension StockDispatched: DirectlyEncoded {
-    var canonicalJSON: String {
+    var canonicalJSON: String { canonicalJSON(occurredAt: nil) }
+
+    /// The event's text, or with a business time its command's (`DispatchStock`, the same fields and `occurred_at`).
+    func canonicalJSON(occurredAt: Date?) -> String {
         var o = CanonicalObject()
         o.field("destination", destination)
         o.field("item", item)
+        o.field("occurred_at", occurredAt)
         o.field("quantity", quantity)
         o.field("reference", reference)
         o.field("response", response)
