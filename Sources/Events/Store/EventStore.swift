@@ -224,7 +224,8 @@ public final class EventStore: Sendable {
                     text += ": "
                     text += try result.decode(i, 6 + k, as: String.self)
                 }
-                metadata = JSONText(text + "}")
+                text += "}"
+                metadata = JSONText(text)
             } else {
                 metadata = try result.decode(i, 6)
             }
@@ -243,7 +244,7 @@ public final class EventStore: Sendable {
         try await read(after: position, limit: limit, filter: filter, until: until, through: nil)
     }
 
-    /// `read`, also bounded by position when `through` is set (a window of a batched read up to a recorded time).
+    /// `read`, also bounded by position when `through` is set (a window of a batched read).
     private func read(after position: Int64, limit: Int, filter: EventFilter, until: ReadLimit, through: Int64?) async throws -> [RecordedEvent] {
         let keys = Self.jsonbOrder(filter.metadataKeys)
         let sql = Self.readAllSQL(after: position, limit: limit, filter: filter, until: until, metadataKeys: keys, through: through)
@@ -299,11 +300,9 @@ public final class EventStore: Sendable {
             }
         case .none: end = nil
         }
-        let timed: Bool = if case .recordedAt = until { true } else { false }
         @Sendable func fetch(_ after: Int64) async throws -> Batch {
             let windowEnd = end.map { min($0, after + Int64(batchSize)) }
-            let events = try await self.read(after: after, limit: batchSize, filter: filter, until: timed ? until : windowEnd.map { .position($0) } ?? until,
-                                             through: timed ? windowEnd : nil).map { event in
+            let events = try await self.read(after: after, limit: batchSize, filter: filter, until: until, through: windowEnd).map { event in
                 (event, Result { try prepare(event) })
             }
             if let windowEnd, let end { return (events, windowEnd < end ? windowEnd : nil) }
