@@ -156,3 +156,125 @@ struct SubscriptionTests {
         #expect(try await store.read(stream: "asof", from: 4).map(\.version) == [4, 5])
     }
 }
+
+/// A live consumer as the API's feeds use the fan-out: pull history and the window until caught up, then attach, and
+/// go back to pulling whenever detached. `declineEvery` > 0 makes the attached delivery stop before every n-th
+/// position (the feed's task must send that one itself), so consumers go back and forth between the two.
+final class FanoutConsumer: Sendable {
+    let seen = Mutex<[Int64]>([])
+    let attachments = Mutex(0)
+    private let position = Mutex<Int64>(0)
+
+    func run(_ fanout: EventFanout, store: EventStore, until head: Int64, declineEvery: Int64) async throws {
+        var at: Int64 = 0
+        while at < head {
+            switch fanout.events(after: at, limit: 50) {
+            case .history(let until):
+                let batch = try await store.read(after: at, limit: 50, until: .position(until))
+                seen.withLock { $0.append(contentsOf: batch.map(\.position)) }
+                at = batch.count < 50 ? until : batch.last!.position
+            case .events(let batch):
+                if batch.isEmpty {
+                    position.withLock { $0 = at }
+                    if let attachment = fanout.attach(at: at, { batch in self.take(batch, until: head, declineEvery: declineEvery) }) {
+                        attachments.withLock { $0 += 1 }
+                        await attachment.detached()
+                        at = position.withLock { $0 }
+                    } else {
+                        await fanout.wait(after: at)
+                    }
+                    continue
+                }
+                seen.withLock { $0.append(contentsOf: batch.map(\.event.position)) }
+                at = batch.last!.event.position
+            }
+        }
+    }
+
+    /// Takes the batch up to a declined position; false (detach) at one, or once `head` is reached (done).
+    private func take(_ batch: [EventFanout.Delivery], until head: Int64, declineEvery: Int64) -> Bool {
+        position.withLock { p in
+            for (event, _) in batch where event.position > p {
+                if declineEvery > 0, event.position % declineEvery == 0 { return false }
+                seen.withLock { $0.append(event.position) }
+                p = event.position
+            }
+            return p < head
+        }
+    }
+}
+
+@Suite("Live fan-out")
+struct FanoutTests {
+    @Test("consumers attached to the tail reader and consumers pulling, switching back and forth under concurrent appends: every event once, in order")
+    func attachedAndPulled() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        for i in 0..<3 { try await store.append(sampleEvents(40), to: "before-\(i)") }  // history older than the window
+        let fanout = EventFanout(store: store, capacity: 64)
+        defer { fanout.stop() }
+        try await fanout.start()
+        let writers = 8, appends = 25, head: Int64 = 120 + Int64(writers * appends * 2)
+        let consumers = (0..<24).map { _ in FanoutConsumer() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, consumer) in consumers.enumerated() {
+                // Never decline, decline every 7th, or every 3rd position.
+                group.addTask { try await consumer.run(fanout, store: store, until: head, declineEvery: [0, 7, 3][i % 3]) }
+            }
+            for w in 0..<writers {
+                group.addTask {
+                    for _ in 0..<appends {
+                        try await store.append(sampleEvents(2), to: "live-\(w)")
+                        try await Task.sleep(nanoseconds: UInt64.random(in: 0...3_000_000))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for consumer in consumers {
+            #expect(consumer.seen.withLock { $0 } == Array(1...head))
+        }
+        #expect(consumers.allSatisfy { $0.attachments.withLock { $0 } > 0 }, "every consumer was delivered to by the reader at some point")
+    }
+
+    @Test("an attachment ends when its task is cancelled, and nothing is delivered to it after; one asked at a position behind the tail is refused")
+    func detachOnCancel() async throws {
+        let store = try await TestDatabase.makeStore()
+        defer { store.close() }
+        try await store.append(sampleEvents(3), to: "early")
+        let fanout = EventFanout(store: store)
+        defer { fanout.stop() }
+        try await fanout.start()
+        let behind = fanout.attach(at: 2) { _ in true }
+        #expect(behind == nil, "not at the tail: the consumer must pull first")
+        let delivered = Counter()
+        let attached = fanout.attach(at: 3) { batch in delivered.add(batch.count); return true }
+        let attachment = try #require(attached)
+        try await store.append(sampleEvents(1), to: "one")
+        for _ in 0..<200 where delivered.value < 1 { try await Task.sleep(nanoseconds: 10_000_000) }
+        #expect(delivered.value == 1)
+        let waiting = Task { await attachment.detached() }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        waiting.cancel()
+        await waiting.value
+        try await store.append(sampleEvents(2), to: "two")
+        for _ in 0..<100 where fanout.events(after: 4, limit: 10).count < 2 { try await Task.sleep(nanoseconds: 10_000_000) }
+        #expect(fanout.events(after: 4, limit: 10).count == 2, "the window moved on")
+        #expect(delivered.value == 1, "nothing delivered after the detach")
+    }
+}
+
+/// A count shared with a delivery closure.
+private final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add(_ n: Int) { count.withLock { $0 += n } }
+    var value: Int { count.withLock { $0 } }
+}
+
+extension EventFanout.Slice {
+    /// Events in a window slice (0 for history).
+    var count: Int {
+        if case .events(let batch) = self { return batch.count }
+        return 0
+    }
+}

@@ -98,6 +98,48 @@ struct PrivacyTests {
         #expect(!logged.contains(where: Self.hasPersonalData), "no log line holds a name, an email or a reason")
     }
 
+    @Test("caught-up feeds are sent new events by the shared tail reader: a viewer's feed shows a new person's id only, one with personal-data access shows the name and records the read")
+    func attachedFeeds() async throws {
+        let d = try await Self.seeded()
+        defer { Task { await d.stop() } }
+        let port = d.port, head = try await d.store.headPosition()
+        let readsBefore: Int = try await d.store.pool.withConnection { c in try c.query("SELECT count(*)::int FROM personal_data_reads").decode(0, 0) }
+        var feeds: [SendableClient] = []
+        for token in [d.viewer, d.admin] {
+            feeds.append(try await offPool { () -> SendableClient in
+                let c = try RawClient(port: port)
+                c.send("GET /v1/events/live?after=\(head) HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\n\r\n")
+                _ = c.read(until: "retry:")
+                return SendableClient(c)
+            })
+        }
+        let fanout = d.app.fanout
+        for _ in 0..<500 where fanout.attachedCount < 2 { try await Task.sleep(nanoseconds: 10_000_000) }
+        #expect(fanout.attachedCount == 2, "both feeds wait on the reader")
+        #expect(try await d.call("POST", "/v1/people", token: d.operatorToken, body: #"{"id":"P-2","name":"\#(Self.name)","email":"\#(Self.email)","profiles":["IM"]}"#).status == 201)
+        #expect(try await d.call("POST", "/v1/responses", token: d.operatorToken,
+                                 body: #"{"id":"R2","name":"Quake","country":"PHL","hazard":"earthquake","severity":"red","declared_at":"2026-11-20T01:00:00Z"}"#).status == 201)
+        let opened = feeds
+        let texts = try await offPool { opened.map { $0.value.read(until: "response.declared", deadline: Date().addingTimeInterval(10)) } }
+        for text in texts {
+            let events = text.components(separatedBy: "\n").filter { $0.hasPrefix("event: ") }
+            #expect(events == ["event: person.registered", "event: response.declared"], "\(events)")
+        }
+        #expect(texts[0].contains("P-2") && !Self.hasPersonalData(texts[0]), "the viewer's feed shows no name: \(texts[0])")
+        #expect(texts[1].contains(Self.name) && texts[1].contains(Self.email))
+        // The feed that showed a name recorded it (its own task, after sending), and went back to the reader.
+        var rows: [[String]] = []
+        for _ in 0..<500 {
+            rows = try await d.store.pool.withConnection { c in
+                try c.query("SELECT route, people::text FROM personal_data_reads ORDER BY id OFFSET \(readsBefore)").rows.map { [try $0.decode(0), try $0.decode(1)] }
+            }
+            if !rows.isEmpty, fanout.attachedCount == 2 { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        #expect(rows == [["GET /v1/events/live", "{P-2}"]])
+        #expect(fanout.attachedCount == 2)
+    }
+
     @Test("an expired token is refused, and so is the console session it opened; a viewer never gets personal-data access")
     func expiry() async throws {
         let d = try await TestDaemon()

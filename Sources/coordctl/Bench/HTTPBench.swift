@@ -216,6 +216,7 @@ enum HTTPBench {
             }
         }
         let getLatency = Collector()
+        let getCPU0 = ProcessCPU.seconds(pid: daemon.pid)
         let getStart = Date()
         let total = Int(Double(getRate) * duration)
         let workers = 16
@@ -240,6 +241,7 @@ enum HTTPBench {
             try await group.waitForAll()
         }
         let getSeconds = Date().timeIntervalSince(getStart)
+        let getCPU = (ProcessCPU.seconds(pid: daemon.pid) - getCPU0) / getSeconds * 1000
         try await writer.value
         let feedEnd: Int64 = try await pool.withConnection { c in try c.query("SELECT position FROM event_head").decode(0, 0) }
         let expected = Array((feedStart + 1)...max(feedStart + 1, feedEnd)).filter { $0 <= feedEnd }
@@ -270,6 +272,7 @@ enum HTTPBench {
             "get_errors": getLatency.errors.withLock { $0 }, "idle_connections_held": stillOpen, "max_rss_mib": (maxRSS * 10).rounded() / 10,
             "live_feeds": feeds, "live_feeds_complete": complete, "live_feed_events": expected.count,
             "quiet_coordd_cpu_ms_per_second": (quietCPU * 10).rounded() / 10,
+            "get_phase_coordd_cpu_ms_per_second": getCPU.rounded(),
             "cpu_us_per_insert_unnamed": ["client": baseCPU[0].client.rounded(), "postgres": baseCPU[0].postgres.rounded()],
             "cpu_us_per_insert_prepared": ["client": baseCPU[1].client.rounded(), "postgres": baseCPU[1].postgres.rounded()],
             "spread_receipts_per_second": spread.rate.rounded(), "spread_receipt_p99_ms": spread.p99,
@@ -296,6 +299,7 @@ enum HTTPBench {
                 ["CPU µs per command (GETs' share in): coordd + PostgreSQL + client",
                  String(format: "%.0f + %.0f + %.0f", commandCPU.coordd, commandCPU.postgres, commandCPU.client)],
                 ["GET /v1/stock at \(getRate)/s: achieved, p50 / p99 ms", String(format: "%.0f/s, %.1f / %.1f", Double(g.count) / getSeconds, percentile(g, 0.5), percentile(g, 0.99))],
+                ["coordd CPU ms per second in the GET phase (GETs, one receipt per 20 ms to every feed)", String(format: "%.0f", getCPU)],
                 ["coordd CPU ms per second, \(feeds) feeds and \(idle) idle connections open, nothing happening", String(format: "%.1f", quietCPU)],
                 ["idle connections held open (answering at the end)", "\(stillOpen)/\(idle)"],
                 ["live feeds delivering all \(expected.count) events of the phase, in order", "\(complete)/\(feeds)"],

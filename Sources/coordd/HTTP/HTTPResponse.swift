@@ -109,9 +109,13 @@ final class ResponseStream: Sendable {
         var writers: [CheckedContinuation<Bool?, Never>] = []
     }
     private let state = Mutex(State())
-    /// The server loop to wake on each send: a weak reference, not a stored closure (a closure kept in a
-    /// generic Mutex is re-thunked on every read, which showed up as a third of the CPU with 500 feeds).
-    private let waker = Mutex<WeakServer?>(nil)
+    /// The server loop to signal, and this stream's connection in it: a weak reference, not a stored closure (a
+    /// closure kept in a generic Mutex is re-thunked on every read, which showed up as a third of the CPU with 500
+    /// feeds).
+    private let waker = Mutex<StreamWaker?>(nil)
+    /// Set by the first send after the loop last took this stream's bytes: the loop is signalled once for a run of
+    /// sends, and pumps only the streams that signalled (not every open stream on every turn).
+    private let signalled = Atomic<Bool>(false)
     let limit: Int
     let framing: Framing
 
@@ -120,13 +124,25 @@ final class ResponseStream: Sendable {
         self.framing = framing
     }
 
-    /// The server sets this when it starts writing the stream: each send then wakes its loop.
-    func attach(_ server: HTTPServer) {
-        waker.withLock { $0 = WeakServer(server) }
-        server.wake()
+    /// The server sets this when it starts writing the stream to connection `fd` (of `generation`): sends then
+    /// signal its loop. What was sent before is pumped at once.
+    func attach(_ server: HTTPServer, fd: Int32, generation: UInt64) {
+        let waker = StreamWaker(server, fd: fd, generation: generation)
+        self.waker.withLock { $0 = waker }
+        signalled.store(true, ordering: .sequentiallyConsistent)
+        server.streamReady(fd: fd, generation: generation)
     }
 
-    private func wake() { waker.withLock { $0 }?.server?.wake() }
+    /// Tells the loop there is something to write, unless it was told since it last took the bytes.
+    private func wake() {
+        if signalled.exchange(true, ordering: .sequentiallyConsistent) { return }
+        guard let w = waker.withLock({ $0 }), let server = w.server else { return }
+        server.streamReady(fd: w.fd, generation: w.generation)
+    }
+
+    /// The loop, before it drains: sends from now on signal again (a send between this and the drain is drained
+    /// now and signals once more, which costs one empty pump).
+    func clearSignal() { signalled.store(false, ordering: .sequentiallyConsistent) }
 
     /// Queues bytes without waiting; returns false when the stream is over (client gone, too slow, server stopping).
     @discardableResult
@@ -207,8 +223,14 @@ final class ResponseStream: Sendable {
     }
 }
 
-/// A weak reference to the server, for streams.
-final class WeakServer: @unchecked Sendable {
+/// A weak reference to the server, and the connection a stream is written to, for streams.
+final class StreamWaker: @unchecked Sendable {
     weak var server: HTTPServer?
-    init(_ server: HTTPServer) { self.server = server }
+    let fd: Int32
+    let generation: UInt64
+    init(_ server: HTTPServer, fd: Int32, generation: UInt64) {
+        self.server = server
+        self.fd = fd
+        self.generation = generation
+    }
 }

@@ -24,6 +24,11 @@ struct HTTPServerConfiguration: Sendable {
     /// Bytes of answers a connection may have waiting to be sent: past it the server stops reading that
     /// connection's requests until the client reads (a client pipelining without reading cannot grow memory).
     var maxQueuedOutput = 1 << 20
+    /// Event streams (live feeds) are written at most this often, in seconds: the first event after a quiet spell
+    /// goes out at once, and what follows it within the interval shares one send per feed. Each feed's send is a
+    /// system call and a loopback or network packet: 500 feeds at 50 events a second were 25,000 sends a second,
+    /// a quarter of coordd's CPU, with GET answers queued behind them on the loop.
+    var feedFlushInterval: Double = 0.05
     /// How a wire-level refusal (a malformed request, a timeout, too many connections) is answered; the API
     /// sets its problem+json, the wire layer knows none.
     var refusal: @Sendable (_ status: Int, _ reason: String) -> HTTPResponse = { status, reason in
@@ -69,9 +74,17 @@ final class HTTPServer: @unchecked Sendable {
     /// times a second rather than on every turn of the loop.
     private var lastExpiry = Date.distantPast
     private let completions = Mutex<[(Int32, UInt64, HTTPResponse, Bool)]>([])
+    /// Streams with something to write (`ResponseStream.send`), as their connections' fd and generation.
+    private let readyStreams = Mutex<[(Int32, UInt64)]>([])
+    /// Connections whose state the loop changed this turn: only their epoll interest is looked at again. Walking
+    /// all of them on every turn (1,000 idle connections and feeds, ~1,000 turns a second) cost more than the work.
+    private var touched: [Connection] = []
+    /// Event streams that signalled since the last feed flush, and when the next one is due (uptime nanoseconds).
+    private var deferredFeeds: [(Int32, UInt64)] = []
+    private var nextFeedFlush: UInt64 = 0
     private let stopping = Mutex(false)
     private let openConnections = Atomic<Int>(0)
-    /// Bytes of answers waiting to be sent, over all connections, as of the loop's last turn.
+    /// Bytes of answers waiting to be sent, over all connections, as of the loop's last look (10 a second).
     private let queuedBytes = Atomic<Int>(0)
     /// Seconds in-flight requests get once a shutdown starts.
     private let grace = Mutex<Double>(10)
@@ -180,6 +193,14 @@ final class HTTPServer: @unchecked Sendable {
         }
     }
 
+    /// A stream has bytes to write (or has finished): the loop pumps it on its next turn.
+    func streamReady(fd: Int32, generation: UInt64) {
+        readyStreams.withLock { $0.append((fd, generation)) }
+        wake()
+    }
+
+    private func touch(_ c: Connection) { touched.append(c) }
+
     private func setNonBlocking(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFL, 0)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
@@ -221,7 +242,10 @@ final class HTTPServer: @unchecked Sendable {
                 let wanted = connections.count < configuration.maxConnections + 64 ? EPOLLIN.rawValue : 0
                 if wanted != listenerWatched, watch(listener, wanted, add: false) { listenerWatched = wanted }
             }
-            for c in connections.values {
+            // Interest changes only where the loop changed a connection; while stopping, everywhere.
+            let changed = shutdownStarted == nil ? touched : Array(connections.values)
+            touched.removeAll(keepingCapacity: true)
+            for c in changed where connections[c.fd] === c {
                 var wanted: UInt32 = 0
                 // Read only what can be answered: not while a handler runs, a stream is open, or answers wait unsent.
                 if !c.busy && c.stream == nil && !c.closeAfterWrite && c.output.count < configuration.maxQueuedOutput { wanted |= EPOLLIN.rawValue }
@@ -235,7 +259,12 @@ final class HTTPServer: @unchecked Sendable {
                     }
                 }
             }
-            let ready = epoll_wait(epoll, &readyEvents, Int32(readyEvents.count), 250)
+            var timeout: Int32 = 250
+            if !deferredFeeds.isEmpty {
+                let now = DispatchTime.now().uptimeNanoseconds
+                timeout = nextFeedFlush > now ? Int32(min(250, (nextFeedFlush - now + 999_999) / 1_000_000)) : 0
+            }
+            let ready = epoll_wait(epoll, &readyEvents, Int32(readyEvents.count), timeout)
             if ready < 0 && errno != EINTR { logger.error("epoll_wait failed", ["errno": String(errno)]); continue }
             for i in 0..<max(0, Int(ready)) {
                 let p = (fd: readyEvents[i].data.fd, events: readyEvents[i].events)
@@ -248,21 +277,22 @@ final class HTTPServer: @unchecked Sendable {
                 } else if p.fd == listener {
                     acceptAll()
                 } else if let c = connections[p.fd] {
+                    touch(c)
                     // Hung up or reset: no answer can reach the client any more. Closing now (a running handler's
                     // answer is dropped by its generation) also stops epoll reporting it again on every turn.
                     if p.events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { closeConnection(c); continue }
                     if p.events & EPOLLIN.rawValue != 0 && !c.busy && c.stream == nil { readFrom(c) }
                     if connections[p.fd] != nil && p.events & EPOLLOUT.rawValue != 0 {
                         flush(c)
-                        // Room again: answer what was read while the output was backed up.
-                        if connections[p.fd] != nil { processBuffered(c) }
+                        // Room again: answer what was read while the output was backed up, or take more of a
+                        // chunked stream that waited for it.
+                        if connections[p.fd] != nil { c.stream == nil ? processBuffered(c) : pump(c) }
                     }
                 }
             }
             deliverCompletions()
-            pumpStreams()
+            pumpStreams(stopping: shutdownStarted != nil)
             expire()
-            queuedBytes.store(connections.values.reduce(0) { $0 + $1.output.count }, ordering: .relaxed)
         }
         wakeLock.withLock { open in
             open = false
@@ -293,6 +323,7 @@ final class HTTPServer: @unchecked Sendable {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             nextGeneration += 1
             let c = Connection(fd: fd, generation: nextGeneration, limits: configuration.limits)
+            touch(c)
             if connections.count >= configuration.maxConnections {
                 // Full: the longest-idle keep-alive connection makes room (its client reconnects when it needs to);
                 // only when every connection is working is the newcomer refused.
@@ -375,6 +406,7 @@ final class HTTPServer: @unchecked Sendable {
                 response.stream?.cancel()
                 continue
             }
+            touch(c)
             c.busy = false
             c.requestStarted = nil
             c.lastActivity = Date()
@@ -383,7 +415,7 @@ final class HTTPServer: @unchecked Sendable {
             if let stream = response.stream {
                 c.stream = stream
                 c.keepAliveAfterStream = keep && stream.framing == .chunked && !c.headMethod
-                stream.attach(self)
+                stream.attach(self, fd: fd, generation: generation)
                 if stopping { stream.finish() }
                 queue(c, response.serialized(head: false, keepAlive: c.keepAliveAfterStream))
                 if c.headMethod { stream.cancel(); c.stream = nil; c.closeAfterWrite = true }
@@ -396,35 +428,64 @@ final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    private func pumpStreams() {
-        for c in Array(connections.values) {
-            guard let stream = c.stream else { continue }
-            // A chunked producer waits for room; an event stream's client that falls this far behind is dropped.
-            if stream.framing == .chunked && c.output.count >= configuration.maxQueuedOutput { continue }
-            let (bytes, finished, failed) = stream.drain()
-            if failed {
-                // Client too slow (buffer limit) or gone: drop it rather than buffer without bound.
+    /// Pumps the streams that signalled since the last turn: chunked ones at once, event streams when a feed flush
+    /// is due (`feedFlushInterval`; always while stopping).
+    private func pumpStreams(stopping: Bool) {
+        let ready = readyStreams.withLock { list -> [(Int32, UInt64)] in
+            defer { list.removeAll(keepingCapacity: true) }
+            return list
+        }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let flushFeeds = stopping || now >= nextFeedFlush
+        var flushed = false
+        for (fd, generation) in ready {
+            guard let c = connections[fd], c.generation == generation else { continue }
+            let feed = c.stream?.framing == .eventStream
+            if feed && !flushFeeds { deferredFeeds.append((fd, generation)); continue }
+            flushed = flushed || feed
+            pump(c)
+        }
+        if flushFeeds && !deferredFeeds.isEmpty {
+            for (fd, generation) in deferredFeeds {
+                if let c = connections[fd], c.generation == generation { pump(c) }
+            }
+            deferredFeeds.removeAll(keepingCapacity: true)
+            flushed = true
+        }
+        if flushed { nextFeedFlush = now + UInt64(max(0, configuration.feedFlushInterval) * 1e9) }
+    }
+
+    /// Writes what the connection's stream has queued, and ends the stream when it has finished.
+    private func pump(_ c: Connection) {
+        guard let stream = c.stream else { return }
+        touch(c)
+        // A chunked producer waits for room (its connection is pumped again once the output drains: its signal
+        // stays set meanwhile); an event stream's client that falls this far behind is dropped.
+        if stream.framing == .chunked && c.output.count >= configuration.maxQueuedOutput { return }
+        stream.clearSignal()
+        let (bytes, finished, failed) = stream.drain()
+        if failed {
+            // Client too slow (buffer limit) or gone: drop it rather than buffer without bound.
+            closeConnection(c)
+            return
+        }
+        if !bytes.isEmpty {
+            if stream.framing == .eventStream && c.output.count + bytes.count > configuration.maxQueuedOutput {
+                stream.cancel()
                 closeConnection(c)
-                continue
+                return
             }
-            if !bytes.isEmpty {
-                if stream.framing == .eventStream && c.output.count + bytes.count > configuration.maxQueuedOutput {
-                    stream.cancel()
-                    closeConnection(c)
-                    continue
-                }
-                queue(c, bytes)
-                flush(c)
-            }
-            if finished && connections[c.fd] != nil {
-                c.stream = nil
-                if c.keepAliveAfterStream {
-                    c.lastActivity = Date()
-                    processBuffered(c)
-                } else {
-                    c.closeAfterWrite = true
-                    if c.output.isEmpty { closeConnection(c) }
-                }
+            queue(c, bytes)
+            flush(c)
+        }
+        if finished && connections[c.fd] != nil {
+            c.stream = nil
+            if c.keepAliveAfterStream {
+                c.lastActivity = Date()
+                processBuffered(c)
+            } else {
+                c.closeAfterWrite = true
+                if c.output.isEmpty { closeConnection(c) }
             }
         }
     }
@@ -433,11 +494,13 @@ final class HTTPServer: @unchecked Sendable {
         let now = Date()
         guard now.timeIntervalSince(lastExpiry) >= 0.1 else { return }
         lastExpiry = now
+        queuedBytes.store(connections.values.reduce(0) { $0 + $1.output.count }, ordering: .relaxed)
         for c in Array(connections.values) where !c.busy && c.stream == nil {
             if let started = c.requestStarted {
                 let limit = c.decoder.awaitsBody ? configuration.bodyTimeout : configuration.headerTimeout
                 if now.timeIntervalSince(started) > limit {
                     // A slow client: answer 408 and close.
+                    touch(c)
                     queue(c, configuration.refusal(408, "request timeout").serialized(head: false, keepAlive: false))
                     c.closeAfterWrite = true
                     c.requestStarted = nil

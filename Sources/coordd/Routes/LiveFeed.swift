@@ -1,9 +1,16 @@
 import Coordination
 import Events
 import Foundation
+import Synchronization
 
 /// The shared tail reader cannot read the log.
 struct FeedUnavailable: Error {}
+
+/// Where an attached feed is: the last position its tail reader's deliveries took.
+final class FeedCursor: Sendable {
+    let position: Mutex<Int64>
+    init(_ position: Int64) { self.position = Mutex(position) }
+}
 
 enum LiveFeed {
     static let parameters = [
@@ -104,6 +111,19 @@ extension App {
                                     if let last = direct.last { position = last.position } else { try await Task.sleep(nanoseconds: 250_000_000) }
                                     continue
                                 }
+                                // Caught up: unless this feed must do something asynchronous with what it is sent
+                                // (learn a scope's or a response's streams), the tail reader delivers to it itself.
+                                if scope == nil, membership == nil {
+                                    let pushed = FeedCursor(position)
+                                    let push = { @Sendable (batch: [EventFanout.Delivery]) -> Bool in
+                                        Self.push(batch, to: stream, filter: selected, personalData: personalData, position: pushed)
+                                    }
+                                    if let attachment = fanout.attach(at: position, push) {
+                                        await attachment.detached()
+                                        position = pushed.position.withLock { $0 }
+                                        continue
+                                    }
+                                }
                                 await fanout.wait(after: position)
                                 continue
                             }
@@ -141,6 +161,28 @@ extension App {
             }
             work.cancel()
             alerts.cancel()
+        }
+    }
+
+    /// What an attached feed does with a batch, on the tail reader's task: each event it selects goes out as
+    /// `deliver` would send it, and `position` moves past it. False (detach) when the stream is over, or at an event
+    /// that shows personal data to a principal allowed to see it: the feed's own task sends that one, as it records
+    /// the read (in the database), which the reader's task must not wait for.
+    static func push(_ batch: [EventFanout.Delivery], to stream: ResponseStream, filter: EventFilter, personalData: Bool,
+                     position: FeedCursor) -> Bool {
+        position.position.withLock { p in
+            for (event, rendered) in batch where event.position > p {
+                if filter.matches(event) {
+                    if PersonalData.isPersonal(event.type) {
+                        if personalData { return false }
+                        if !stream.send(Self.sseMessage(PersonalData.redact(event))) { return false }
+                    } else if !stream.send(rendered) {
+                        return false
+                    }
+                }
+                p = event.position
+            }
+            return true
         }
     }
 

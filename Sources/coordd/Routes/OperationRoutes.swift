@@ -55,6 +55,7 @@ extension App {
             extra.append(S(name: "coord_append_batches_total", kind: .counter, help: "Append transactions (group commits) of this process.", value: Double(app.service.store.writerStats.batches)))
             extra.append(S(name: "coord_http_open_connections", kind: .gauge, help: "Open client connections.", value: Double(app.link.connections)))
             extra.append(S(name: "coord_http_queued_output_bytes", kind: .gauge, help: "Bytes of answers waiting for slow clients to read them.", value: Double(app.link.queuedOutput)))
+            extra.append(S(name: "coord_live_feeds_attached", kind: .gauge, help: "Caught-up live feeds the shared tail reader sends to itself.", value: Double(app.fanout.attachedCount)))
             if let status = try? await app.runner.status() {
                 for s in status {
                     let label = "projection=\"\(Metrics.label(s.name))\""
