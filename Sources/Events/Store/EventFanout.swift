@@ -85,8 +85,9 @@ public final class EventFanout: Sendable {
         let detached = state.withLock { s -> [Attachment] in
             s.unreadable = !readable
             // Nothing comes while the log cannot be read: attached consumers go back to pulling, which notices.
-            defer { if !readable { s.attached = [] } }
-            return readable ? [] : s.attached
+            guard !readable else { return [] }
+            defer { s.attached = [] }
+            return s.attached
         }
         detached.forEach { $0.detach() }
         waiters.resumeAll()
@@ -117,9 +118,10 @@ public final class EventFanout: Sendable {
             }
             return s.attached
         }
+        // `offer` is false for one that ended, now or before (a cancelled feed): those go.
         var ended = false
         for a in attached where !a.offer(rendered) { ended = true }
-        if ended || attached.contains(where: \.isEnded) { state.withLock { $0.attached.removeAll { $0.isEnded } } }
+        if ended { state.withLock { $0.attached.removeAll { $0.isEnded } } }
         waiters.resumeAll()
     }
 
