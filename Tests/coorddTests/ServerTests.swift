@@ -36,6 +36,35 @@ struct ServerTests {
         #expect(second.contains("Content-Type: text/event-stream"))
     }
 
+    @Test("a feed from the start over 3,000 large events held in the window catches up at the client's pace: every event once, in order, none dropped")
+    func catchUpFromTheWindow() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        let port = d.port, token = d.viewer
+        try await d.app.fanout.start()
+        // ~3.3 MB: three times what a stream may hold unsent, all of it in the shared window, read at memory speed.
+        let payload = JSONText("{\"text\":\"" + String(repeating: "x", count: 1000) + "\"}")
+        for i in 0..<30 {
+            try await d.store.append((0..<100).map { _ in EventData(type: "bulk.event", data: payload) }, to: "bulk-\(i)")
+        }
+        for _ in 0..<200 {
+            if case .events(let e) = d.app.fanout.events(after: 2999, limit: 1), !e.isEmpty { break }
+            try await Task.sleep(nanoseconds: 25_000_000)
+        }
+        if case .events(let first) = d.app.fanout.events(after: 0, limit: 1) {
+            #expect(first.first?.event.position == 1, "the window holds the log from its start")
+        } else {
+            Issue.record("the window does not reach back to position 0")
+        }
+        let feed = try await offPool { () -> String in
+            let c = try RawClient(port: port, receiveTimeout: 20)
+            c.send("GET /v1/events/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\nLast-Event-ID: 0\r\n\r\n")
+            return c.read(until: "id: 3000\n")
+        }
+        let ids = feed.components(separatedBy: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }
+        #expect(ids == Array(1...3000), "\(WriterLoad.describe(ids, head: 3000))")
+    }
+
     @Test("graceful shutdown: a request in flight completes, live streams get a final event, every connection closes")
     func gracefulShutdown() async throws {
         let d = try await TestDaemon()

@@ -171,6 +171,14 @@ final class WriterLoad: @unchecked Sendable {
     }
 
     /// The positions up to `head` a live feed from the start delivers through `port`.
+    /// What a feed's positions got wrong against 1...head: how many, the first out of place, repeats, the last.
+    static func describe(_ fed: [Int], head: Int) -> String {
+        let firstWrong = zip(fed, 1...head).first { $0 != $1 }
+        let repeats = fed.count - Set(fed).count
+        return "\(fed.count) of \(head) events, last \(fed.last.map(String.init) ?? "none"), \(repeats) repeated, "
+            + (firstWrong.map { "position \($0.1) read as \($0.0)" } ?? "none out of place")
+    }
+
     static func feedPositions(port: UInt16, token: String, head: Int) async throws -> [Int] {
         let feed = try await runBlocking { () -> String in
             let c = try RawClient(port: port, receiveTimeout: 10)

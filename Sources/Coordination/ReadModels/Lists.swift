@@ -91,14 +91,17 @@ public struct ListSpec: Sendable {
     public let filters: [ListFilter]
     /// The HXL hashtag of every column the list has (DOMAIN.md, "HXL for every list").
     public let hxl: [String: String]
+    /// The projections whose read-model tables `fetch` reads, every one of them (coordd serves an answer again
+    /// while none of them changed); empty: the list reads something else (the log, the checkpoints).
+    public let reads: [String]
     let fetch: @Sendable (ListSource, ListArguments, _ limit: Int, _ after: String?) async throws -> ResultTable
     /// The cursor key of a row: the list's sort key, which `fetch` continues after.
     let key: @Sendable (ResultTable, Int) -> String
 
-    init(_ name: String, _ summary: String, filters: [ListFilter] = [], hxl: [String: String],
+    init(_ name: String, _ summary: String, filters: [ListFilter] = [], hxl: [String: String], reads: [String] = [],
          key: @escaping @Sendable (ResultTable, Int) -> String,
          fetch: @escaping @Sendable (ListSource, ListArguments, Int, String?) async throws -> ResultTable) {
-        (self.name, self.summary, self.filters, self.hxl, self.key, self.fetch) = (name, summary, filters, hxl, key, fetch)
+        (self.name, self.summary, self.filters, self.hxl, self.reads, self.key, self.fetch) = (name, summary, filters, hxl, reads, key, fetch)
     }
 
     /// A key from one column (an id, a code, a position).

@@ -11,6 +11,7 @@ extension Lists {
         hxl: ["id": "#meta+id", "kind": "#event+type", "subject": "#meta+subject", "response": "#crisis+code", "detail": "#description",
               "status": "#status", "raised_at": "#date+reported", "raised_position": "#meta+position+raised", "cleared_at": "#date+cleared",
               "cleared_position": "#meta+position+cleared"],
+        reads: ["alerts", "stock"],
         key: ListSpec.column("id")
     ) { source, a, limit, after in
         let (kind, response, warehouses, responses) = (a["kind"], a["response"], a.warehousesInScope, a.responsesInScope)

@@ -10,6 +10,7 @@ extension Lists {
         hxl: ["id": "#crisis+id", "name": "#crisis+name", "country": "#country+code", "hazard": "#crisis+type", "glide": "#crisis+code",
               "severity": "#severity", "phase": "#status+phase", "status": "#status+name", "areas": "#loc+pcode+list",
               "declared_at": "#date+start", "closed_at": "#date+end"],
+        reads: ["responses"],
         key: ListSpec.columns("declared_at", "id")
     ) { source, a, limit, after in
         let (status, country, hazard, scoped) = (a["status"], a["country"], a["hazard"], a.responsesInScope)

@@ -10,6 +10,7 @@ extension Lists {
         filters: [ListFilter("country", .id, "ISO 3166-1 alpha-3 country"), ListFilter("kind", .oneOf(WarehouseKind.all), "Kind of warehouse")],
         hxl: ["code": "#loc+code", "name": "#loc+name", "country": "#country+code", "kind": "#loc+type", "pcode": "#loc+pcode",
               "adm1": "#adm1+code", "adm2": "#adm2+code", "lat": "#geo+lat", "lon": "#geo+lon", "capacity_m3": "#capacity+m3"],
+        reads: ["stock"],
         key: ListSpec.column("code")
     ) { source, a, limit, after in
         let (country, kind, scoped) = (a["country"], a["kind"], a.warehousesInScope)
@@ -29,6 +30,7 @@ extension Lists {
         filters: [ListFilter("category", .text, "Item category"), ListFilter("kit", .flag, "Only kits (true) or only single items (false)")],
         hxl: ["code": "#item+code", "name": "#item+name", "unit": "#item+unit", "category": "#item+type", "kit": "#item+kit+list",
               "is_kit": "#item+is_kit"],
+        reads: ["stock"],
         key: ListSpec.column("code")
     ) { source, a, limit, after in
         let (category, kit) = (a["category"], a["kit"])
@@ -51,6 +53,7 @@ extension Lists {
               "on_hand": "#capacity+num+onhand", "in_transit_in": "#capacity+num+transit+in", "in_transit_out": "#capacity+num+transit+out",
               "minimum": "#capacity+num+min", "target": "#capacity+num+target", "status": "#status", "households": "#capacity+num+households",
               "updated_at": "#date+reported"],
+        reads: ["stock"],
         key: ListSpec.columns("warehouse", "item")
     ) { source, a, limit, after in
         let (warehouse, item, status, country, scoped) = (a["warehouse"], a["item"], a["status"], a["country"], a.warehousesInScope)
@@ -79,6 +82,7 @@ extension Lists {
               "balance": "#capacity+num+balance", "lost": "#capacity+num+lost", "reference": "#meta+ref", "counterpart": "#meta+counterpart",
               "response": "#crisis+code", "reason": "#description+reason", "reverses": "#meta+reverses", "reversed_by": "#meta+reversed_by",
               "actor": "#meta+actor"],
+        reads: ["stock"],
         key: ListSpec.columns("position", "warehouse")
     ) { source, a, limit, after in
         let (warehouse, item, response, movement, scoped) = (a["warehouse"], a["item"], a["response"], a["movement"], a.warehousesInScope)
@@ -105,6 +109,7 @@ extension Lists {
               "received": "#capacity+num+received", "lost": "#capacity+num+lost", "receipts": "#meta+receipts", "status": "#status",
               "reference": "#meta+ref", "transport": "#meta+transport", "response": "#crisis+code", "sent_at": "#date+start",
               "received_at": "#date+end", "cancelled_at": "#date+cancelled", "cancel_reason": "#description+reason"],
+        reads: ["stock"],
         key: ListSpec.column("id")
     ) { source, a, limit, after in
         let (status, from, to, item, response, scoped) = (a["status"], a["from"], a["to"], a["item"], a["response"], a.warehousesInScope)

@@ -15,6 +15,7 @@ extension Lists {
                   ListFilter("q", .text, "Search the id, and the name with personal-data access (case-insensitive)")],
         hxl: ["id": "#contact+id", "name": "#contact+name", "email": "#contact+email", "profiles": "#contact+role+list",
               "home_country": "#country+code", "available": "#status+available", "conflicts": "#meta+conflicts"],
+        reads: ["surge"],
         key: ListSpec.column("id")
     ) { source, a, limit, after in
         let from = (a.day("available_from") ?? a.day("available_to"))?.description
@@ -60,6 +61,7 @@ extension Lists {
               "requested_at": "#date+requested", "confirmed_at": "#date+confirmed", "arrived_at": "#date+arrived",
               "completed_at": "#date+completed", "cancelled_at": "#date+cancelled", "cancel_reason": "#description+reason",
               "extensions": "#meta+extensions", "overdue_end": "#status+overdue"],
+        reads: ["surge", "responses"],
         key: ListSpec.column("id")
     ) { source, a, limit, after in
         let today = a.today.description

@@ -16,6 +16,7 @@ extension Lists {
               "blocked_reason": "#description+reason", "comments": "#meta+comments", "created_at": "#date+created",
               "started_at": "#date+started", "completed_at": "#date+completed", "verified_at": "#date+verified",
               "cancelled_at": "#date+cancelled"],
+        reads: ["tasks"],
         key: ListSpec.column("id")
     ) { source, a, limit, after in
         let today = a.today.description

@@ -79,6 +79,26 @@ public final class ProjectionRunner: Sendable {
         workers.first { $0.definition.name == name }?.isLeader.withLock { $0 } ?? false
     }
 
+    /// A mark of the read-model tables of each projection of `names`, when this process leads them all and none
+    /// is changing them now; else nil. A mark moves (to odd) before a transaction that changes the tables starts
+    /// and again (to even) once it has committed or failed (a batch applied, a rebuild swapped in), and by two
+    /// whenever leadership is taken or given up. So an answer computed from the tables under even marks read
+    /// before it, and still the same, is what the tables hold; and once a change is visible to any reader, no
+    /// earlier mark is current (coordd's cache of list answers: a reader never sees a state older than one seen).
+    public func changeMarks(_ names: [String]) -> [UInt64]? {
+        var marks: [UInt64] = []
+        marks.reserveCapacity(names.count)
+        for name in names {
+            guard let w = workers.first(where: { $0.definition.name == name }) else { return nil }
+            // Read before the leadership: a mark read while leading is one no other process's writes can follow
+            // without moving it (leadership is given up, and the mark moved, before another can take it).
+            let mark = w.changes.load(ordering: .sequentiallyConsistent)
+            guard mark & 1 == 0, w.isLeader.withLock({ $0 }) else { return nil }
+            marks.append(mark)
+        }
+        return marks
+    }
+
     /// Status of every projection this runner knows, with lag, and whether this process leads it.
     public func status() async throws -> [ProjectionStatus] {
         var out = try await Self.status(pool: store.pool, definitions: definitions)
@@ -172,6 +192,16 @@ public final class ProjectionRunner: Sendable {
         var lastCommit = Date.distantPast
         let stopped = Mutex(false)
         let isLeader = Mutex(false)
+        /// Odd while the projection's tables are being changed; moves by two at every change of leadership.
+        let changes = Atomic<UInt64>(0)
+
+        /// Runs `body`, which may change the tables (unless `changes` is false), with the mark odd.
+        func changing<T>(_ changes: Bool = true, _ body: () async throws -> T) async rethrows -> T {
+            guard changes else { return try await body() }
+            self.changes.add(1, ordering: .sequentiallyConsistent)
+            defer { self.changes.add(1, ordering: .sequentiallyConsistent) }
+            return try await body()
+        }
         var lastStatusCheck = Date.distantPast
         var lastLeaderProbe = Date.distantPast
         /// When this process last found its lock's session gone: it stands back for two polls before trying again.
@@ -240,6 +270,7 @@ public final class ProjectionRunner: Sendable {
         w.leaderConnection?.close()
         w.leaderConnection = nil
         w.isLeader.withLock { $0 = false }
+        w.changes.add(2, ordering: .sequentiallyConsistent)
         w.state = nil
     }
 
@@ -271,6 +302,7 @@ public final class ProjectionRunner: Sendable {
         }
         guard won else { connection.close(); return false }
         w.leaderConnection = connection
+        w.changes.add(2, ordering: .sequentiallyConsistent)
         w.isLeader.withLock { $0 = true }
         logger.info("leading projection", ["projection": w.definition.name])
         return true
@@ -334,7 +366,7 @@ public final class ProjectionRunner: Sendable {
         if events.isEmpty {
             w.scanned = max(w.scanned, head)
             if head > from, head - from >= Self.idleCheckpointEvents || Date().timeIntervalSince(w.lastCommit) > 1 {
-                try await commit(w, state: state, from: from, to: head)
+                try await commit(w, state: state, from: from, to: head, changesTables: false)
             }
             return 0
         }
@@ -360,10 +392,11 @@ public final class ProjectionRunner: Sendable {
     static let idleCheckpointEvents: Int64 = 1000
 
     /// Flushes the state's changes and moves the checkpoint in one transaction, by compare-and-set.
-    private func commit(_ w: Worker, state: any ProjectionState, from: Int64, to: Int64) async throws {
+    /// `changesTables`: false when the batch applied nothing (only the checkpoint moves; the change mark stays).
+    private func commit(_ w: Worker, state: any ProjectionState, from: Int64, to: Int64, changesTables: Bool = true) async throws {
         let name = w.definition.name
         let box = SendableBox(state)
-        let status = try await store.pool.withConnection { c -> String? in
+        let status = try await w.changing(changesTables) { try await store.pool.withConnection { c -> String? in
             try c.transaction { c in
                 try box.value.flush(c, suffix: "")
                 let r = try c.query("""
@@ -373,7 +406,7 @@ public final class ProjectionRunner: Sendable {
                 guard r.count == 1 else { throw LostLeadership() }
                 return try r.decode(0, 0, as: String.self)
             }
-        }
+        } }
         w.checkpoint = to
         w.scanned = max(w.scanned, to)
         w.lastCommit = Date()
@@ -393,8 +426,10 @@ public final class ProjectionRunner: Sendable {
     /// Rebuilds into shadow tables and swaps them in; then the worker continues live from the new checkpoint.
     private func rebuild(_ w: Worker, _ log: Logger) async throws {
         let started = Date()
-        let (state, checkpoint) = try await Self.rebuild(w.definition, store: store, batchSize: batchSize) { position, head in
-            log.debug("rebuild progress", ["position": String(position), "head": String(head)])
+        let (state, checkpoint) = try await w.changing {
+            try await Self.rebuild(w.definition, store: store, batchSize: batchSize) { position, head in
+                log.debug("rebuild progress", ["position": String(position), "head": String(head)])
+            }
         }
         w.state = state
         w.checkpoint = checkpoint

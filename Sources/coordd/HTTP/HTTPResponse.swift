@@ -94,7 +94,8 @@ enum HTTPDate {
 /// Bytes a producer task pushes to a streaming response, bounded.
 ///
 /// - `.eventStream` (Server-Sent Events): `send` never waits; when the client reads too slowly and more than
-///   `limit` bytes wait, the stream fails and the server drops the connection, so memory never grows.
+///   `limit` bytes wait, the stream fails and the server drops the connection, so memory never grows. A producer
+///   with much to send at once (a feed catching up) waits for `room` between sends.
 /// - `.chunked` (a streamed export): `write` waits while `limit` bytes are pending, so a large export flows at
 ///   the client's pace with bounded memory; the chunked framing lets the connection stay open after it.
 final class ResponseStream: Sendable {
@@ -103,12 +104,14 @@ final class ResponseStream: Sendable {
     private struct State {
         var chunks: [[UInt8]] = []
         var pending = 0
+        /// Bytes that may wait unsent in the stream (`limit` until the server lowers it to its own bound).
+        var limit: Int
         var finished = false
         var failed = false
         /// Producers waiting for room (`write`): resumed with nil to try again.
         var writers: [CheckedContinuation<Bool?, Never>] = []
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// The server loop to signal, and this stream's connection in it: a weak reference, not a stored closure (a
     /// closure kept in a generic Mutex is re-thunked on every read, which showed up as a third of the CPU with 500
     /// feeds).
@@ -116,17 +119,20 @@ final class ResponseStream: Sendable {
     /// Set by the first send after the loop last took this stream's bytes: the loop is signalled once for a run of
     /// sends, and pumps only the streams that signalled (not every open stream on every turn).
     private let signalled = Atomic<Bool>(false)
-    let limit: Int
     let framing: Framing
 
     init(limit: Int = 1 << 20, framing: Framing = .eventStream) {
-        self.limit = limit
+        self.state = Mutex(State(limit: limit))
         self.framing = framing
     }
 
+    var limit: Int { state.withLock { $0.limit } }
+
     /// The server sets this when it starts writing the stream to connection `fd` (of `generation`): sends then
-    /// signal its loop. What was sent before is pumped at once.
-    func attach(_ server: HTTPServer, fd: Int32, generation: UInt64) {
+    /// signal its loop. What was sent before is pumped at once. `limit`: at most this many bytes may wait in the
+    /// stream from now on (an event stream's share of what the connection may hold unsent).
+    func attach(_ server: HTTPServer, fd: Int32, generation: UInt64, limit: Int? = nil) {
+        if let limit { state.withLock { $0.limit = min($0.limit, max(1, limit)) } }
         let waker = StreamWaker(server, fd: fd, generation: generation)
         self.waker.withLock { $0 = waker }
         signalled.store(true, ordering: .sequentiallyConsistent)
@@ -134,8 +140,10 @@ final class ResponseStream: Sendable {
     }
 
     /// Tells the loop there is something to write, unless it was told since it last took the bytes.
-    private func wake() {
-        if signalled.exchange(true, ordering: .sequentiallyConsistent) { return }
+    /// `always`: also when signalled already (the stream failed: the loop, which may be holding its bytes back
+    /// while the output is full, must drop the connection now).
+    private func wake(always: Bool = false) {
+        if signalled.exchange(true, ordering: .sequentiallyConsistent) && !always { return }
         guard let w = waker.withLock({ $0 }), let server = w.server else { return }
         server.streamReady(fd: w.fd, generation: w.generation)
     }
@@ -147,14 +155,14 @@ final class ResponseStream: Sendable {
     /// Queues bytes without waiting; returns false when the stream is over (client gone, too slow, server stopping).
     @discardableResult
     func send(_ bytes: [UInt8]) -> Bool {
-        let ok = state.withLock { s -> Bool in
-            if s.finished || s.failed { return false }
-            if s.pending + bytes.count > limit { s.failed = true; return false }
+        let (ok, overran) = state.withLock { s -> (Bool, Bool) in
+            if s.finished || s.failed { return (false, false) }
+            if s.pending + bytes.count > s.limit { s.failed = true; return (false, true) }
             s.chunks.append(bytes)
             s.pending += bytes.count
-            return true
+            return (true, false)
         }
-        wake()
+        wake(always: overran)
         return ok
     }
 
@@ -165,7 +173,7 @@ final class ResponseStream: Sendable {
             let outcome: Bool? = await withCheckedContinuation { (c: CheckedContinuation<Bool?, Never>) in
                 let result = state.withLock { s -> Bool?? in
                     if s.finished || s.failed { return .some(false) }
-                    if s.pending > 0 && s.pending + bytes.count > limit {
+                    if s.pending > 0 && s.pending + bytes.count > s.limit {
                         s.writers.append(c)
                         return .none
                     }
@@ -176,6 +184,27 @@ final class ResponseStream: Sendable {
                 if case .some(let r) = result { c.resume(returning: r) }
             }
             if let outcome { wake(); return outcome }
+        }
+    }
+
+    /// Waits while more than half of `limit` is pending (the client reads slower than the producer makes bytes),
+    /// then says whether the stream is still open. A live feed catching up from history or from the window of
+    /// recent events paces itself with this, at the client's speed, instead of overrunning the limit; its live
+    /// sends do not wait (a client that stops reading is dropped).
+    func room() async -> Bool {
+        while true {
+            let outcome: Bool? = await withCheckedContinuation { (c: CheckedContinuation<Bool?, Never>) in
+                let result = state.withLock { s -> Bool?? in
+                    if s.finished || s.failed { return .some(false) }
+                    if s.pending > s.limit / 2 {
+                        s.writers.append(c)
+                        return .none
+                    }
+                    return .some(true)
+                }
+                if case .some(let r) = result { c.resume(returning: r) }
+            }
+            if let outcome { return outcome }
         }
     }
 
@@ -200,6 +229,9 @@ final class ResponseStream: Sendable {
     }
 
     var isOpen: Bool { state.withLock { !$0.finished && !$0.failed } }
+
+    /// The client fell too far behind (or went): the connection is to be dropped.
+    var hasFailed: Bool { state.withLock { $0.failed } }
 
     /// What the server writes next, framed; wakes writers waiting for room.
     func drain() -> (bytes: [UInt8], finished: Bool, failed: Bool) {

@@ -415,7 +415,10 @@ final class HTTPServer: @unchecked Sendable {
             if let stream = response.stream {
                 c.stream = stream
                 c.keepAliveAfterStream = keep && stream.framing == .chunked && !c.headMethod
-                stream.attach(self, fd: fd, generation: generation)
+                // An event stream holds at most half of what the connection may have unsent; the output the other half
+                // (`pump`): a client that falls behind by that much is dropped.
+                stream.attach(self, fd: fd, generation: generation,
+                              limit: stream.framing == .eventStream ? configuration.maxQueuedOutput / 2 : nil)
                 if stopping { stream.finish() }
                 queue(c, response.serialized(head: false, keepAlive: c.keepAliveAfterStream))
                 if c.headMethod { stream.cancel(); c.stream = nil; c.closeAfterWrite = true }
@@ -460,8 +463,14 @@ final class HTTPServer: @unchecked Sendable {
         guard let stream = c.stream else { return }
         touch(c)
         // A chunked producer waits for room (its connection is pumped again once the output drains: its signal
-        // stays set meanwhile); an event stream's client that falls this far behind is dropped.
+        // stays set meanwhile). An event stream's bytes stay in the stream while half the output limit waits: a
+        // feed catching up waits for room there (`ResponseStream.room`), and a live send that overruns the
+        // stream's own limit fails it, which drops the client.
         if stream.framing == .chunked && c.output.count >= configuration.maxQueuedOutput { return }
+        if stream.framing == .eventStream && c.output.count >= configuration.maxQueuedOutput / 2 {
+            if stream.hasFailed { closeConnection(c) }
+            return
+        }
         stream.clearSignal()
         let (bytes, finished, failed) = stream.drain()
         if failed {
@@ -470,11 +479,6 @@ final class HTTPServer: @unchecked Sendable {
             return
         }
         if !bytes.isEmpty {
-            if stream.framing == .eventStream && c.output.count + bytes.count > configuration.maxQueuedOutput {
-                stream.cancel()
-                closeConnection(c)
-                return
-            }
             queue(c, bytes)
             flush(c)
         }
@@ -495,6 +499,11 @@ final class HTTPServer: @unchecked Sendable {
         guard now.timeIntervalSince(lastExpiry) >= 0.1 else { return }
         lastExpiry = now
         queuedBytes.store(connections.values.reduce(0) { $0 + $1.output.count }, ordering: .relaxed)
+        for c in Array(connections.values) where c.stream != nil && !c.output.isEmpty && now.timeIntervalSince(c.lastActivity) > configuration.idleTimeout {
+            // A stream's client that has read nothing of its waiting output for that long: stalled, or gone
+            // without its reset reaching us.
+            closeConnection(c)
+        }
         for c in Array(connections.values) where !c.busy && c.stream == nil {
             if let started = c.requestStarted {
                 let limit = c.decoder.awaitsBody ? configuration.bodyTimeout : configuration.headerTimeout

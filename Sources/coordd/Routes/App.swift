@@ -20,6 +20,8 @@ final class App: Sendable {
     /// Alert transitions, read once for all live feeds.
     let alertFeed: AlertFeed
     let webhooks: WebhookStore
+    /// JSON list answers served again while their read models are unchanged; nil when lists read from a standby.
+    let listCache: ListCache?
     let webhookSettings: WebhookSettings
     let deliverer: WebhookDeliverer
     static let routes: [Route] = commandRoutes + readRoutes + listRoutes + operationRoutes + webhookRoutes + sessionRoutes + consoleRoutes
@@ -29,6 +31,7 @@ final class App: Sendable {
          readyLagThreshold: Int64 = 10_000, webhookSettings: WebhookSettings = WebhookSettings(), reads: EventStore? = nil) {
         self.service = service
         self.lists = ListSource(store: service.store, reads: reads, leads: { runner.leads($0) })
+        self.listCache = reads == nil ? ListCache() : nil
         self.tokens = TokenStore(pool: service.store.pool)
         self.sessions = SessionStore(pool: service.store.pool, tokens: tokens)
         self.runner = runner

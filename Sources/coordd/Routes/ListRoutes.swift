@@ -27,6 +27,9 @@ extension App {
         let hxl = format == "hxl" ? spec.hxl : nil
         let route = "GET " + ctx.request.path
         if format == "json" {
+            // Marks first, then the query: an answer is never kept under marks newer than the tables it read.
+            let cached = cacheSlot(spec, ctx, arguments)
+            if let cached, let body = cached.cache.answer(cached.key, marks: cached.marks) { return .json(200, bytes: body) }
             let (table, next) = try await personal(spec.page(lists, arguments, limit: limit ?? 100, after: after), spec, ctx, route: route)
             // The log keeps its v1 shape: `events`, and `next` as the position to pass as `after`.
             let events = spec.name == "events"
@@ -34,6 +37,7 @@ extension App {
             table.appendJSONArray(to: &body)
             let cursor = events ? next ?? "null" : next.map { JSONWriter.quote(Self.encodeCursor($0)) } ?? "null"
             body.append(contentsOf: ",\"next\":\(cursor)}".utf8)
+            cached?.cache.keep(cached!.key, marks: cached!.marks, body: body)
             return .json(200, bytes: body)
         }
         let contentType = "text/csv; charset=utf-8"
@@ -70,6 +74,18 @@ extension App {
             }
             stream.finish()
         }
+    }
+
+    /// Where this JSON answer may be found and kept (`ListCache`), or nil when it may not: the list reads the log or
+    /// the checkpoints, lists read from a standby, this process does not lead the list's projections, the caller
+    /// waited for a position, or the page holds personal data the caller may see (every such read is recorded).
+    func cacheSlot(_ spec: ListSpec, _ ctx: RequestContext, _ arguments: ListArguments) -> (cache: ListCache, key: String, marks: [UInt64])? {
+        guard let cache = listCache, !spec.reads.isEmpty, let principal = ctx.principal, ctx.request.header("coord-min-position") == nil,
+              !(principal.personalData && PersonalData.columns[spec.name] != nil),
+              let marks = runner.changeMarks(spec.reads) else { return nil }
+        let key = ListCache.key(list: spec.name, query: ctx.query, personalData: principal.personalData, scope: arguments.scope,
+                                today: arguments.today)
+        return (cache, key, marks)
     }
 
     /// A page as the caller may see it: personal columns emptied without personal-data access; with it, the read

@@ -73,7 +73,10 @@ extension App {
                     func learn(_ events: [RecordedEvent]) async throws {
                         if let scope { try await Self.learnVisibility(events, scope, known: &known, queries: queries) }
                     }
-                    func deliver(_ event: RecordedEvent, _ rendered: [UInt8]?) -> Bool {
+                    // What the feed pulls (history, the window, a direct read) goes at the client's pace: the feed waits
+                    // for room before each send, so a catch-up of thousands of events never overruns the stream.
+                    func deliver(_ event: RecordedEvent, _ rendered: [UInt8]?) async -> Bool {
+                        guard await stream.room() else { return false }
                         if scope != nil, known[ReadScope.subject(of: event)] != true { return true }
                         if membership != nil {
                             guard let decoded = try? EventCodec.decode(event), membership!.concerns(decoded), selected.matches(event) else { return true }
@@ -98,7 +101,7 @@ extension App {
                         case .history(let until):
                             let batch = try await store.read(after: position, limit: 500, filter: historyFilter, until: .position(until))
                             try await learn(batch)
-                            for event in batch where !deliver(event, nil) { return }
+                            for event in batch where !(await deliver(event, nil)) { return }
                             position = batch.count < 500 ? until : batch.last!.position
                         case .events(let batch):
                             if batch.isEmpty {
@@ -107,7 +110,7 @@ extension App {
                                     // failure ends the feed), so a feed opened just after a recovery catches up.
                                     let direct = try await store.read(after: position, limit: 500, filter: historyFilter)
                                     try await learn(direct)
-                                    for event in direct where !deliver(event, nil) { return }
+                                    for event in direct where !(await deliver(event, nil)) { return }
                                     if let last = direct.last { position = last.position } else { try await Task.sleep(nanoseconds: 250_000_000) }
                                     continue
                                 }
@@ -130,7 +133,7 @@ extension App {
                             try await learn(batch.map(\.0))
                             for (event, rendered) in batch {
                                 position = event.position
-                                if !deliver(event, rendered) { return }
+                                if !(await deliver(event, rendered)) { return }
                             }
                         }
                     }

@@ -56,6 +56,11 @@ extension App {
             extra.append(S(name: "coord_http_open_connections", kind: .gauge, help: "Open client connections.", value: Double(app.link.connections)))
             extra.append(S(name: "coord_http_queued_output_bytes", kind: .gauge, help: "Bytes of answers waiting for slow clients to read them.", value: Double(app.link.queuedOutput)))
             extra.append(S(name: "coord_live_feeds_attached", kind: .gauge, help: "Caught-up live feeds the shared tail reader sends to itself.", value: Double(app.fanout.attachedCount)))
+            if let figures = app.listCache?.figures {
+                extra.append(S(name: "coord_list_cache_hits_total", kind: .counter, help: "JSON list answers served again from memory.", value: Double(figures.hits)))
+                extra.append(S(name: "coord_list_cache_misses_total", kind: .counter, help: "JSON list answers that could be kept and were computed.", value: Double(figures.misses)))
+                extra.append(S(name: "coord_list_cache_bytes", kind: .gauge, help: "Bytes of list answers kept in memory.", value: Double(figures.bytes)))
+            }
             if let status = try? await app.runner.status() {
                 for s in status {
                     let label = "projection=\"\(Metrics.label(s.name))\""

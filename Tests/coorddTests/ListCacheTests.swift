@@ -1,0 +1,126 @@
+import Coordination
+import Events
+import Foundation
+import Testing
+import TestSupport
+@testable import coordd
+
+/// List answers served again from memory (docs/HTTP.md, "List answers served again"): never older than a state a
+/// reader has already seen, never one caller's answer for another who may see less or more.
+@Suite("List answers served again")
+struct ListCacheTests {
+    static func onHand(_ r: RawResponse) -> Int? {
+        ((r.json["items"] as? [[String: Any]])?.first?["on_hand"] as? NSNumber)?.intValue
+    }
+
+    static func receive(_ d: TestDaemon, _ warehouse: String, key: String) async throws -> Int {
+        let w = try await d.call("POST", "/v1/stock/receipts", token: d.operatorToken,
+                                 body: #"{"warehouse":"\#(warehouse)","item":"KIT","quantity":1,"source":"procurement"}"#,
+                                 headers: ["Idempotency-Key": key])
+        #expect(w.status == 200, "\(w.body)")
+        return w.json["position"] as? Int ?? 0
+    }
+
+    @Test("a list served again is the same answer until a batch commits into its read model; a reader who saw a write never sees the list without it")
+    func followsEveryCommit() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        let ctx = CommandContext(actor: "setup", source: "test")
+        _ = try await d.service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx)
+        _ = try await d.service.execute(RegisterItem(code: "KIT", name: "Hygiene kit", unit: "kit"), ctx)
+        try await d.settle()
+        let cache = try #require(d.app.listCache)
+        let path = "/v1/stock?warehouse=MNL&item=KIT"
+        for i in 1...25 {
+            let before = try await d.call("GET", path, token: d.viewer)
+            let again = try await d.call("GET", path, token: d.viewer)
+            #expect(before.body == again.body)
+            let position = try await Self.receive(d, "MNL", key: "r\(i)")
+            // The read that waits for the write sees it; every read after it, without the header, sees it too:
+            // the answer kept from before the batch committed is never served once the batch is visible.
+            var seen = try await d.call("GET", path, token: d.viewer, headers: ["Coord-Min-Position": String(position)])
+            for _ in 0..<3 where seen.status == 503 {
+                seen = try await d.call("GET", path, token: d.viewer, headers: ["Coord-Min-Position": String(position)])
+            }
+            #expect(Self.onHand(seen) == i)
+            for _ in 0..<3 {
+                let after = try await d.call("GET", path, token: d.viewer)
+                #expect(Self.onHand(after) == i, "receipt \(i): a read after one that saw it answered \(after.body)")
+            }
+        }
+        let figures = cache.figures
+        #expect(figures.hits >= 25, "the second read of each round was served again: \(figures)")
+        let metrics = try await d.call("GET", "/metrics").body
+        #expect(metrics.contains("coord_list_cache_hits_total \(cache.figures.hits)"))
+    }
+
+    @Test("what the caller may see is part of the answer: names only with personal-data access (each such read recorded), rows only in scope")
+    func callersSeeTheirOwnAnswer() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        _ = try await DemoScenario.load(into: d.service)
+        try await d.settle()
+        func names(_ r: RawResponse) -> [String] {
+            (r.json["items"] as? [[String: Any]] ?? []).compactMap { $0["person_name"] as? String }
+        }
+        func reads() async throws -> Int {
+            try await d.store.pool.withConnection { c in try c.query("SELECT count(*)::int FROM personal_data_reads").decode(0, 0, as: Int.self) }
+        }
+        let recorded = try await reads()
+        for round in 0..<3 {
+            let viewer = try await d.call("GET", "/v1/deployments", token: d.viewer)
+            let admin = try await d.call("GET", "/v1/deployments", token: d.admin)
+            #expect(viewer.status == 200 && admin.status == 200)
+            #expect(names(viewer).isEmpty, "round \(round): a viewer without personal-data access saw names")
+            #expect(!names(admin).isEmpty, "round \(round): the admin's answer lost its names")
+        }
+        #expect(try await reads() == recorded + 3, "every read of names is recorded, none served from memory unrecorded")
+
+        let stock = try await d.call("GET", "/v1/stock?limit=1000", token: d.viewer)
+        let all = Set((stock.json["items"] as? [[String: Any]] ?? []).compactMap { $0["warehouse"] as? String })
+        #expect(all.count > 1, "the demo stocks several warehouses: \(all)")
+        let one = try #require(all.sorted().first)
+        let scoped = try await TokenStore(pool: d.store.pool).create(subject: "hub", role: .viewer, scope: Scope(warehouses: [one])).token
+        for _ in 0..<2 {
+            let wide = try await d.call("GET", "/v1/stock?limit=1000", token: d.viewer)
+            let narrow = try await d.call("GET", "/v1/stock?limit=1000", token: scoped)
+            #expect(wide.body == stock.body)
+            #expect(Set((narrow.json["items"] as? [[String: Any]] ?? []).compactMap { $0["warehouse"] as? String }) == [one])
+        }
+    }
+
+    @Test("change marks: none while another process leads or while a batch commits; they move with every batch, rebuild and leadership")
+    func changeMarks() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        let ctx = CommandContext(actor: "setup", source: "test")
+        _ = try await d.service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx)
+        _ = try await d.service.execute(RegisterItem(code: "KIT", name: "Hygiene kit", unit: "kit"), ctx)
+        try await d.settle()
+        let first = try #require(d.runner.changeMarks(["stock"]))
+        #expect(first[0] % 2 == 0)
+        #expect(d.runner.changeMarks(["stock", "no-such-projection"]) == nil)
+        // A runner that leads nothing (another coordd leads) vouches for nothing.
+        let other = ProjectionRunner(store: d.store, definitions: Coordination.projections)
+        #expect(other.changeMarks(["stock"]) == nil)
+
+        _ = try await Self.receive(d, "MNL", key: "m1")
+        try await d.settle()
+        let second = try #require(d.runner.changeMarks(["stock"]))
+        #expect(second[0] > first[0])
+        let tasks = try #require(d.runner.changeMarks(["tasks"]))
+
+        let before = try await d.call("GET", "/v1/stock", token: d.viewer)
+        try await d.runner.requestRebuild("stock")
+        var rebuilt: [UInt64]?
+        for _ in 0..<200 {
+            try await Task.sleep(nanoseconds: 25_000_000)
+            if let m = d.runner.changeMarks(["stock"]), m[0] > second[0] { rebuilt = m; break }
+        }
+        #expect(rebuilt != nil, "a rebuild moves the mark")
+        #expect(d.runner.changeMarks(["tasks"]) == tasks, "a stock batch leaves the tasks lists' answers standing")
+        try await d.settle()
+        let after = try await d.call("GET", "/v1/stock", token: d.viewer)
+        #expect(Self.onHand(after) == Self.onHand(before))
+    }
+}
