@@ -224,7 +224,9 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Runs `body` between BEGIN and COMMIT on this connection; rolls back when it throws.
     /// The closure is synchronous, so nothing else can run on the connection in between.
-    public func transaction<T>(isolation: String = "READ COMMITTED", _ body: (PostgresConnection) throws -> T) throws -> T {
+    /// `beforeCommit` runs after `body`, just before `COMMIT` is sent (not when `body` throws).
+    public func transaction<T>(isolation: String = "READ COMMITTED", beforeCommit: () -> Void = {},
+                               _ body: (PostgresConnection) throws -> T) throws -> T {
         precondition(!inTransaction, "nested transaction")
         switch isolation {
         case "SERIALIZABLE": try execute(unsafe: "BEGIN ISOLATION LEVEL SERIALIZABLE")
@@ -235,6 +237,7 @@ public final class PostgresConnection: @unchecked Sendable {
         defer { inTransaction = false }
         do {
             let value = try body(self)
+            beforeCommit()
             try execute(unsafe: "COMMIT")
             return value
         } catch {

@@ -80,8 +80,9 @@ public final class ProjectionRunner: Sendable {
     }
 
     /// A mark of the read-model tables of each projection of `names`, when this process leads them all and none
-    /// is changing them now; else nil. A mark moves (to odd) before a transaction that changes the tables starts
-    /// and again (to even) once it has committed or failed (a batch applied, a rebuild swapped in), and by two
+    /// is changing them now; else nil. A mark moves (to odd) just before a transaction that changed the tables
+    /// commits (a batch applied; a rebuild, for all its length) and again (to even) once the commit has returned or
+    /// failed, and by two
     /// whenever leadership is taken or given up. So an answer computed from the tables under even marks read
     /// before it, and still the same, is what the tables hold; and once a change is visible to any reader, no
     /// earlier mark is current (coordd's cache of list answers: a reader never sees a state older than one seen).
@@ -195,12 +196,19 @@ public final class ProjectionRunner: Sendable {
         /// Odd while the projection's tables are being changed; moves by two at every change of leadership.
         let changes = Atomic<UInt64>(0)
 
-        /// Runs `body`, which may change the tables (unless `changes` is false), with the mark odd.
-        func changing<T>(_ changes: Bool = true, _ body: () async throws -> T) async rethrows -> T {
-            guard changes else { return try await body() }
-            self.changes.add(1, ordering: .sequentiallyConsistent)
-            defer { self.changes.add(1, ordering: .sequentiallyConsistent) }
+        /// Runs `body`, which may change the tables, with the mark odd.
+        func changing<T>(_ body: () async throws -> T) async rethrows -> T {
+            beginChange()
+            defer { endChange() }
             return try await body()
+        }
+
+        /// The tables may change from now on: the mark turns odd. Only the worker's own task calls these.
+        func beginChange() { changes.add(1, ordering: .sequentiallyConsistent) }
+
+        /// The change is over (visible, or never to be): an odd mark turns even.
+        func endChange() {
+            if changes.load(ordering: .sequentiallyConsistent) & 1 == 1 { changes.add(1, ordering: .sequentiallyConsistent) }
         }
         var lastStatusCheck = Date.distantPast
         var lastLeaderProbe = Date.distantPast
@@ -396,8 +404,11 @@ public final class ProjectionRunner: Sendable {
     private func commit(_ w: Worker, state: any ProjectionState, from: Int64, to: Int64, changesTables: Bool = true) async throws {
         let name = w.definition.name
         let box = SendableBox(state)
-        let status = try await w.changing(changesTables) { try await store.pool.withConnection { c -> String? in
-            try c.transaction { c in
+        // The mark is odd from just before COMMIT is sent until it has returned (or failed): only then can a reader
+        // see the new rows, and until then the answers kept under the old mark are still what the tables hold.
+        defer { if changesTables { w.endChange() } }
+        let status = try await store.pool.withConnection { c -> String? in
+            try c.transaction(beforeCommit: { if changesTables { w.beginChange() } }) { c in
                 try box.value.flush(c, suffix: "")
                 let r = try c.query("""
                     UPDATE projection_checkpoints SET position = \(to), updated_at = now()
@@ -406,7 +417,7 @@ public final class ProjectionRunner: Sendable {
                 guard r.count == 1 else { throw LostLeadership() }
                 return try r.decode(0, 0, as: String.self)
             }
-        } }
+        }
         w.checkpoint = to
         w.scanned = max(w.scanned, to)
         w.lastCommit = Date()

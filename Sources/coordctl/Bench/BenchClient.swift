@@ -31,6 +31,26 @@ final class BenchClient: @unchecked Sendable {
         return status
     }
 
+    /// The body of a GET that answers 200, as text (nil otherwise).
+    func text(_ path: String, token: String? = nil) -> String? {
+        var text = "GET \(path) HTTP/1.1\r\nHost: bench\r\n"
+        if let token { text += "Authorization: Bearer \(token)\r\n" }
+        guard sendAll(text + "\r\n"), let (status, length) = readHead() else { return nil }
+        while buffer.count < length {
+            guard receive() else { return nil }
+        }
+        defer { buffer.removeFirst(length) }
+        return status == 200 ? String(decoding: buffer[0..<length], as: UTF8.self) : nil
+    }
+
+    /// A counter's value in a Prometheus text answer (`name value` on a line of its own), or nil.
+    static func metric(_ name: String, in text: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1))
+        }
+        return nil
+    }
+
     /// Sends a GET for a live feed and reads its response head; returns the status.
     func openStream(_ path: String, token: String) -> Int {
         guard sendAll("GET \(path) HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer \(token)\r\nAccept: text/event-stream\r\n\r\n"),

@@ -32,7 +32,8 @@ enum HTTPBench {
               3. GET /v1/stock at a fixed rate while --idle idle connections and --streams live feeds stay open and
                  one more connection posts a receipt every 20 ms; at the end every feed must have delivered every
                  event appended during the phase, once, in position order. Before the GETs start, coordd's CPU
-                 over 4 quiet seconds with the feeds and idle connections open: what holding them costs
+                 over 4 quiet seconds with the feeds and idle connections open: what holding them costs;
+                 and, from /metrics, how many of the phase's list answers coordd served again from memory
             coordd's RSS (from /proc) is sampled throughout. coordd is the binary beside this one.
 
             """ + databaseHelp)
@@ -216,6 +217,13 @@ enum HTTPBench {
             }
         }
         let getLatency = Collector()
+        // coordd's list cache before and after the phase (`/metrics` is open on loopback).
+        let metricsClient = try BenchClient(port: port)
+        func cacheCounts() -> (hits: Double, misses: Double) {
+            let text = metricsClient.text("/metrics") ?? ""
+            return (BenchClient.metric("coord_list_cache_hits_total", in: text) ?? 0, BenchClient.metric("coord_list_cache_misses_total", in: text) ?? 0)
+        }
+        let cache0 = cacheCounts()
         let getCPU0 = ProcessCPU.seconds(pid: daemon.pid)
         let getStart = Date()
         let total = Int(Double(getRate) * duration)
@@ -242,6 +250,8 @@ enum HTTPBench {
         }
         let getSeconds = Date().timeIntervalSince(getStart)
         let getCPU = (ProcessCPU.seconds(pid: daemon.pid) - getCPU0) / getSeconds * 1000
+        let cache1 = cacheCounts()
+        let (servedAgain, computed) = (cache1.hits - cache0.hits, cache1.misses - cache0.misses)
         try await writer.value
         let feedEnd: Int64 = try await pool.withConnection { c in try c.query("SELECT position FROM event_head").decode(0, 0) }
         let expected = Array((feedStart + 1)...max(feedStart + 1, feedEnd)).filter { $0 <= feedEnd }
@@ -273,6 +283,7 @@ enum HTTPBench {
             "live_feeds": feeds, "live_feeds_complete": complete, "live_feed_events": expected.count,
             "quiet_coordd_cpu_ms_per_second": (quietCPU * 10).rounded() / 10,
             "get_phase_coordd_cpu_ms_per_second": getCPU.rounded(),
+            "get_phase_lists_served_again": servedAgain, "get_phase_lists_computed": computed,
             "cpu_us_per_insert_unnamed": ["client": baseCPU[0].client.rounded(), "postgres": baseCPU[0].postgres.rounded()],
             "cpu_us_per_insert_prepared": ["client": baseCPU[1].client.rounded(), "postgres": baseCPU[1].postgres.rounded()],
             "spread_receipts_per_second": spread.rate.rounded(), "spread_receipt_p99_ms": spread.p99,
@@ -300,6 +311,8 @@ enum HTTPBench {
                  String(format: "%.0f + %.0f + %.0f", commandCPU.coordd, commandCPU.postgres, commandCPU.client)],
                 ["GET /v1/stock at \(getRate)/s: achieved, p50 / p99 ms", String(format: "%.0f/s, %.1f / %.1f", Double(g.count) / getSeconds, percentile(g, 0.5), percentile(g, 0.99))],
                 ["coordd CPU ms per second in the GET phase (GETs, one receipt per 20 ms to every feed)", String(format: "%.0f", getCPU)],
+                ["GET phase: list answers served again / computed (the rest went to the database during a commit)",
+                 String(format: "%.0f / %.0f of %d", servedAgain, computed, g.count)],
                 ["coordd CPU ms per second, \(feeds) feeds and \(idle) idle connections open, nothing happening", String(format: "%.1f", quietCPU)],
                 ["idle connections held open (answering at the end)", "\(stillOpen)/\(idle)"],
                 ["live feeds delivering all \(expected.count) events of the phase, in order", "\(complete)/\(feeds)"],
