@@ -13,6 +13,16 @@ struct ListCacheTests {
         ((r.json["items"] as? [[String: Any]])?.first?["on_hand"] as? NSNumber)?.intValue
     }
 
+    /// A daemon with one warehouse and one item, its read models caught up.
+    static func manila() async throws -> TestDaemon {
+        let d = try await TestDaemon()
+        let ctx = CommandContext(actor: "setup", source: "test")
+        _ = try await d.service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx)
+        _ = try await d.service.execute(RegisterItem(code: "KIT", name: "Hygiene kit", unit: "kit"), ctx)
+        try await d.settle()
+        return d
+    }
+
     static func receive(_ d: TestDaemon, _ warehouse: String, key: String) async throws -> Int {
         let w = try await d.call("POST", "/v1/stock/receipts", token: d.operatorToken,
                                  body: #"{"warehouse":"\#(warehouse)","item":"KIT","quantity":1,"source":"procurement"}"#,
@@ -23,12 +33,8 @@ struct ListCacheTests {
 
     @Test("a list served again is the same answer until a batch commits into its read model; a reader who saw a write never sees the list without it")
     func followsEveryCommit() async throws {
-        let d = try await TestDaemon()
+        let d = try await Self.manila()
         defer { Task { await d.stop() } }
-        let ctx = CommandContext(actor: "setup", source: "test")
-        _ = try await d.service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx)
-        _ = try await d.service.execute(RegisterItem(code: "KIT", name: "Hygiene kit", unit: "kit"), ctx)
-        try await d.settle()
         let cache = try #require(d.app.listCache)
         let path = "/v1/stock?warehouse=MNL&item=KIT"
         for i in 1...25 {
@@ -91,12 +97,8 @@ struct ListCacheTests {
 
     @Test("change marks: none while another process leads or while a batch commits; they move with every batch, rebuild and leadership")
     func changeMarks() async throws {
-        let d = try await TestDaemon()
+        let d = try await Self.manila()
         defer { Task { await d.stop() } }
-        let ctx = CommandContext(actor: "setup", source: "test")
-        _ = try await d.service.execute(RegisterWarehouse(code: "MNL", name: "Manila", country: "PHL", kind: "global_hub"), ctx)
-        _ = try await d.service.execute(RegisterItem(code: "KIT", name: "Hygiene kit", unit: "kit"), ctx)
-        try await d.settle()
         let first = try #require(d.runner.changeMarks(["stock"]))
         #expect(first[0] % 2 == 0)
         #expect(d.runner.changeMarks(["stock", "no-such-projection"]) == nil)
