@@ -95,6 +95,24 @@ struct ListCacheTests {
         }
     }
 
+    @Test("a kept answer's gzip is made once and served again: the same bytes each time, which gzip(1) reads back to the plain answer")
+    func gzipKept() async throws {
+        let d = try await TestDaemon()
+        defer { Task { await d.stop() } }
+        _ = try await DemoScenario.load(into: d.service)
+        try await d.settle()
+        let plain = try await d.call("GET", "/v1/stock?limit=1000", token: d.viewer)
+        let first = try await d.call("GET", "/v1/stock?limit=1000", token: d.viewer, headers: ["Accept-Encoding": "gzip"])
+        let second = try await d.call("GET", "/v1/stock?limit=1000", token: d.viewer, headers: ["Accept-Encoding": "gzip"])
+        #expect(plain.headers["content-encoding"] == nil && plain.headers["vary"] == "Accept-Encoding")
+        #expect(first.headers["content-encoding"] == "gzip" && first.headers["vary"] == "Accept-Encoding")
+        #expect(first.bytes == second.bytes && first.bytes.count < plain.bytes.count / 3)
+        let gunzipped = try await OutsideTools.gunzip(second.bytes)
+        #expect(gunzipped.status == 0 && gunzipped.output == plain.body, "gzip -dc gives back the plain answer")
+        let figures = try #require(d.app.listCache).figures
+        #expect(figures.hits >= 2 && figures.bytes >= plain.bytes.count + first.bytes.count, "\(figures)")
+    }
+
     @Test("change marks: none while another process leads or while a batch commits; they move with every batch, rebuild and leadership")
     func changeMarks() async throws {
         let d = try await Self.manila()

@@ -55,16 +55,21 @@ final class App: Sendable {
     /// by it. Not: streams (the live feed, streamed exports), and answers with an ETag (a strong tag names one
     /// representation, and `If-Match` compares it strongly), which are small anyway.
     static func compressed(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
+        // Already encoded by its route (a kept list answer's gzip, `listJSON`).
+        guard response.header("content-encoding") == nil else { return response }
         guard response.stream == nil, response.status != 304, response.status != 204,
               let type = response.header("content-type")?.lowercased(),
               type.hasPrefix("application/json") || type.hasPrefix("application/problem+json") || type.hasPrefix("text/") else { return response }
         var r = response
         r.headers.append(("Vary", "Accept-Encoding"))
-        guard r.body.count >= 1024, r.header("etag") == nil, Gzip.accepted(by: request.header("accept-encoding")) else { return r }
+        guard r.body.count >= gzipThreshold, r.header("etag") == nil, Gzip.accepted(by: request.header("accept-encoding")) else { return r }
         r.body = Gzip.compress(r.body)
         r.headers.append(("Content-Encoding", "gzip"))
         return r
     }
+
+    /// Text answers this large or larger are gzipped for a client that asks.
+    static let gzipThreshold = 1024
 
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let started = DispatchTime.now().uptimeNanoseconds

@@ -18,6 +18,8 @@ final class ListCache: Sendable {
     struct Entry {
         let marks: [UInt64]
         let body: [UInt8]
+        /// The body gzipped, once a client that accepts gzip has asked for it.
+        var gzipped: [UInt8]?
     }
 
     private struct Store {
@@ -51,13 +53,22 @@ final class ListCache: Sendable {
     }
 
     /// The stored answer for `key` if it was made under `marks`; counts a hit or a miss.
-    func answer(_ key: String, marks: [UInt64]) -> [UInt8]? {
-        let body = store.withLock { s -> [UInt8]? in
+    func answer(_ key: String, marks: [UInt64]) -> Entry? {
+        let entry = store.withLock { s -> Entry? in
             guard let e = s.entries[key], e.marks == marks else { return nil }
-            return e.body
+            return e
         }
-        counts.withLock { body == nil ? ($0.misses += 1) : ($0.hits += 1) }
-        return body
+        counts.withLock { entry == nil ? ($0.misses += 1) : ($0.hits += 1) }
+        return entry
+    }
+
+    /// Keeps the gzip of the answer for `key` made under `marks`, if that answer is still the one kept.
+    func keepGzipped(_ key: String, marks: [UInt64], _ gzipped: [UInt8]) {
+        store.withLock { s in
+            guard s.entries[key]?.marks == marks, s.entries[key]?.gzipped == nil, s.bytes + gzipped.count <= byteCapacity else { return }
+            s.entries[key]?.gzipped = gzipped
+            s.bytes += gzipped.count
+        }
     }
 
     /// Keeps `body` for `key`, made under `marks`. When full, every answer goes (most are stale by then: each
@@ -65,7 +76,7 @@ final class ListCache: Sendable {
     func keep(_ key: String, marks: [UInt64], body: [UInt8]) {
         guard body.count <= largest else { return }
         store.withLock { s in
-            if let old = s.entries.removeValue(forKey: key) { s.bytes -= old.body.count }
+            if let old = s.entries.removeValue(forKey: key) { s.bytes -= old.body.count + (old.gzipped?.count ?? 0) }
             if s.entries.count >= capacity || s.bytes + body.count > byteCapacity {
                 s.entries.removeAll(keepingCapacity: true)
                 s.bytes = 0

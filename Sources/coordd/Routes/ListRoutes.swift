@@ -29,7 +29,9 @@ extension App {
         if format == "json" {
             // Marks first, then the query: an answer is never kept under marks newer than the tables it read.
             let cached = cacheSlot(spec, ctx, arguments)
-            if let cached, let body = cached.cache.answer(cached.key, marks: cached.marks) { return .json(200, bytes: body) }
+            if let cached, let entry = cached.cache.answer(cached.key, marks: cached.marks) {
+                return listJSON(entry.body, gzipped: entry.gzipped, ctx, cached)
+            }
             let (table, next) = try await personal(spec.page(lists, arguments, limit: limit ?? 100, after: after), spec, ctx, route: route)
             // The log keeps its v1 shape: `events`, and `next` as the position to pass as `after`.
             let events = spec.name == "events"
@@ -38,7 +40,7 @@ extension App {
             let cursor = events ? next ?? "null" : next.map { JSONWriter.quote(Self.encodeCursor($0)) } ?? "null"
             body.append(contentsOf: ",\"next\":\(cursor)}".utf8)
             cached?.cache.keep(cached!.key, marks: cached!.marks, body: body)
-            return .json(200, bytes: body)
+            return listJSON(body, gzipped: nil, ctx, cached)
         }
         let contentType = "text/csv; charset=utf-8"
         let filename = "\(spec.name).\(format == "hxl" ? "hxl.csv" : "csv")"
@@ -74,6 +76,18 @@ extension App {
             }
             stream.finish()
         }
+    }
+
+    /// A JSON list answer, gzipped for a client that accepts it when the answer is kept (the compressed bytes are
+    /// kept beside it, so an answer served again is compressed once); `App.compressed` handles the others.
+    func listJSON(_ body: [UInt8], gzipped: [UInt8]?, _ ctx: RequestContext, _ cached: (cache: ListCache, key: String, marks: [UInt64])?) -> HTTPResponse {
+        var response = HTTPResponse.json(200, bytes: body)
+        guard let cached, body.count >= App.gzipThreshold, Gzip.accepted(by: ctx.request.header("accept-encoding")) else { return response }
+        let zipped = gzipped ?? Gzip.compress(body)
+        if gzipped == nil { cached.cache.keepGzipped(cached.key, marks: cached.marks, zipped) }
+        response.body = zipped
+        response.headers += [("Vary", "Accept-Encoding"), ("Content-Encoding", "gzip")]
+        return response
     }
 
     /// Where this JSON answer may be found and kept (`ListCache`), or nil when it may not: the list reads the log or
