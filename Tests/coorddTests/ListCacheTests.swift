@@ -95,6 +95,38 @@ struct ListCacheTests {
         }
     }
 
+    @Test("a list's weak ETag: If-None-Match with it is a 304 while the list's projections are unchanged (an event of another one changes nothing), a 200 with a new tag once a batch commits, and never another caller's")
+    func notModified() async throws {
+        let d = try await Self.manila()
+        defer { Task { await d.stop() } }
+        let path = "/v1/stock?warehouse=MNL"
+        _ = try await Self.receive(d, "MNL", key: "e1")
+        try await d.settle()
+        let first = try await d.call("GET", path, token: d.viewer)
+        let tag = try #require(first.headers["etag"])
+        #expect(tag.hasPrefix("W/\""), "\(tag)")
+        let again = try await d.call("GET", path, token: d.viewer, headers: ["If-None-Match": tag])
+        #expect(again.status == 304 && again.body.isEmpty && again.headers["etag"] == tag)
+        #expect(try await d.call("GET", path, token: d.viewer, headers: ["If-None-Match": "W/\"other\", " + tag]).status == 304)
+        #expect(try await d.call("GET", path, token: d.viewer, headers: ["If-None-Match": "W/\"other\""]).status == 200)
+        // Another caller, who may see more or less, never takes the viewer's tag for their own answer.
+        #expect(try await d.call("GET", path, token: d.admin, headers: ["If-None-Match": tag]).status == 200)
+        // An event of another projection (a response declared): the stock list is still the one the client holds.
+        let ctx = CommandContext(actor: "setup", source: "test")
+        _ = try await d.service.execute(DeclareResponse(id: "PHL-TY-1", name: "Typhoon", country: "PHL", hazard: "typhoon", severity: "orange",
+                                                        declaredAt: Date()), ctx)
+        try await d.settle()
+        #expect(try await d.call("GET", path, token: d.viewer, headers: ["If-None-Match": tag]).status == 304)
+        // A receipt: a new answer, with a new tag.
+        _ = try await Self.receive(d, "MNL", key: "e2")
+        try await d.settle()
+        let changed = try await d.call("GET", path, token: d.viewer, headers: ["If-None-Match": tag])
+        #expect(changed.status == 200 && Self.onHand(changed) == 2)
+        #expect(changed.headers["etag"] != nil && changed.headers["etag"] != tag)
+        // Lists that are never kept carry no tag.
+        #expect(try await d.call("GET", "/v1/events", token: d.viewer).headers["etag"] == nil)
+    }
+
     @Test("a kept answer's gzip is made once and served again: the same bytes each time, which gzip(1) reads back to the plain answer")
     func gzipKept() async throws {
         let d = try await TestDaemon()

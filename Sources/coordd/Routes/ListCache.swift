@@ -14,7 +14,28 @@ import Synchronization
 /// trails the primary the marks describe), projections another process leads, reads with `Coord-Min-Position`
 /// (the caller waited on the stored checkpoints, which commit just before the mark moves), and pages of personal
 /// data for a caller who may see it (each such read is recorded).
+/// Where one JSON list answer may be found and kept, and the tag that names it.
+struct ListSlot {
+    let cache: ListCache
+    let key: String
+    let marks: [UInt64]
+
+    /// A weak ETag naming the answer by what made it, not by its bytes: this cache (a random nonce, so a
+    /// restart or another coordd never reissues a tag), the projections' marks and the key. A client that sends
+    /// it back in `If-None-Match` while the marks are unchanged holds what the tables would answer: 304.
+    var etag: String {
+        var hasher = Hasher()
+        hasher.combine(key)
+        let digest = UInt64(bitPattern: Int64(hasher.finalize()))
+        return "W/\"" + cache.nonce + "-" + marks.map { String($0, radix: 36) }.joined(separator: ".") + "-"
+            + String(digest, radix: 36) + "\""
+    }
+}
+
 final class ListCache: Sendable {
+    /// This cache's (this process's) part of every list tag.
+    let nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+
     struct Entry {
         let marks: [UInt64]
         let body: [UInt8]

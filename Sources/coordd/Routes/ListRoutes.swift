@@ -29,6 +29,10 @@ extension App {
         if format == "json" {
             // Marks first, then the query: an answer is never kept under marks newer than the tables it read.
             let cached = cacheSlot(spec, ctx, arguments)
+            // The client holds this very answer (its tag names the marks and the key): nothing to send or to read.
+            if let cached, let tags = ctx.request.header("if-none-match"), Self.noneMatch(tags, cached.etag) {
+                return HTTPResponse(status: 304, headers: [("ETag", cached.etag), ("Vary", "Accept-Encoding")])
+            }
             if let cached, let entry = cached.cache.answer(cached.key, marks: cached.marks) {
                 return listJSON(entry.body, gzipped: entry.gzipped, ctx, cached)
             }
@@ -80,8 +84,9 @@ extension App {
 
     /// A JSON list answer, gzipped for a client that accepts it when the answer is kept (the compressed bytes are
     /// kept beside it, so an answer served again is compressed once); `App.compressed` handles the others.
-    func listJSON(_ body: [UInt8], gzipped: [UInt8]?, _ ctx: RequestContext, _ cached: (cache: ListCache, key: String, marks: [UInt64])?) -> HTTPResponse {
+    func listJSON(_ body: [UInt8], gzipped: [UInt8]?, _ ctx: RequestContext, _ cached: ListSlot?) -> HTTPResponse {
         var response = HTTPResponse.json(200, bytes: body)
+        if let cached { response.headers.append(("ETag", cached.etag)) }
         guard let cached, body.count >= App.gzipThreshold, Gzip.accepted(by: ctx.request.header("accept-encoding")) else { return response }
         let zipped = gzipped ?? Gzip.compress(body)
         if gzipped == nil { cached.cache.keepGzipped(cached.key, marks: cached.marks, zipped) }
@@ -93,13 +98,13 @@ extension App {
     /// Where this JSON answer may be found and kept (`ListCache`), or nil when it may not: the list reads the log or
     /// the checkpoints, lists read from a standby, this process does not lead the list's projections, the caller
     /// waited for a position, or the page holds personal data the caller may see (every such read is recorded).
-    func cacheSlot(_ spec: ListSpec, _ ctx: RequestContext, _ arguments: ListArguments) -> (cache: ListCache, key: String, marks: [UInt64])? {
+    func cacheSlot(_ spec: ListSpec, _ ctx: RequestContext, _ arguments: ListArguments) -> ListSlot? {
         guard let cache = listCache, !spec.reads.isEmpty, let principal = ctx.principal, ctx.request.header("coord-min-position") == nil,
               !(principal.personalData && PersonalData.columns[spec.name] != nil),
               let marks = runner.changeMarks(spec.reads) else { return nil }
         let key = ListCache.key(list: spec.name, query: ctx.query, personalData: principal.personalData, scope: arguments.scope,
                                 today: arguments.today)
-        return (cache, key, marks)
+        return ListSlot(cache: cache, key: key, marks: marks)
     }
 
     /// A page as the caller may see it: personal columns emptied without personal-data access; with it, the read

@@ -119,6 +119,9 @@ enum OpenAPI {
         case .resource:
             parameters.append(["name": "If-None-Match", "in": "header", "required": false, "schema": ["type": "string"],
                                "description": "ETags, weak or strong, comma-separated, or *: a match is 304"])
+        case .list where route.pattern != "/v1/events" && route.pattern != "/v1/projections":
+            parameters.append(["name": "If-None-Match", "in": "header", "required": false, "schema": ["type": "string"],
+                               "description": "The weak ETag of an earlier JSON answer: 304 while the read models it came from are unchanged"])
         case .other where route.method == "POST" && route.pattern == "/v1/session":
             operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": [
                 "type": "object", "additionalProperties": false, "required": ["token"],
@@ -244,6 +247,9 @@ enum OpenAPI {
             content["text/csv"] = ["schema": ["type": "string"]]
             ok["content"] = content
             r["200"] = ok
+            if route.pattern != "/v1/events" && route.pattern != "/v1/projections" {
+                r["304"] = ["description": "Not modified: the JSON answer the If-None-Match tag names is still current"]
+            }
             r["422"] = problem("A filter value the list cannot use, named")
         case .resource:
             r["200"] = json("The resource, with its ETag")
