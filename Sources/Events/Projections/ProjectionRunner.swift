@@ -82,10 +82,10 @@ public final class ProjectionRunner: Sendable {
     /// A mark of the read-model tables of each projection of `names`, when this process leads them all and none
     /// is changing them now; else nil. A mark moves (to odd) just before a transaction that changed the tables
     /// commits (a batch applied; a rebuild, for all its length) and again (to even) once the commit has returned or
-    /// failed, and by two
-    /// whenever leadership is taken or given up. So an answer computed from the tables under even marks read
-    /// before it, and still the same, is what the tables hold; and once a change is visible to any reader, no
-    /// earlier mark is current (coordd's cache of list answers: a reader never sees a state older than one seen).
+    /// failed, and by two whenever leadership is taken or given up. So an answer computed from the tables under
+    /// even marks read before it, and still the same, is what the tables hold; and once a change is visible to any
+    /// reader, no earlier mark is current (coordd's cache of list answers: a reader never sees a state older than
+    /// one seen).
     public func changeMarks(_ names: [String]) -> [UInt64]? {
         var marks: [UInt64] = []
         marks.reserveCapacity(names.count)
@@ -196,7 +196,7 @@ public final class ProjectionRunner: Sendable {
         /// Odd while the projection's tables are being changed; moves by two at every change of leadership.
         let changes = Atomic<UInt64>(0)
 
-        /// Runs `body`, which may change the tables, with the mark odd.
+        /// Runs `body`, which may change the tables (a rebuild's swap), with the mark odd throughout.
         func changing<T>(_ body: () async throws -> T) async rethrows -> T {
             beginChange()
             defer { endChange() }

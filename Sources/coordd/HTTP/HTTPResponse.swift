@@ -126,8 +126,6 @@ final class ResponseStream: Sendable {
         self.framing = framing
     }
 
-    var limit: Int { state.withLock { $0.limit } }
-
     /// The server sets this when it starts writing the stream to connection `fd` (of `generation`): sends then
     /// signal its loop. What was sent before is pumped at once. `limit`: at most this many bytes may wait in the
     /// stream from now on (an event stream's share of what the connection may hold unsent).

@@ -2,18 +2,6 @@ import Coordination
 import Foundation
 import Synchronization
 
-/// JSON list answers kept in memory and served again while the read models they came from are unchanged
-/// (docs/HTTP.md, "List answers served again").
-///
-/// An answer is stored under what made it: the list, every query parameter, what the caller may see (personal data,
-/// the resolved scope), the day date-relative filters were judged on, and the change marks of the projections the
-/// list reads (`ProjectionRunner.changeMarks`), taken before the query ran. It is served while those marks are
-/// unchanged: this process leads those projections, and no batch has committed into their tables since. A mark
-/// moves only after a commit, so an answer computed meanwhile is stored under the old mark and never served once
-/// the commit is visible. Nothing is cached where the marks cannot vouch for the tables: reads from a standby (it
-/// trails the primary the marks describe), projections another process leads, reads with `Coord-Min-Position`
-/// (the caller waited on the stored checkpoints, which commit just before the mark moves), and pages of personal
-/// data for a caller who may see it (each such read is recorded).
 /// Where one JSON list answer may be found and kept, and the tag that names it.
 struct ListSlot {
     let cache: ListCache
@@ -32,6 +20,18 @@ struct ListSlot {
     }
 }
 
+/// JSON list answers kept in memory and served again while the read models they came from are unchanged
+/// (docs/HTTP.md, "List answers served again").
+///
+/// An answer is stored under what made it: the list, every query parameter, what the caller may see (personal data,
+/// the resolved scope), the day date-relative filters were judged on, and the change marks of the projections the
+/// list reads (`ProjectionRunner.changeMarks`), taken before the query ran. It is served while those marks are
+/// unchanged: this process leads those projections, and no batch has committed into their tables since. A mark
+/// is odd from just before a commit until after it, and no answer is kept or served under an odd mark, so once a
+/// commit is visible to any reader no answer kept before it is current. Nothing is cached where the marks cannot
+/// vouch for the tables: reads from a standby (it trails the primary the marks describe), projections another
+/// process leads, reads with `Coord-Min-Position` (the caller waited on the stored checkpoints), and pages of
+/// personal data for a caller who may see it (each such read is recorded).
 final class ListCache: Sendable {
     /// This cache's (this process's) part of every list tag.
     let nonce = String(UInt64.random(in: 0...UInt64.max), radix: 36)

@@ -43,7 +43,7 @@ extension App {
             table.appendJSONArray(to: &body)
             let cursor = events ? next ?? "null" : next.map { JSONWriter.quote(Self.encodeCursor($0)) } ?? "null"
             body.append(contentsOf: ",\"next\":\(cursor)}".utf8)
-            cached?.cache.keep(cached!.key, marks: cached!.marks, body: body)
+            if let cached { cached.cache.keep(cached.key, marks: cached.marks, body: body) }
             return listJSON(body, gzipped: nil, ctx, cached)
         }
         let contentType = "text/csv; charset=utf-8"
