@@ -65,6 +65,23 @@ struct ServerTests {
         #expect(ids == Array(1...3000), "\(WriterLoad.describe(ids, head: 3000))")
     }
 
+    @Test("an attached feed whose client reads slower than a burst comes falls back to pulling at the client's pace: every event once, in order, and the connection kept")
+    func burstWhileAttached() async throws {
+        let (d, client) = try await SlowConsumerTests.daemonAndSmallReader()
+        defer { Task { await d.stop() } }
+        for _ in 0..<200 where d.app.fanout.attachedCount == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
+        #expect(d.app.fanout.attachedCount == 1, "the caught-up feed attached")
+        // ~450 KB at once: seven times what the connection may hold unsent.
+        let payload = JSONText("{\"text\":\"" + String(repeating: "x", count: 1000) + "\"}")
+        for i in 0..<4 {
+            try await d.store.append((0..<100).map { _ in EventData(type: "bulk.event", data: payload) }, to: "burst-\(i)")
+        }
+        let feed = try await offPool { client.value.read(until: "id: 400\n") }
+        let ids = feed.components(separatedBy: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }
+        #expect(ids == Array(1...400), "\(WriterLoad.describe(ids, head: 400))")
+        #expect(d.server.connectionCount == 1, "the connection was kept")
+    }
+
     @Test("graceful shutdown: a request in flight completes, live streams get a final event, every connection closes")
     func gracefulShutdown() async throws {
         let d = try await TestDaemon()
@@ -113,27 +130,35 @@ extension RawClient: @unchecked Sendable {}
 
 @Suite("Slow live-feed consumers")
 struct SlowConsumerTests {
-    @Test("a live-feed client that stops reading is disconnected instead of growing the server's memory")
-    func slowConsumer() async throws {
+    /// A daemon whose connections may hold 64 KiB unsent, and a live feed on it whose client's socket takes 4 KiB.
+    static func daemonAndSmallReader() async throws -> (TestDaemon, SendableClient) {
         let d = try await TestDaemon { $0.maxQueuedOutput = 64 * 1024 }
-        defer { Task { await d.stop() } }
         let port = d.port, token = d.viewer
         let client = try await offPool { () -> SendableClient in
-            let c = try RawClient(port: port)
+            let c = try RawClient(port: port, receiveTimeout: 30)
             var small: Int32 = 4096
             setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
             c.send("GET /v1/events/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token)\r\n\r\n")
             _ = c.read(until: "retry: 2000")
             return SendableClient(c)
         }
+        return (d, client)
+    }
+
+    @Test("a live-feed client that stops reading is disconnected instead of growing the server's memory")
+    func slowConsumer() async throws {
+        let (d, client) = try await Self.daemonAndSmallReader()
+        defer { Task { await d.stop() } }
         #expect(d.server.connectionCount == 1)
         // ~4 MB of events that the client never reads.
         let payload = JSONText("{\"text\":\"" + String(repeating: "x", count: 2000) + "\"}")
         for i in 0..<20 {
             try await d.store.append((0..<100).map { _ in EventData(type: "bulk.event", data: payload) }, to: "bulk-\(i)")
         }
+        // Its feed falls back to pulling once its stream backs up, and waits for room; after ten seconds without
+        // the client taking a byte, the stream fails and the connection goes.
         var dropped = false
-        for _ in 0..<100 where !dropped {
+        for _ in 0..<300 where !dropped {
             dropped = d.server.connectionCount == 0
             if !dropped { try await Task.sleep(nanoseconds: 100_000_000) }
         }

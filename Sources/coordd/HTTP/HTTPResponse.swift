@@ -95,7 +95,8 @@ enum HTTPDate {
 ///
 /// - `.eventStream` (Server-Sent Events): `send` never waits; when the client reads too slowly and more than
 ///   `limit` bytes wait, the stream fails and the server drops the connection, so memory never grows. A producer
-///   with much to send at once (a feed catching up) waits for `room` between sends.
+///   with much to send at once (a feed catching up, or behind on a burst) waits for `room` between sends, which
+///   fails the stream when the client takes nothing for its patience.
 /// - `.chunked` (a streamed export): `write` waits while `limit` bytes are pending, so a large export flows at
 ///   the client's pace with bounded memory; the chunked framing lets the connection stay open after it.
 final class ResponseStream: Sendable {
@@ -110,6 +111,8 @@ final class ResponseStream: Sendable {
         var failed = false
         /// Producers waiting for room (`write`): resumed with nil to try again.
         var writers: [CheckedContinuation<Bool?, Never>] = []
+        /// Times the server took the stream's bytes: a wait for `room` that sees none for too long fails the stream.
+        var drains: UInt64 = 0
     }
     private let state: Mutex<State>
     /// The server loop to signal, and this stream's connection in it: a weak reference, not a stored closure (a
@@ -186,25 +189,50 @@ final class ResponseStream: Sendable {
     }
 
     /// Waits while more than half of `limit` is pending (the client reads slower than the producer makes bytes),
-    /// then says whether the stream is still open. A live feed catching up from history or from the window of
-    /// recent events paces itself with this, at the client's speed, instead of overrunning the limit; its live
-    /// sends do not wait (a client that stops reading is dropped).
-    func room() async -> Bool {
+    /// then says whether the stream is still open. A live feed that pulls (history, the window of recent events,
+    /// a burst it fell behind on) paces itself with this, at the client's speed, instead of overrunning the limit.
+    /// A client that takes nothing for `patience` seconds meanwhile is stalled or gone: the stream fails, and the
+    /// server drops the connection.
+    func room(patience: Double = 10) async -> Bool {
         while true {
             let outcome: Bool? = await withCheckedContinuation { (c: CheckedContinuation<Bool?, Never>) in
-                let result = state.withLock { s -> Bool?? in
-                    if s.finished || s.failed { return .some(false) }
+                let result = state.withLock { s -> (Bool?, UInt64)? in
+                    if s.finished || s.failed { return (false, 0) }
                     if s.pending > s.limit / 2 {
                         s.writers.append(c)
-                        return .none
+                        return (nil, s.drains)
                     }
-                    return .some(true)
+                    return (true, 0)
                 }
-                if case .some(let r) = result { c.resume(returning: r) }
+                switch result {
+                case .some((.some(let r), _)): c.resume(returning: r)
+                case .some((.none, let drains)):
+                    Task { [self] in
+                        try? await Task.sleep(nanoseconds: UInt64(patience * 1e9))
+                        failIfStalled(since: drains)
+                    }
+                case .none: break
+                }
             }
             if let outcome { return outcome }
         }
     }
+
+    /// Fails the stream when the server has taken none of its bytes since `drains` while they wait.
+    private func failIfStalled(since drains: UInt64) {
+        let writers = state.withLock { s -> [CheckedContinuation<Bool?, Never>]? in
+            guard s.drains == drains, !s.finished, !s.failed, s.pending > 0 else { return nil }
+            s.failed = true
+            defer { s.writers = [] }
+            return s.writers
+        }
+        guard let writers else { return }
+        writers.forEach { $0.resume(returning: nil) }
+        wake(always: true)
+    }
+
+    /// More than half of what may wait is waiting: a producer that can, should pull at the client's pace (`room`).
+    var isBackedUp: Bool { state.withLock { $0.pending > $0.limit / 2 } }
 
     func finish() {
         let writers = state.withLock { s -> [CheckedContinuation<Bool?, Never>] in
@@ -234,7 +262,7 @@ final class ResponseStream: Sendable {
     /// What the server writes next, framed; wakes writers waiting for room.
     func drain() -> (bytes: [UInt8], finished: Bool, failed: Bool) {
         let (chunks, finished, failed, writers) = state.withLock { s in
-            defer { s.chunks.removeAll(); s.pending = 0; s.writers = [] }
+            defer { s.chunks.removeAll(); s.pending = 0; s.writers = []; s.drains &+= 1 }
             return (s.chunks, s.finished, s.failed, s.writers)
         }
         writers.forEach { $0.resume(returning: nil) }

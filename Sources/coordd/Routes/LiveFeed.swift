@@ -168,14 +168,17 @@ extension App {
     }
 
     /// What an attached feed does with a batch, on the tail reader's task: each event it selects goes out as
-    /// `deliver` would send it, and `position` moves past it. False (detach) when the stream is over, or at an event
-    /// that shows personal data to a principal allowed to see it: the feed's own task sends that one, as it records
-    /// the read (in the database), which the reader's task must not wait for.
+    /// `deliver` would send it, and `position` moves past it. False (detach) when the stream is over; when the
+    /// stream is backed up (a burst the client reads slower than it comes: the feed's own task pulls the rest at the
+    /// client's pace rather than the connection being dropped); or at an event that shows personal data to a
+    /// principal allowed to see it: the feed's own task sends that one, as it records the read (in the database),
+    /// which the reader's task must not wait for.
     static func push(_ batch: [EventFanout.Delivery], to stream: ResponseStream, filter: EventFilter, personalData: Bool,
                      position: FeedCursor) -> Bool {
         position.position.withLock { p in
             for (event, rendered) in batch where event.position > p {
                 if filter.matches(event) {
+                    if stream.isBackedUp { return false }
                     if PersonalData.isPersonal(event.type) {
                         if personalData { return false }
                         if !stream.send(Self.sseMessage(PersonalData.redact(event))) { return false }
