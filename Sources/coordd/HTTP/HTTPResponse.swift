@@ -170,22 +170,14 @@ final class ResponseStream: Sendable {
     /// Queues bytes, first waiting while the buffer is full (the client reads slowly); false when it is over.
     func write(_ bytes: [UInt8]) async -> Bool {
         guard !bytes.isEmpty else { return isOpen }
-        while true {
-            let outcome: Bool? = await withCheckedContinuation { (c: CheckedContinuation<Bool?, Never>) in
-                let result = state.withLock { s -> Bool?? in
-                    if s.finished || s.failed { return .some(false) }
-                    if s.pending > 0 && s.pending + bytes.count > s.limit {
-                        s.writers.append(c)
-                        return .none
-                    }
-                    s.chunks.append(bytes)
-                    s.pending += bytes.count
-                    return .some(true)
-                }
-                if case .some(let r) = result { c.resume(returning: r) }
-            }
-            if let outcome { wake(); return outcome }
+        let ok = await wait(patience: nil) { s in
+            if s.pending > 0 && s.pending + bytes.count > s.limit { return false }
+            s.chunks.append(bytes)
+            s.pending += bytes.count
+            return true
         }
+        if ok { wake() }
+        return ok
     }
 
     /// Waits while more than half of `limit` is pending (the client reads slower than the producer makes bytes),
@@ -194,24 +186,28 @@ final class ResponseStream: Sendable {
     /// A client that takes nothing for `patience` seconds meanwhile is stalled or gone: the stream fails, and the
     /// server drops the connection.
     func room(patience: Double = 10) async -> Bool {
+        await wait(patience: patience) { s in s.pending <= s.limit / 2 }
+    }
+
+    /// Waits until `ready` (called under the lock, which it may act on) holds, each time the server has taken the
+    /// stream's bytes; false once the stream is over. With `patience`, a wait that sees no bytes taken for that
+    /// many seconds fails the stream.
+    private func wait(patience: Double?, until ready: @escaping (inout State) -> Bool) async -> Bool {
         while true {
             let outcome: Bool? = await withCheckedContinuation { (c: CheckedContinuation<Bool?, Never>) in
-                let result = state.withLock { s -> (Bool?, UInt64)? in
+                // nil: resumed later (by a drain, a finish or a cancel), after `drains` drains.
+                let result = state.withLock { s -> (done: Bool?, drains: UInt64) in
                     if s.finished || s.failed { return (false, 0) }
-                    if s.pending > s.limit / 2 {
-                        s.writers.append(c)
-                        return (nil, s.drains)
-                    }
-                    return (true, 0)
+                    if ready(&s) { return (true, 0) }
+                    s.writers.append(c)
+                    return (nil, s.drains)
                 }
-                switch result {
-                case .some((.some(let r), _)): c.resume(returning: r)
-                case .some((.none, let drains)):
+                if let done = result.done { c.resume(returning: done); return }
+                if let patience {
                     Task { [self] in
                         try? await Task.sleep(nanoseconds: UInt64(patience * 1e9))
-                        failIfStalled(since: drains)
+                        failIfStalled(since: result.drains)
                     }
-                case .none: break
                 }
             }
             if let outcome { return outcome }
