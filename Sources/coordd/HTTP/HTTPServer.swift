@@ -415,8 +415,8 @@ final class HTTPServer: @unchecked Sendable {
             if let stream = response.stream {
                 c.stream = stream
                 c.keepAliveAfterStream = keep && stream.framing == .chunked && !c.headMethod
-                // An event stream holds at most half of what the connection may have unsent; the output the other half
-                // (`pump`): a client that falls behind by that much is dropped.
+                // An event stream holds at most half of what the connection may have unsent, the output the other half
+                // (`pump`): past that a feed pulls at the client's pace (`ResponseStream.room`).
                 stream.attach(self, fd: fd, generation: generation,
                               limit: stream.framing == .eventStream ? configuration.maxQueuedOutput / 2 : nil)
                 if stopping { stream.finish() }
@@ -499,13 +499,12 @@ final class HTTPServer: @unchecked Sendable {
         guard now.timeIntervalSince(lastExpiry) >= 0.1 else { return }
         lastExpiry = now
         queuedBytes.store(connections.values.reduce(0) { $0 + $1.output.count }, ordering: .relaxed)
-        for c in Array(connections.values) where c.stream != nil && !c.output.isEmpty && now.timeIntervalSince(c.lastActivity) > configuration.idleTimeout {
-            // A stream's client that has read nothing of its waiting output for that long: stalled, or gone
-            // without its reset reaching us.
-            closeConnection(c)
-        }
-        for c in Array(connections.values) where !c.busy && c.stream == nil {
-            if let started = c.requestStarted {
+        for c in Array(connections.values) where !c.busy {
+            if c.stream != nil {
+                // A stream's client that has read nothing of its waiting output for that long: stalled, or gone
+                // without its reset reaching us.
+                if !c.output.isEmpty && now.timeIntervalSince(c.lastActivity) > configuration.idleTimeout { closeConnection(c) }
+            } else if let started = c.requestStarted {
                 let limit = c.decoder.awaitsBody ? configuration.bodyTimeout : configuration.headerTimeout
                 if now.timeIntervalSince(started) > limit {
                     // A slow client: answer 408 and close.

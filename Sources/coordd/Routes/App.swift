@@ -52,8 +52,9 @@ final class App: Sendable {
     // MARK: Dispatch
 
     /// Text answers of 1 KiB or more are gzipped for a client that asks (`Accept-Encoding`), and say that they vary
-    /// by it. Not: streams (the live feed, streamed exports), and answers with an ETag (a strong tag names one
-    /// representation, and `If-Match` compares it strongly), which are small anyway.
+    /// by it. Not: streams (the live feed, streamed exports), and answers with a strong ETag (it names one
+    /// representation, and `If-Match` compares it strongly), which are small anyway. Kept list answers, whose tag
+    /// is weak, come already gzipped from `listJSON`.
     static func compressed(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
         // Already encoded by its route (a kept list answer's gzip, `listJSON`).
         guard response.header("content-encoding") == nil else { return response }
