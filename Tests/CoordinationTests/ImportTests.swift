@@ -1,6 +1,7 @@
 @testable import Coordination
 @testable import Events
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -307,6 +308,48 @@ struct ImportTests {
         #expect(try await s.store.verify().isSound)
         let again = try await CommandImporter(store: s.store, actor: "importer").run(lines, keepGoing: false)
         #expect(again.alreadyPresent == lines.count)
+    }
+
+    @Test("the next batch is decided while two wait to be written; when the older one meets a conflict, the younger writes nothing and both are decided again")
+    func twoBatchesInFlight() async throws {
+        let s = try await makeService()
+        // Batches of 5 events, chunks of 10 lines: the first chunk fills two batches. Another session holds the bulk
+        // writers' lock, so neither can be written; a pipelined importer still decides the whole chunk and reports it.
+        let lines = Self.lines(receipts: 17)
+        let other = try TestDatabase.connection(like: s.store.pool)
+        defer { other.close() }
+        let bulkLock: SQL = "hashtextextended(current_schema() || '.coord_bulk_append', 11)"
+        try other.query("SELECT pg_advisory_lock(" + bulkLock + ")")
+        let batch = #"[{"streams":[{"stream":"stock-MNL:HSHETARPW406","expected":"any","events":[{"id":"\#(UUID().lowercasedString)","type":"stock.received","data":{"warehouse":"MNL","item":"HSHETARPW406","quantity":5,"reference":"GRN-X","source":"donation"},"metadata":{"actor":"other"},"occurred_at":"2026-11-09T00:00:00Z"}]}]}]"#
+        // (released, whether the first chunk was decided while both its batches waited for the lock)
+        let state = Mutex((released: false, decidedWhileHeld: false))
+        let release = Task {
+            // An importer that waits for each batch before deciding the next stalls at the lock: let it go on.
+            try? await Task.sleep(nanoseconds: 5_000_000_000)
+            state.withLock { st in
+                if !st.released { _ = try? other.query("SELECT pg_advisory_unlock(" + bulkLock + ")"); st.released = true }
+            }
+        }
+        let importer = CommandImporter(store: s.store, actor: "importer", maxBatchEvents: 5, chunkLines: 10)
+        let report = try await importer.run(lines, keepGoing: false) { done in
+            guard done == 10 else { return }
+            state.withLock { st in
+                guard !st.released else { return }
+                // The stock card the first batch creates now exists: that batch, and the one decided on it, are stale.
+                _ = try? other.query("SELECT * FROM coord_append(\(batch)::jsonb)")
+                _ = try? other.query("SELECT pg_advisory_unlock(" + bulkLock + ")")
+                st = (released: true, decidedWhileHeld: true)
+            }
+        }
+        release.cancel()
+        #expect(state.withLock { $0.decidedWhileHeld }, "the first chunk was decided while its first batch waited to be written")
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(report.imported == lines.count)
+        #expect(report.linesRetriedAlone >= 15, "both stale batches and the one staged after them were decided again: \(report.linesRetriedAlone)")
+        #expect(try await onHand(s, "MNL", "HSHETARPW406") == 5 + 17 * 10)
+        let card = try await s.store.read(stream: "stock-MNL:HSHETARPW406", from: 1, limit: 100)
+        #expect(card.count == 18, "each receipt once, and the other writer's")
+        #expect(try await s.store.verify().isSound)
     }
 
     @Test("a dispatch beyond stock on hand is refused and writes nothing; repeated keys are found, changed bodies refused")

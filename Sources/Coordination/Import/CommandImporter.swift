@@ -88,7 +88,9 @@ public final class CommandImporter: Sendable {
         let direct: CoordinationService
         /// Lines decided into the staging buffer since its last `take`, with their events.
         var deciding: [(line: Line, events: Int)] = []
-        var inFlight: (task: Task<(outcome: StagedAppendOutcome, end: ChainHead?), Error>, lines: [(line: Line, events: Int)])?
+        /// The batches being written, oldest first: each one's transaction starts when the one before it has
+        /// committed, and writes nothing (nil) when that one did not write.
+        var inFlight: [(task: Task<(outcome: StagedAppendOutcome, end: ChainHead?)?, Error>, lines: [(line: Line, events: Int)])] = []
         /// The batch being rendered and chained, off this thread: the next batch chains from where it ends.
         var preparing: Task<PreparedStagedAppend, Error>?
         /// Where the chain ended when the run started, for the first batch.
@@ -262,9 +264,14 @@ public final class CommandImporter: Sendable {
         }
     }
 
-    /// Starts writing the staged batch once the previous one is settled. The batch is rendered and its hash
-    /// chain computed in a task of its own, from where the previous batch's chain ends, while the previous
-    /// batch is being written and the next one decided.
+    /// Batches written or waiting to be, besides the one being decided. With two, the next batch is decided
+    /// while one is written and the other waits for its turn (rendered and chained by then), so neither
+    /// PostgreSQL nor the decisions wait for the other at each batch's end, as they did with one.
+    static let batchesInFlight = 2
+
+    /// Queues the staged batch for writing once fewer than `batchesInFlight` are; it is written when the one
+    /// before it has committed. The batch is rendered and its hash chain computed in a task of its own, from where
+    /// the previous batch's chain ends, while the batches before it are written and the next one decided.
     private func flush(_ run: Run) async throws {
         let appends = run.staging.take()
         let decided = run.deciding
@@ -275,35 +282,56 @@ public final class CommandImporter: Sendable {
             let after = previous == nil ? head : try? await previous?.value.end
             return try EventStore.prepareStaged(appends, after: after)
         }
-        guard try await settle(run, staged: decided) else { return }
+        while run.inFlight.count >= Self.batchesInFlight {
+            guard try await settleOldest(run, staged: decided) else { return }
+        }
         guard let prepared else { return }
         let store = self.store
+        let before = run.inFlight.last?.task
         run.preparing = prepared
-        run.inFlight = (Task { try await store.appendStaged(try await prepared.value) }, decided)
+        run.inFlight.append((Task {
+            // After the batch before it, and only if that one was written: this one was decided on its states.
+            if let before { guard let written = try await before.value, case .appended = written.outcome else { return nil } }
+            return try await store.appendStaged(try await prepared.value)
+        }, decided))
     }
 
-    /// Waits for the batch being written; true when it was written (or none was in flight). When another
-    /// writer got there first, every line decided since (that batch's, `staged` and the ones being staged) is
-    /// decided again alone, on fresh reads, and staging restarts.
+    /// Waits for every batch being written, oldest first; true when all were written (or none was in flight).
     @discardableResult
     private func settle(_ run: Run, staged: [(line: Line, events: Int)] = []) async throws -> Bool {
-        guard let (task, decided) = run.inFlight else { return true }
-        run.inFlight = nil
-        let outcome: StagedAppendOutcome
+        while !run.inFlight.isEmpty {
+            guard try await settleOldest(run, staged: staged) else { return false }
+        }
+        return true
+    }
+
+    /// Waits for the oldest batch being written; true when it was written. When another writer got there first,
+    /// every line decided since (that batch's, the later batches' (which then write nothing), `staged` and the
+    /// ones being staged) is decided again alone, on fresh reads, and staging restarts.
+    private func settleOldest(_ run: Run, staged: [(line: Line, events: Int)]) async throws -> Bool {
+        let (task, decided) = run.inFlight.removeFirst()
+        let outcome: StagedAppendOutcome?
         let waitStart = DispatchTime.now().uptimeNanoseconds
         defer { run.waiting += Double(DispatchTime.now().uptimeNanoseconds - waitStart) / 1e9 }
         do {
-            outcome = try await task.value.outcome
+            outcome = try await task.value?.outcome
         } catch {
             run.staging.take()
             throw error
         }
-        if case .appended = outcome {
+        if case .appended? = outcome {
             run.batches += 1
             for (line, events) in decided { run.outcomes[line.index] = .written(events: events) }
             return true
         }
-        let redo = decided + staged + run.deciding
+        // The later batches see this one unwritten and write nothing; their lines are decided again too.
+        var later: [(line: Line, events: Int)] = []
+        for (task, lines) in run.inFlight {
+            _ = try? await task.value
+            later += lines
+        }
+        run.inFlight = []
+        let redo = decided + later + staged + run.deciding
         run.staging.take()
         run.deciding = []
         run.retriedAlone += redo.count
