@@ -325,7 +325,7 @@ struct ImportTests {
         let state = Mutex((released: false, decidedWhileHeld: false))
         let release = Task {
             // An importer that waits for each batch before deciding the next stalls at the lock: let it go on.
-            try? await Task.sleep(nanoseconds: 5_000_000_000)
+            try? await Task.sleep(nanoseconds: 15_000_000_000)
             state.withLock { st in
                 if !st.released { _ = try? other.query("SELECT pg_advisory_unlock(" + bulkLock + ")"); st.released = true }
             }
