@@ -26,6 +26,8 @@ let spec = CommandSpec(
           COORD_LISTEN     Address to serve on (as --listen).
           COORD_SCHEMA     PostgreSQL schema to work in (default: the server's search_path).
           COORD_DB_POOL_SIZE  Database connections for requests (default 4 per CPU core, from 4 to 16).
+          COORD_GROUP_COMMIT_GATHER_US  After a group commit of several appends, wait up to this long for their
+                           callers' next ones (default 200, 0 to 10000; backs off when they do not come).
           COORD_ANCHOR_FILE      Append the chain's head here every COORD_ANCHOR_INTERVAL seconds (default 300).
           COORD_ANCHOR_KEY_FILE  Sign those anchors with this key (HMAC-SHA256).
           COORD_COOKIE_SECURE    1: the console's session cookie is always Secure (else behind X-Forwarded-Proto: https).

@@ -117,6 +117,35 @@ struct AppendTests {
         #expect(store.writerStats.batches < expected, "group commit gathered appends into fewer transactions")
     }
 
+    @Test("concurrent writers share each commit: the writer waits for the callers it just answered, so 16 writers fill batches of 16, not two alternating halves; a lone writer never waits")
+    func writersShareCommits() async throws {
+        // The wait is generous here (0.5 s: the suites running beside this one share the cooperative pool that resumes
+        // the callers, and can make them late by milliseconds); coordd's is 200 µs. The last batch waits it out.
+        func meanBatch(writers: Int, gatherMicros: Int) async throws -> (mean: Double, gathers: Int) {
+            let pool = try await TestDatabase.makePool()
+            defer { pool.close() }
+            let store = EventStore(pool: pool, gatherMicros: gatherMicros)
+            defer { store.close() }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<writers {
+                    group.addTask {
+                        for _ in 0..<30 { try await store.append(sampleEvents(1), to: "share-\(w)", expected: .any) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let stats = store.writerStats
+            #expect(stats.events == writers * 30)
+            #expect(try await store.verify().isSound)
+            return (Double(stats.events) / Double(max(1, stats.batches)), store.writerGathers)
+        }
+        let shared = try await meanBatch(writers: 16, gatherMicros: 500_000)
+        #expect(shared.mean >= 12, "events per commit with 16 writers: \(shared.mean)")
+        let lone = try await meanBatch(writers: 1, gatherMicros: 500_000)
+        #expect(lone.mean == 1)
+        #expect(lone.gathers == 0, "a lone writer's next append is sent at once")
+    }
+
     @Test("a conflicting request in a batch fails alone; its neighbours commit")
     func conflictIsolatedInBatch() async throws {
         let store = try await TestDatabase.makeStore()

@@ -25,6 +25,13 @@ public final class EventStore: Sendable {
         self.watcher = HeadWatcher(configuration: pool.configuration)
     }
 
+    /// With the writer's wait for its callers' next requests set (`COORD_GROUP_COMMIT_GATHER_US` otherwise).
+    init(pool: PostgresPool, gatherMicros: Int) {
+        self.pool = pool
+        self.committer = GroupCommitter(configuration: pool.configuration, gatherMicros: gatherMicros)
+        self.watcher = HeadWatcher(configuration: pool.configuration)
+    }
+
     /// Stops the writer and the notification listener; the pool is the caller's to close.
     public func close() {
         committer.close()
@@ -33,6 +40,8 @@ public final class EventStore: Sendable {
 
     /// Batches and events the writer has committed since start (for metrics).
     public var writerStats: (batches: Int, events: Int) { committer.stats }
+    /// How many times the writer waited for its callers' next requests before a batch.
+    var writerGathers: Int { committer.gathers }
 
     // MARK: Names
 

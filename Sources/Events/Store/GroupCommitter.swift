@@ -40,19 +40,39 @@ final class GroupCommitter: @unchecked Sendable {
         var pending: [Pending] = []
         var draining = false
         var closed = false
+        /// While the drainer gathers (see `gather`): the pending count it waits for.
+        var gatherTarget: Int?
     }
+
+    /// Signalled by `enqueue` when the pending count reaches `State.gatherTarget`.
+    private let gathered = DispatchSemaphore(value: 0)
+    /// How long the drainer waits, after a batch of several requests, for their callers' next requests.
+    let gatherMicros: Int
+    /// Batches to write without gathering, and how many to skip after the next wait that does not pay (drainer only).
+    private var gatherSkips = 0
+    private var gatherBackoff = 0
 
     /// Counters for metrics.
     private let counters = Mutex((batches: 0, events: 0))
 
-    init(configuration: PostgresConfiguration, maxBatchEvents: Int = 1000) {
+    init(configuration: PostgresConfiguration, maxBatchEvents: Int = 1000, gatherMicros: Int = GroupCommitter.gatherFromEnvironment()) {
         var configuration = configuration
         configuration.applicationName += "-writer"
         self.configuration = configuration
         self.maxBatchEvents = maxBatchEvents
+        self.gatherMicros = max(0, gatherMicros)
     }
 
     var stats: (batches: Int, events: Int) { counters.withLock { $0 } }
+
+    /// `COORD_GROUP_COMMIT_GATHER_US`: microseconds from 0 (no wait) to 10,000; 200 when unset or not a number.
+    static func gatherFromEnvironment() -> Int {
+        guard let text = ProcessInfo.processInfo.environment["COORD_GROUP_COMMIT_GATHER_US"], let value = Int(text) else { return 200 }
+        return min(10_000, max(0, value))
+    }
+    /// How many times the drainer waited for callers' next requests (see `gather`).
+    private let gatherCount = Mutex(0)
+    var gathers: Int { gatherCount.withLock { $0 } }
 
     func submit(_ request: [StreamAppend], receipt: AppendReceipt?, eventCount: Int, speculation: Speculation? = nil,
                 after: [Speculation] = []) -> AppendTicket {
@@ -63,13 +83,18 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     private func enqueue(_ items: [Pending]) {
-        let (start, rejected) = state.withLock { s -> (Bool, [Pending]) in
-            if s.closed { return (false, items) }
+        let (start, rejected, signal) = state.withLock { s -> (Bool, [Pending], Bool) in
+            if s.closed { return (false, items, false) }
             s.pending.append(contentsOf: items)
-            if s.draining { return (false, []) }
+            if let target = s.gatherTarget, s.pending.count >= target {
+                s.gatherTarget = nil
+                return (false, [], true)
+            }
+            if s.draining { return (false, [], false) }
             s.draining = true
-            return (true, [])
+            return (true, [], false)
         }
+        if signal { gathered.signal() }
         for item in rejected { Self.finish(item, .failure(EventStoreError.unavailable("store closed"))) }
         if start {
             BlockingThreads.shared.run { self.drain() }
@@ -103,9 +128,49 @@ final class GroupCommitter: @unchecked Sendable {
         state.withLock { $0.closed = true }
     }
 
+    /// Waits up to `gatherMicros` until `returning` more requests are pending than `before`: the callers of the batch
+    /// just written, which a batch of several usually is, send their next requests within microseconds. Without
+    /// the wait the next batch holds only what arrived while the last one was written, and concurrent writers
+    /// settle into two groups taking turns, each batch half of them, each commit's WAL flush shared by half.
+    ///
+    /// Callers that take longer (clients across a network: their next request follows the answer's round trip)
+    /// would only be delayed: when fewer than half of them came back within the wait, the next batches are written
+    /// without one, 4, then 8... up to 64 of them, before the wait is tried again.
+    private func gather(before: Int, returning: Int) {
+        guard gatherMicros > 0, returning >= 2 else { return }
+        if gatherSkips > 0 { gatherSkips -= 1; return }
+        let target = min(before + returning, maxBatchEvents)
+        let waiting = state.withLock { s -> Bool in
+            guard s.pending.count < target, !s.closed else { return false }
+            s.gatherTarget = target
+            return true
+        }
+        guard waiting else { return }
+        gatherCount.withLock { $0 += 1 }
+        if gathered.wait(timeout: .now() + .microseconds(gatherMicros)) == .timedOut {
+            // Reached meanwhile: `enqueue` cleared the target and signals (or has signalled); take that signal.
+            let (signalled, arrived) = state.withLock { s -> (Bool, Int) in
+                if s.gatherTarget == nil { return (true, 0) }
+                s.gatherTarget = nil
+                return (false, s.pending.count - before)
+            }
+            if signalled {
+                gathered.wait()
+            } else if arrived * 2 < returning {
+                gatherBackoff = min(64, max(4, gatherBackoff * 2))
+                gatherSkips = gatherBackoff
+                return
+            }
+        }
+        gatherBackoff = 0
+    }
+
     /// Runs on a blocking thread until nothing is pending.
     private func drain() {
+        var returning = 0
+        var before = 0
         while true {
+            gather(before: before, returning: returning)
             let batch: [Pending] = state.withLock { s in
                 var taken = 0
                 var count = 0
@@ -134,7 +199,10 @@ final class GroupCommitter: @unchecked Sendable {
                 if let s = item.speculation { ahead.insert(ObjectIdentifier(s)) }
             }
             var retry: [Pending] = []
-            for (item, outcome) in zip(live, run(live)) {
+            let outcomes = run(live)
+            before = state.withLock { $0.pending.count }
+            returning = live.count
+            for (item, outcome) in zip(live, outcomes) {
                 if let outcome { Self.finish(item, outcome) } else { retry.append(item) }
             }
             if !retry.isEmpty {

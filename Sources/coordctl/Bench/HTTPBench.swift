@@ -124,8 +124,19 @@ enum HTTPBench {
 
         FileHandle.standardError.write(Data("coordd ready; mixed workload...\n".utf8))
         try? await pool.withConnection { c in _ = try c.execute(unsafe: "CHECKPOINT") }  // needs pg_checkpoint; skipped without
+        // coordd's group commits (`/metrics`), for the mean batch of each write phase.
+        let writerMetrics = try BenchClient(port: port)
+        func writerCounts() -> (batches: Double, events: Double) {
+            let text = writerMetrics.text("/metrics") ?? ""
+            return (BenchClient.metric("coord_append_batches_total", in: text) ?? 0, BenchClient.metric("coord_events_appended_total", in: text) ?? 0)
+        }
+        func meanBatch(since earlier: (batches: Double, events: Double)) -> Double {
+            let now = writerCounts()
+            return (now.events - earlier.events) / max(1, now.batches - earlier.batches)
+        }
         // 2. Mixed workload.
         let commands = Collector(), reads = Collector()
+        let mixWrites = writerCounts()
         let mixCPU0 = await ProcessCPU.sample(child: daemon.pid, pool: pool)
         let mixStart = Date()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -153,6 +164,7 @@ enum HTTPBench {
             try await group.waitForAll()
         }
         let mixSeconds = Date().timeIntervalSince(mixStart)
+        let mixBatch = meanBatch(since: mixWrites)
         let commandRate = Double(commands.samples.withLock { $0.count }) / mixSeconds
         // CPU per command, each command's share of the GETs included: where the two cores went.
         let mixCPU1 = await ProcessCPU.sample(child: daemon.pid, pool: pool), perCommand = 1e6 / Double(max(1, commands.samples.withLock { $0.count }))
@@ -185,8 +197,12 @@ enum HTTPBench {
             return (Double(xs.count) / Date().timeIntervalSince(start), percentile(xs, 0.5), percentile(xs, 0.99), latency.errors.withLock { $0 })
         }
         FileHandle.standardError.write(Data("receipts spread over \(connections) cards, then on one card...\n".utf8))
+        let spreadWrites = writerCounts()
         let spread = try await receipts(hot: false)
+        let spreadBatch = meanBatch(since: spreadWrites)
+        let hotWrites = writerCounts()
         let hot = try await receipts(hot: true)
+        let hotBatch = meanBatch(since: hotWrites)
 
         FileHandle.standardError.write(Data("GET phase with \(idle) idle connections and \(feeds) live feeds...\n".utf8))
         // 3. GETs at a fixed rate with many idle connections and live feeds held open, and a trickle of writes.
@@ -289,6 +305,7 @@ enum HTTPBench {
             "spread_receipts_per_second": spread.rate.rounded(), "spread_receipt_p99_ms": spread.p99,
             "hot_card_receipts_per_second": hot.rate.rounded(), "hot_card_receipt_p50_ms": hot.p50, "hot_card_receipt_p99_ms": hot.p99,
             "hot_card_ratio": (hot.rate / max(1, spread.rate) * 100).rounded() / 100, "receipt_errors": spread.errors + hot.errors,
+            "mean_batch_events": ["mixed": (mixBatch * 10).rounded() / 10, "spread": (spreadBatch * 10).rounded() / 10, "hot_card": (hotBatch * 10).rounded() / 10],
             "cpu_us_per_command": ["coordd": commandCPU.coordd.rounded(), "postgres": commandCPU.postgres.rounded(),
                                    "client": commandCPU.client.rounded()],
         ]
@@ -305,6 +322,7 @@ enum HTTPBench {
                 ["receipts/s spread over \(connections) cards, p50 / p99 ms", String(format: "%.0f, %.1f / %.1f", spread.rate, spread.p50, spread.p99)],
                 ["receipts/s on ONE card, p50 / p99 ms", String(format: "%.0f, %.1f / %.1f", hot.rate, hot.p50, hot.p99)],
                 ["ratio hot card / spread", String(format: "%.2f", hot.rate / max(1, spread.rate))],
+                ["events per group commit: mixed / spread / one card", String(format: "%.1f / %.1f / %.1f", mixBatch, spreadBatch, hotBatch)],
                 ["CPU µs per INSERT, unnamed: client + PostgreSQL", String(format: "%.0f + %.0f", baseCPU[0].client, baseCPU[0].postgres)],
                 ["CPU µs per INSERT, prepared: client + PostgreSQL", String(format: "%.0f + %.0f", baseCPU[1].client, baseCPU[1].postgres)],
                 ["CPU µs per command (GETs' share in): coordd + PostgreSQL + client",
