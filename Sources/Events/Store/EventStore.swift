@@ -19,13 +19,11 @@ public final class EventStore: Sendable {
     public static let maxEventsPerAppend = 1000
 
     /// Uses `pool` for reads; appends go through one dedicated writer connection of the same configuration.
-    public init(pool: PostgresPool) {
-        self.pool = pool
-        self.committer = GroupCommitter(configuration: pool.configuration)
-        self.watcher = HeadWatcher(configuration: pool.configuration)
+    public convenience init(pool: PostgresPool) {
+        self.init(pool: pool, gatherMicros: GroupCommitter.gatherFromEnvironment())
     }
 
-    /// With the writer's wait for its callers' next requests set (`COORD_GROUP_COMMIT_GATHER_US` otherwise).
+    /// With the writer's wait for its callers' next requests given (`COORD_GROUP_COMMIT_GATHER_US` otherwise).
     init(pool: PostgresPool, gatherMicros: Int) {
         self.pool = pool
         self.committer = GroupCommitter(configuration: pool.configuration, gatherMicros: gatherMicros)

@@ -54,6 +54,8 @@ final class GroupCommitter: @unchecked Sendable {
 
     /// Counters for metrics.
     private let counters = Mutex((batches: 0, events: 0))
+    /// How many times the drainer waited for callers' next requests (see `gather`).
+    private let gatherCount = Mutex(0)
 
     init(configuration: PostgresConfiguration, maxBatchEvents: Int = 1000, gatherMicros: Int = GroupCommitter.gatherFromEnvironment()) {
         var configuration = configuration
@@ -64,15 +66,13 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     var stats: (batches: Int, events: Int) { counters.withLock { $0 } }
+    var gathers: Int { gatherCount.withLock { $0 } }
 
     /// `COORD_GROUP_COMMIT_GATHER_US`: microseconds from 0 (no wait) to 10,000; 200 when unset or not a number.
     static func gatherFromEnvironment() -> Int {
         guard let text = ProcessInfo.processInfo.environment["COORD_GROUP_COMMIT_GATHER_US"], let value = Int(text) else { return 200 }
         return min(10_000, max(0, value))
     }
-    /// How many times the drainer waited for callers' next requests (see `gather`).
-    private let gatherCount = Mutex(0)
-    var gathers: Int { gatherCount.withLock { $0 } }
 
     func submit(_ request: [StreamAppend], receipt: AppendReceipt?, eventCount: Int, speculation: Speculation? = nil,
                 after: [Speculation] = []) -> AppendTicket {
