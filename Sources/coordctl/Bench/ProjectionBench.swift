@@ -90,6 +90,7 @@ enum ProjectionBench {
             return Date().timeIntervalSince(start)
         }
         let unanalysedSeconds = try await rebuildAll()
+        let unanalysedPhases = phases.seconds
         try await store.refreshStatistics()
         try await session.pool.withConnection { c in
             try c.execute(unsafe: "ALTER TABLE events RESET (autovacuum_enabled)")
@@ -111,7 +112,8 @@ enum ProjectionBench {
                                "baseline_events_per_second": scanRate.rounded(),
                                "rebuild_unanalysed_seconds": unanalysedSeconds, "rebuild_unanalysed_events_per_second": unanalysedRate.rounded(),
                                "rebuild_seconds": rebuildSeconds, "rebuild_events_per_second": rebuildRate.rounded(), "rows": counts,
-                               "phase_seconds": phases.seconds.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) }]))
+                               "phase_seconds": phases.seconds.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) },
+                               "phase_seconds_unanalysed": unanalysedPhases.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) }]))
         } else {
             print("coordctl bench rebuild: \(generated) events, profile \(profile.rawValue) (generated in \(String(format: "%.1f", genSeconds)) s)")
             print(Output.table(["phase", "seconds", "events/s", "x baseline"], [
@@ -121,12 +123,13 @@ enum ProjectionBench {
                 ["rebuild, after VACUUM ANALYZE (as import leaves it)", String(format: "%.2f", rebuildSeconds), String(format: "%.0f", rebuildRate),
                  String(format: "%.3f", rebuildRate / scanRate)],
             ]))
-            let byPhase = phases.seconds
             let all = ProjectionRunner.RebuildPhase.allCases
-            print("after VACUUM ANALYZE, seconds by projection and phase (the fold is shared; the other phases run at once across rows):")
-            print(Output.table(["projection"] + all.map(\.rawValue), Coordination.projections.map { def in
-                [def.name] + all.map { String(format: "%.2f", byPhase[def.name]?[$0] ?? 0) }
-            }))
+            for (title, byPhase) in [("no statistics", unanalysedPhases), ("after VACUUM ANALYZE", phases.seconds)] {
+                print("\(title), seconds by projection and phase (the fold is shared; the other phases run at once across rows):")
+                print(Output.table(["projection"] + all.map(\.rawValue), Coordination.projections.map { def in
+                    [def.name] + all.map { String(format: "%.2f", byPhase[def.name]?[$0] ?? 0) }
+                }))
+            }
             print("read-model rows: " + counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         }
         return 0
