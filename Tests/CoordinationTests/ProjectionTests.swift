@@ -193,6 +193,41 @@ struct ProjectionTests {
         #expect(try await dumpReadModels(s.store.pool) == before)
     }
 
+    @Test("under a stream of writes a projection commits at most once per pace; an event after a quiet spell is applied at once")
+    func pacedUnderLoad() async throws {
+        let s = try await makeService()
+        try await seed(s)
+        let counting = CrashingStock(crashOnFlush: .max)
+        let pace = 2.0
+        let runner = ProjectionRunner(store: s.store, definitions: [counting], leaderPoll: 0.2, pace: pace)
+        runner.start()
+        defer { Task { await runner.stop() } }
+        _ = try await waitCaughtUp(runner)
+        // A stream: receipts one after another, each its own group commit.
+        let before = counting.flushes.withLock { $0 }
+        let start = Date()
+        for i in 0..<60 {
+            _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: Int64(i + 1), source: "donation"), ctx)
+        }
+        let streamed = Date().timeIntervalSince(start)
+        _ = try await waitCaughtUp(runner)
+        let commits = counting.flushes.withLock { $0 } - before
+        // Unpaced, the worker committed after nearly every receipt (~60 here).
+        #expect(commits <= Int(streamed / pace) + 3, "\(commits) commits for 60 receipts in \(streamed) s")
+        // Quiet for longer than the pace: the next receipt is read when its notification comes, not a pace later.
+        try await Task.sleep(nanoseconds: UInt64((pace + 0.3) * 1e9))
+        _ = try await s.execute(ReceiveStock(warehouse: "MNL", item: "HSHETARPW406", quantity: 7, source: "donation"), ctx)
+        let head = try await s.store.headPosition()
+        let asked = Date()
+        var reached = false
+        while Date().timeIntervalSince(asked) < pace {
+            if try await ProjectionRunner.status(pool: s.store.pool, definitions: [counting])[0].checkpoint >= head { reached = true; break }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        #expect(reached, "applied within \(Date().timeIntervalSince(asked)) s, the pace being \(pace) s")
+        #expect(Date().timeIntervalSince(asked) < pace / 2)
+    }
+
     @Test("a crash between flush and commit loses nothing and applies nothing twice")
     func crashMidBatch() async throws {
         let s = try await makeService()

@@ -14,6 +14,9 @@ import Synchronization
 ///   builds shadow tables while the old ones serve reads, then swaps them in one short transaction.
 /// - A failing event stops only its projection, at that event, with the error recorded; it is retried
 ///   every `retryInterval` seconds (after a fix is deployed, the restart retries at once).
+/// - Under a stream of writes a projection commits at most once every `pace` seconds: after a commit that caught
+///   up, it lets the next events gather that long before it reads them. An event after a quiet spell is applied
+///   at once, as before.
 public final class ProjectionRunner: Sendable {
     public let store: EventStore
     public let definitions: [any ProjectionDefinition]
@@ -21,18 +24,29 @@ public final class ProjectionRunner: Sendable {
     let batchSize: Int
     let leaderPoll: Double
     let retryInterval: Double
+    /// Least time between a projection's commits while events keep coming (see the type's notes).
+    let pace: Double
     private let workers: [Worker]
     private let tasks = Mutex<[Task<Void, Never>]>([])
 
     public init(store: EventStore, definitions: [any ProjectionDefinition], logger: Logger = .silent,
-                batchSize: Int = 5000, leaderPoll: Double = 1.0, retryInterval: Double = 30) {
+                batchSize: Int = 5000, leaderPoll: Double = 1.0, retryInterval: Double = 30,
+                pace: Double = ProjectionRunner.paceFromEnvironment()) {
         self.store = store
+        self.pace = max(0, pace)
         self.definitions = definitions
         self.logger = logger
         self.batchSize = batchSize
         self.leaderPoll = leaderPoll
         self.retryInterval = retryInterval
         self.workers = definitions.map { Worker(definition: $0) }
+    }
+
+    /// `COORD_PROJECTION_PACE_MS`: milliseconds from 0 (commit after every batch) to 1,000; 10 when unset or not a
+    /// number.
+    public static func paceFromEnvironment() -> Double {
+        guard let text = ProcessInfo.processInfo.environment["COORD_PROJECTION_PACE_MS"], let value = Int(text) else { return 0.010 }
+        return Double(min(1000, max(0, value))) / 1000
     }
 
     /// Starts one task per projection.
@@ -240,7 +254,13 @@ public final class ProjectionRunner: Sendable {
                 let generation = store.watcher.generation
                 let applied = try await step(w)
                 failures = 0
-                if applied == 0 {
+                if applied > 0, applied < batchSize, pace > 0 {
+                    // Caught up with a batch: the writes that keep coming gather for `pace` before the next read, so
+                    // under load a projection costs one read and one transaction per `pace` rather than per commit
+                    // of the log (each of five projections ran its own after every group commit).
+                    let wait = pace - Date().timeIntervalSince(w.lastCommit)
+                    if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+                } else if applied == 0 {
                     if Date().timeIntervalSince(w.lastStatusCheck) > 2 {
                         w.lastStatusCheck = Date()
                         if try await storedStatus(w) == "rebuild_requested" { try await rebuild(w, log); continue }
