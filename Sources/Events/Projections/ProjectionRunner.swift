@@ -14,9 +14,9 @@ import Synchronization
 ///   builds shadow tables while the old ones serve reads, then swaps them in one short transaction.
 /// - A failing event stops only its projection, at that event, with the error recorded; it is retried
 ///   every `retryInterval` seconds (after a fix is deployed, the restart retries at once).
-/// - Under a stream of writes a projection commits at most once every `pace` seconds: after a commit that caught
-///   up, it lets the next events gather that long before it reads them. An event after a quiet spell is applied
-///   at once, as before.
+/// - Under a stream of writes a projection reads (and commits) at most once every `pace` seconds: after a read that
+///   caught up with the head, it lets the next events gather that long before it reads again. An event after a
+///   quiet spell is applied at once, as before.
 public final class ProjectionRunner: Sendable {
     public let store: EventStore
     public let definitions: [any ProjectionDefinition]
@@ -252,15 +252,19 @@ public final class ProjectionRunner: Sendable {
                     try await prepare(w, log)
                 }
                 let generation = store.watcher.generation
+                let scanned = w.scanned, started = Date()
                 let applied = try await step(w)
                 failures = 0
-                if applied > 0, applied < batchSize, pace > 0 {
-                    // Caught up with a batch: the writes that keep coming gather for `pace` before the next read, so
-                    // under load a projection costs one read and one transaction per `pace` rather than per commit
-                    // of the log (each of five projections ran its own after every group commit).
-                    let wait = pace - Date().timeIntervalSince(w.lastCommit)
+                if pace > 0, applied < batchSize, applied > 0 || w.scanned > scanned {
+                    // Caught up with what had come (its own events, or only others'): the writes that keep coming
+                    // gather for `pace` before the next read, so under load a projection costs one read (and at
+                    // most one transaction) per `pace` rather than per commit of the log: each of five projections
+                    // read, and most committed, after every group commit. A notification during the wait is not
+                    // lost: `generation` was read before the step.
+                    let wait = pace - Date().timeIntervalSince(started)
                     if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
-                } else if applied == 0 {
+                }
+                if applied == 0 {
                     if Date().timeIntervalSince(w.lastStatusCheck) > 2 {
                         w.lastStatusCheck = Date()
                         if try await storedStatus(w) == "rebuild_requested" { try await rebuild(w, log); continue }
