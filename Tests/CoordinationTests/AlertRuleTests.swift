@@ -34,6 +34,38 @@ struct AlertRuleTests {
         func all(_ kind: String) -> [AlertReadModel.Alert] { model.alerts.values.filter { $0.kind == kind }.sorted { $0.raisedPosition < $1.raisedPosition } }
     }
 
+    @Test("history's transitions enqueued at once (a first rebuild's, staged through COPY) are stored as given, in order, once")
+    func bulkEnqueue() async throws {
+        let s = try await makeService()
+        let n = AlertOutbox.bulkTransitions + 5
+        let base = Date(timeIntervalSince1970: 1_700_000_000)
+        let transitions = (0..<n).map { i -> AlertReadModel.Transition in
+            var a = AlertReadModel.Alert()
+            (a.id, a.kind, a.subject) = ("stock.below_minimum:MNL:ITEM\(i)@\(i + 1)", "stock.below_minimum", "MNL:ITEM\(i)")
+            a.response = i % 3 == 0 ? nil : "PHL-2026-TC-01"
+            a.detail = "on hand \(i)\ttab \\ backslash\nline"  // COPY's escapes, inside the JSON's
+            (a.raisedAt, a.raisedPosition) = (base.addingTimeInterval(Double(i) + 0.25), Int64(i + 1))
+            return AlertReadModel.Transition(alert: a, type: "alert.raised", position: Int64(i + 1), at: a.raisedAt)
+        }
+        let rows = try await s.store.pool.withConnection { c -> [(String, String, String, String?, Int64, Date, String)] in
+            try c.transaction { c in try AlertOutbox.enqueue(c, transitions, through: Int64(n)) }
+            // Found again by a later fold: at or below the mark, nothing is added.
+            try c.transaction { c in try AlertOutbox.enqueue(c, transitions, through: Int64(n)) }
+            let r = try c.query("SELECT alert_id, kind, type, response, position, at, alert::text FROM alert_transitions ORDER BY seq")
+            return try r.rows.map { row in
+                (try row.decode(0), try row.decode(1), try row.decode(2), try row.decodeOptional(3), try row.decode(4), try row.decode(5), try row.decode(6))
+            }
+        }
+        #expect(rows.count == n)
+        var mismatches = 0
+        for (row, t) in zip(rows, transitions) {
+            let expected = (t.alert.id, t.alert.kind, t.type, t.alert.response, t.position, t.at, t.alert.json)
+            if row.0 != expected.0 || row.1 != expected.1 || row.2 != expected.2 || row.3 != expected.3 || row.4 != expected.4
+                || abs(row.5.timeIntervalSince(expected.5)) > 0.000_001 || row.6 != expected.6 { mismatches += 1 }
+        }
+        #expect(mismatches == 0, "first: \(String(describing: rows.first)) against \(transitions[0].alert.json)")
+    }
+
     @Test("task.overdue by priority: urgent the day after its due date, high after two days, low never; raised by the clock, cleared on completion")
     func overdueTasks() throws {
         let log = Log()
