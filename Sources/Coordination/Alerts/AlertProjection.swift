@@ -408,10 +408,12 @@ public final class AlertReadModel: DecodingProjectionState {
     }
 
     /// Raises an alert of this kind and subject unless one is open.
-    private func raise(_ kind: String, _ subject: String, response: String?, detail: String, _ event: RecordedEvent) {
+    /// `detail` is rendered only when the alert is raised: most evaluations find it open already (a card below its
+    /// minimum is decided again at every movement).
+    private func raise(_ kind: String, _ subject: String, response: String?, detail: @autoclosure () -> String, _ event: RecordedEvent) {
         let key = kind + "|" + subject
         guard open[key] == nil else { return }
-        let alert = Alert(id: "\(kind):\(subject)@\(event.position)", kind: kind, subject: subject, response: response, detail: detail,
+        let alert = Alert(id: "\(kind):\(subject)@\(event.position)", kind: kind, subject: subject, response: response, detail: detail(),
                           raisedAt: event.recordedAt, raisedPosition: event.position)
         alerts[alert.id] = alert
         open[key] = alert.id
