@@ -80,10 +80,18 @@ struct SupportTests {
         }
     }
 
-    @Test("random UUIDs are version 4, RFC 4122 variant, and do not repeat")
-    func randomUUIDs() {
+    @Test("random UUIDs are version 4, RFC 4122 variant, and do not repeat, also drawn from eight threads at once")
+    func randomUUIDs() async {
         let ids = (0..<20_000).map { _ in UUID.random() }
         #expect(Set(ids).count == ids.count)
+        // The bytes come from one buffer refilled from the kernel: threads drawing at once never share a slice.
+        let drawn = await withTaskGroup(of: [UUID].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<5_000).map { _ in UUID.random() } } }
+            var all: [UUID] = []
+            for await part in group { all += part }
+            return all
+        }
+        #expect(Set(drawn + ids).count == drawn.count + ids.count)
         for id in ids.prefix(1_000) {
             let text = id.lowercasedString
             #expect(text.count == 36 && UUID(uuidString: text) == id)
