@@ -28,8 +28,8 @@ let spec = CommandSpec(
           COORD_DB_POOL_SIZE  Database connections for requests (default 4 per CPU core, from 4 to 16).
           COORD_GROUP_COMMIT_GATHER_US  After a group commit of several appends, wait up to this long for their
                            callers' next ones (default 200, 0 to 10000; backs off when they do not come).
-          COORD_PROJECTION_PACE_MS  Under a stream of writes, the least time between a projection's commits
-                           (default 10, 0 to 1000; an event after a quiet spell is applied at once).
+          COORD_PROJECTION_PACE_MS  Under a stream of writes, the least time between a projection's reads of the
+                           log, so its commits (default 10, 0 to 1000; an event after a quiet spell is applied at once).
           COORD_ANCHOR_FILE      Append the chain's head here every COORD_ANCHOR_INTERVAL seconds (default 300).
           COORD_ANCHOR_KEY_FILE  Sign those anchors with this key (HMAC-SHA256).
           COORD_COOKIE_SECURE    1: the console's session cookie is always Secure (else behind X-Forwarded-Proto: https).

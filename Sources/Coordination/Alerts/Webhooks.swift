@@ -11,7 +11,8 @@ public enum AlertOutbox {
     /// the mark to `through`, in the caller's transaction (the projection's checkpoint transaction). A transition at
     /// or below the mark was enqueued before: a rebuild, which finds every transition of history again, adds nothing.
     static let markLag: Int64 = 10_000
-    /// From this many transitions in one call (a rebuild's), the statement runs without JIT and with room to sort.
+    /// From this many transitions in one call (a first rebuild's), they are written without JIT, with room to sort,
+    /// and (no webhook enabled) through a staging table filled by COPY.
     static let bulkTransitions = 10_000
 
     static func enqueue(_ c: PostgresConnection, _ transitions: [AlertReadModel.Transition], through: Int64) throws {
@@ -52,8 +53,7 @@ public enum AlertOutbox {
                     CopyText.append(t.alert.id, to: &out); out.append(0x09)
                     CopyText.append(t.alert.kind, to: &out); out.append(0x09)
                     CopyText.append(t.type, to: &out); out.append(0x09)
-                    if let r = t.alert.response { CopyText.append(r, to: &out) } else { out.append(contentsOf: [0x5c, 0x4e]) }
-                    out.append(0x09)
+                    out.append(contentsOf: CopyText.escape(t.alert.response).utf8); out.append(0x09)
                     CopyText.append(t.position, to: &out); out.append(0x09)
                     CopyText.append(Timestamp.format(t.at), to: &out); out.append(0x09)
                     CopyText.append(t.alert.json, to: &out)
@@ -63,7 +63,7 @@ public enum AlertOutbox {
                     SELECT alert_id, kind, type, response, position, at, alert FROM coord_stage_alert_transitions ORDER BY n
                     ON CONFLICT (alert_id, type) DO NOTHING
                     """)
-                try c.execute(unsafe: "DROP TABLE coord_stage_alert_transitions")
+                try c.execute(unsafe: "DROP TABLE coord_stage_alert_transitions")  // now: a second call in this transaction creates it again
             } else if !subscribed {
                 try c.query("""
                     INSERT INTO alert_transitions (alert_id, kind, type, response, position, at, alert)

@@ -24,7 +24,7 @@ public final class ProjectionRunner: Sendable {
     let batchSize: Int
     let leaderPoll: Double
     let retryInterval: Double
-    /// Least time between a projection's commits while events keep coming (see the type's notes).
+    /// Least time between a projection's reads of the log (so its commits) while events keep coming (see the type's notes).
     let pace: Double
     private let workers: [Worker]
     private let tasks = Mutex<[Task<Void, Never>]>([])
@@ -42,8 +42,8 @@ public final class ProjectionRunner: Sendable {
         self.workers = definitions.map { Worker(definition: $0) }
     }
 
-    /// `COORD_PROJECTION_PACE_MS`: milliseconds from 0 (commit after every batch) to 1,000; 10 when unset or not a
-    /// number.
+    /// `COORD_PROJECTION_PACE_MS`: milliseconds from 0 (read again at once, as before) to 1,000; 10 when unset or
+    /// not a number.
     public static func paceFromEnvironment() -> Double {
         guard let text = ProcessInfo.processInfo.environment["COORD_PROJECTION_PACE_MS"], let value = Int(text) else { return 0.010 }
         return Double(min(1000, max(0, value))) / 1000

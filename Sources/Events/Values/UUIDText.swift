@@ -28,10 +28,12 @@ private struct RandomBytes {
         buffer.withUnsafeMutableBytes { raw in
             var filled = 0
             while filled < raw.count {
-                let n = Self.urandom >= 0 ? read(Self.urandom, raw.baseAddress! + filled, raw.count - filled) : -1
-                if n > 0 { filled += n; continue }
-                if n < 0 && errno == EINTR { continue }
-                // No /dev/urandom (a sandbox without it): the system generator, 8 bytes at a time.
+                if Self.urandom >= 0 {
+                    let n = read(Self.urandom, raw.baseAddress! + filled, raw.count - filled)
+                    if n > 0 { filled += n; continue }
+                    if n < 0 && errno == EINTR { continue }
+                }
+                // No /dev/urandom (a sandbox without it), or it failed: the system generator, 8 bytes at a time.
                 var generator = SystemRandomNumberGenerator()
                 while filled < raw.count {
                     withUnsafeBytes(of: generator.next() as UInt64) { word in
