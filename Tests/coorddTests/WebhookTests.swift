@@ -203,9 +203,17 @@ struct WebhookTests {
         let p = try #require(pings.first { $0.type == "ping" })
         #expect(p.id == ping.json["delivery"] as? String)
         #expect(try await ReferenceVerifier.verify(secret: hook.secret, p) == "ok")
-        // Deliveries are listed with their attempts; /metrics counts them.
-        let deliveries = try await d.call("GET", "/v1/webhooks/\(hook.id)/deliveries", token: d.admin)
-        let items = deliveries.json["items"] as? [[String: Any]] ?? []
+        // Deliveries are listed with their attempts; /metrics counts them. The receiver records a request before it
+        // answers, and coordd records the attempt after the answer: on a busy machine the last one can still be
+        // in flight for a moment (seen in CI: the ping pending 0.3 s after it arrived).
+        var items: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(15)
+        repeat {
+            let deliveries = try await d.call("GET", "/v1/webhooks/\(hook.id)/deliveries", token: d.admin)
+            items = deliveries.json["items"] as? [[String: Any]] ?? []
+            if items.count == 3, items.allSatisfy({ $0["status"] as? String != "pending" }) { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        } while Date() < deadline
         #expect(items.count == 3 && items.allSatisfy { $0["status"] as? String == "delivered" && $0["attempts"] as? Int == 1 })
         #expect((items.first?["attempt_log"] as? [[String: Any]])?.first?["status_code"] as? Int == 200)
         let metrics = try await d.call("GET", "/metrics")
